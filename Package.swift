@@ -1,0 +1,76 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "tailgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tailgate", targets: ["tailgate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure: TOML 1.0 with source positions.
+        .target(name: "TailgateTOML", swiftSettings: swiftSettings),
+        // Pure: the config model and its validation.
+        .target(
+            name: "TailgateConfig",
+            dependencies: ["TailgateTOML", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // Pure: ClientHello sniffing and PROXY protocol v1/v2.
+        .target(
+            name: "TailgateWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TailgateProxy",
+            dependencies: [
+                "TailgateConfig", "TailgateWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TailgateAgent",
+            dependencies: [
+                "TailgateConfig", "TailgateProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tailgate",
+            dependencies: [
+                "TailgateAgent", "TailgateConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "TailgateTOMLTests", dependencies: ["TailgateTOML"], swiftSettings: swiftSettings),
+        .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "TailgateWireTests", dependencies: ["TailgateWire"], resources: [.copy("Captures")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TailgateProxyTests",
+            dependencies: ["TailgateProxy", .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
+    ]
+)
