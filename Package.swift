@@ -4,7 +4,6 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(
@@ -65,7 +64,7 @@ let package = Package(
         ),
         .testTarget(name: "TailgateTOMLTests", dependencies: ["TailgateTOML"], swiftSettings: swiftSettings),
         .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "TailgateWireTests", dependencies: ["TailgateWire"], resources: [.copy("Captures")], swiftSettings: swiftSettings),
+        .testTarget(name: "TailgateWireTests", dependencies: ["TailgateWire"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TailgateProxyTests",
             dependencies: ["TailgateProxy", .product(name: "NIOEmbedded", package: "swift-nio")],
