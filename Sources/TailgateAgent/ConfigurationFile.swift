@@ -1,0 +1,48 @@
+import TailgateConfig
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a config file from disk and loads it; every failure becomes `ConfigurationErrors`.
+public enum ConfigurationFile {
+    /// Largest config file accepted (a 1,000-route file is well under 100 KiB).
+    static let maximumSize = 16 * 1_024 * 1_024
+
+    public static func load(path: String) throws(ConfigurationErrors) -> (TailgateConfiguration, bytes: [UInt8]) {
+        let bytes: [UInt8]
+        do {
+            bytes = try readAll(path)
+        } catch {
+            throw ConfigurationErrors([ConfigurationError(file: path, position: .init(line: 1, column: 1), keyPath: "", message: error.description)])
+        }
+        return (try ConfigurationLoader.load(bytes: bytes, file: path), bytes)
+    }
+
+    struct ReadError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func readAll(_ path: String) throws(ReadError) -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw ReadError(description: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(description: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            result.append(contentsOf: chunk[0..<count])
+            guard result.count <= maximumSize else { throw ReadError(description: "file is larger than \(maximumSize) bytes") }
+        }
+        return result
+    }
+}

@@ -1,0 +1,45 @@
+import NIOCore
+import TailgateConfig
+import TailgateProxy
+
+/// A configuration turned into what the proxy runs: upstream pools with resolved addresses and one policy per listener.
+struct ProxyPlan: Sendable {
+    let configuration: TailgateConfiguration
+    let policies: [String: ListenerPolicy]
+    let generation: Int
+
+    /// Resolves upstream hostnames (blocking getaddrinfo, once per load, as nginx does at startup).
+    static func make(_ configuration: TailgateConfiguration, file: String, generation: Int) throws(ConfigurationErrors) -> ProxyPlan {
+        var errors: [ConfigurationError] = []
+        var pools: [String: UpstreamPool] = [:]
+        for (name, upstream) in configuration.upstreams {
+            var addresses: [SocketAddress] = []
+            for (index, server) in upstream.servers.enumerated() {
+                switch server.value {
+                case .address(let address):
+                    addresses.append(address)
+                case .hostname(let host, let port):
+                    do {
+                        addresses.append(try SocketAddress.makeAddressResolvingHost(host, port: port))
+                    } catch {
+                        errors.append(ConfigurationError(
+                            file: file, position: server.position, keyPath: "upstreams.\(name).servers[\(index)]",
+                            message: "cannot resolve \"\(host)\": \(error)"
+                        ))
+                    }
+                }
+            }
+            guard !addresses.isEmpty else { continue }
+            pools[name] = UpstreamPool(
+                name: name, servers: addresses, sendProxy: upstream.sendProxy,
+                connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout
+            )
+        }
+        if !errors.isEmpty { throw ConfigurationErrors(errors) }
+        var policies: [String: ListenerPolicy] = [:]
+        for listener in configuration.listeners {
+            policies[listener.name] = ListenerPolicy(configuration: listener, upstreams: pools, generation: generation)
+        }
+        return ProxyPlan(configuration: configuration, policies: policies, generation: generation)
+    }
+}

@@ -1,0 +1,87 @@
+import Logging
+import ServiceLifecycle
+import TailgateConfig
+
+/// Entry points used by the `tailgate` executable.
+public enum TailgateMain {
+    /// `tailgate check`: loads and validates; returns the error text, or nil when the file is good.
+    public static func check(configPath: String) -> String? {
+        do {
+            let (configuration, _) = try ConfigurationFile.load(path: configPath)
+            _ = try ProxyPlan.make(configuration, file: configPath, generation: 0)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    /// `tailgate run`: serves until SIGTERM or SIGINT.
+    public static func run(configPath: String) async throws {
+        let loaded: (TailgateConfiguration, bytes: [UInt8])
+        do {
+            loaded = try ConfigurationFile.load(path: configPath)
+        } catch {
+            bootstrapLogging(LogConfiguration())
+            let logger = Logger(label: "tailgate")
+            for item in error.errors { logger.error("\(item)") }
+            throw StartupError.invalidConfiguration(count: error.errors.count)
+        }
+        bootstrapLogging(loaded.0.log)
+        let logger = Logger(label: "tailgate")
+        let agent = Agent(configPath: configPath, configuration: loaded, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: agent)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("\(error)")
+            throw error
+        }
+    }
+
+    private static func bootstrapLogging(_ configuration: LogConfiguration) {
+        let level: Logger.Level
+        switch configuration.level {
+        case .debug: level = .debug
+        case .info: level = .info
+        case .warning: level = .warning
+        case .error: level = .error
+        }
+        LoggingSystem.bootstrap { label in
+            LineLogHandler(label: label, format: configuration.format, level: level)
+        }
+    }
+}
+
+/// Why `run` did not start.
+public enum StartupError: Error, CustomStringConvertible {
+    case invalidConfiguration(count: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let count): return "configuration has \(count) error(s); not starting"
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TailgateMain {
+    /// Writes text to stderr unbuffered (the executable has no Foundation).
+    public static func writeToStandardError(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = write(2, raw.baseAddress! + offset, raw.count - offset)  // non-empty buffer
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+    }
+}

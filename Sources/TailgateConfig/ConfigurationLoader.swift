@@ -1,0 +1,168 @@
+import NIOCore
+import TailgateTOML
+
+/// Turns the text of a config file into a validated `TailgateConfiguration`, or every error in it.
+public enum ConfigurationLoader {
+    static let topLevelKeys = ["global", "listeners", "upstreams", "log"]
+    static let listenerKeys = ["bind", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from"]
+    static let upstreamKeys = ["servers", "send_proxy", "connect_timeout", "idle_timeout"]
+
+    /// Parses and validates; `file` is used in error locations only (this module does no I/O).
+    public static func load(bytes: [UInt8], file: String) throws(ConfigurationErrors) -> TailgateConfiguration {
+        let document: TOMLTable
+        do {
+            document = try TOMLParser.parse(bytes: bytes)
+        } catch {
+            throw ConfigurationErrors([ConfigurationError(file: file, position: error.position, keyPath: "", message: error.message)])
+        }
+        let errors = ErrorCollector(file: file)
+        let configuration = read(document, errors: errors)
+        if !errors.errors.isEmpty { throw ConfigurationErrors(errors.errors) }
+        return configuration
+    }
+
+    /// Convenience for tests and `check`.
+    public static func load(text: String, file: String) throws(ConfigurationErrors) -> TailgateConfiguration {
+        try load(bytes: Array(text.utf8), file: file)
+    }
+
+    private static func read(_ document: TOMLTable, errors: ErrorCollector) -> TailgateConfiguration {
+        var root = TableReader(document, path: "", errors: errors)
+        var drainTimeout = ConfigurationDefaults.drainTimeout
+        if let global = root.table("global") {
+            var reader = TableReader(global.value, path: "global", errors: errors)
+            drainTimeout = reader.duration("drain_timeout") ?? drainTimeout
+            reader.reportUnknownKeys(expected: ["drain_timeout"])
+        }
+        var log = LogConfiguration()
+        if let table = root.table("log") {
+            var reader = TableReader(table.value, path: "log", errors: errors)
+            log.format = reader.choice("format", LogConfiguration.Format.self) ?? log.format
+            log.level = reader.choice("level", LogConfiguration.Level.self) ?? log.level
+            reader.reportUnknownKeys(expected: ["format", "level"])
+        }
+        var upstreams: [String: UpstreamConfiguration] = [:]
+        if let table = root.table("upstreams") {
+            for entry in table.value.entries {
+                guard let body = entry.value.table else {
+                    errors.add("expected a table [upstreams.\(entry.key)], found \(entry.value.typeName)", at: entry.keyPosition, path: "upstreams.\(entry.key)")
+                    continue
+                }
+                upstreams[entry.key] = readUpstream(entry.key, body, errors: errors)
+            }
+        }
+        var listeners: [ListenerConfiguration] = []
+        if let table = root.table("listeners") {
+            for entry in table.value.entries {
+                guard let body = entry.value.table else {
+                    errors.add("expected a table [listeners.\(entry.key)], found \(entry.value.typeName)", at: entry.keyPosition, path: "listeners.\(entry.key)")
+                    continue
+                }
+                if let listener = readListener(entry.key, body, upstreams: upstreams, errors: errors) {
+                    listeners.append(listener)
+                }
+            }
+            if table.value.entries.isEmpty {
+                errors.add("no listeners defined; add a [listeners.NAME] table with a bind", at: table.position, path: "listeners")
+            }
+        } else {
+            errors.add("no listeners defined; add a [listeners.NAME] table with a bind", at: document.position, path: "listeners")
+        }
+        root.reportUnknownKeys(expected: topLevelKeys)
+        checkBindConflicts(listeners, errors: errors)
+        return TailgateConfiguration(listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout)
+    }
+
+    private static func readUpstream(_ name: String, _ table: TOMLTable, errors: ErrorCollector) -> UpstreamConfiguration {
+        var reader = TableReader(table, path: "upstreams.\(name)", errors: errors)
+        let servers = reader.array("servers", of: "\"address:port\" strings") { value, path -> Located<Endpoint>? in
+            parseEndpoint(value, path: path, errors: errors, allowHostname: true)
+        }
+        if servers == nil {
+            errors.add("missing 'servers': list at least one \"address:port\"", at: table.position, path: "upstreams.\(name)")
+        } else if servers?.isEmpty == true, let position = reader.table["servers"]?.position {
+            errors.add("'servers' is empty; list at least one \"address:port\"", at: position, path: reader.keyPath("servers"))
+        }
+        let upstream = UpstreamConfiguration(
+            name: name,
+            servers: servers ?? [],
+            sendProxy: reader.choice("send_proxy", ProxyProtocolMode.self) ?? .none,
+            connectTimeout: reader.duration("connect_timeout") ?? ConfigurationDefaults.connectTimeout,
+            idleTimeout: reader.duration("idle_timeout") ?? ConfigurationDefaults.idleTimeout
+        )
+        reader.reportUnknownKeys(expected: upstreamKeys)
+        return upstream
+    }
+
+    private static func readListener(
+        _ name: String, _ table: TOMLTable, upstreams: [String: UpstreamConfiguration], errors: ErrorCollector
+    ) -> ListenerConfiguration? {
+        var reader = TableReader(table, path: "listeners.\(name)", errors: errors)
+        let binds = reader.array("bind", of: "\"address:port\" strings") { value, path -> Located<SocketAddress>? in
+            guard let endpoint = parseEndpoint(value, path: path, errors: errors, allowHostname: false),
+                  case .address(let address) = endpoint.value else { return nil }
+            return Located(address, at: endpoint.position)
+        }
+        if binds == nil {
+            errors.add("missing 'bind': the addresses to listen on, e.g. [\"0.0.0.0:443\"]", at: table.position, path: reader.path)
+        }
+        func checkUpstream(_ upstream: Located<String>, _ path: String) -> String? {
+            guard upstreams[upstream.value] != nil else {
+                let known = upstreams.keys.sorted().joined(separator: ", ")
+                errors.add("unknown upstream \"\(upstream.value)\"" + (known.isEmpty ? "; no [upstreams] are defined" : " (defined: \(known))"), at: upstream.position, path: path)
+                return nil
+            }
+            return upstream.value
+        }
+        let defaultUpstream = reader.string("default").flatMap { checkUpstream($0, reader.keyPath("default")) }
+        var routes: [(pattern: HostnamePattern, upstream: String)] = []
+        if let routeTable = reader.table("routes") {
+            var seen: [HostnamePattern: SourcePosition] = [:]
+            for entry in routeTable.value.entries {
+                let path = "\(reader.keyPath("routes")).\"\(entry.key)\""
+                let pattern: HostnamePattern
+                do {
+                    pattern = try HostnamePattern.parse(entry.key)
+                } catch {
+                    let message: String
+                    switch error {
+                    case .empty: message = "empty hostname"
+                    case .badWildcard: message = "invalid wildcard \"\(entry.key)\"; only a leading \"*.\" is allowed, e.g. \"*.example.com\""
+                    case .badName: message = "invalid hostname \"\(entry.key)\""
+                    }
+                    errors.add(message, at: entry.keyPosition, path: path)
+                    continue
+                }
+                if let first = seen[pattern] {
+                    errors.add("route \"\(pattern)\" is defined twice (first at \(first))", at: entry.keyPosition, path: path)
+                    continue
+                }
+                seen[pattern] = entry.keyPosition
+                guard let target = entry.value.string else {
+                    errors.add("expected an upstream name (a string), found \(entry.value.typeName)", at: entry.value.position, path: path)
+                    continue
+                }
+                if let upstream = checkUpstream(Located(target, at: entry.value.position), path) {
+                    routes.append((pattern, upstream))
+                }
+            }
+        }
+        if reader.table["routes"] == nil, reader.table["default"] == nil {
+            errors.add("listener has neither 'routes' nor 'default'; every connection would be closed", at: table.position, path: reader.path)
+        }
+        let proxyFrom = reader.array("proxy_protocol_from", of: "address prefixes like \"100.64.0.0/10\"") { value, path -> IPNetwork? in
+            parseNetwork(value, path: path, errors: errors)
+        }
+        let listener = ListenerConfiguration(
+            name: name,
+            binds: binds ?? [],
+            routes: RouteTable(routes: routes.map { ($0.pattern, $0.upstream) }, defaultUpstream: defaultUpstream),
+            routeList: routes,
+            clientHelloTimeout: reader.duration("client_hello_timeout") ?? ConfigurationDefaults.clientHelloTimeout,
+            maxConnections: reader.integer("max_connections", in: 1...1_000_000)?.value ?? ConfigurationDefaults.maxConnections,
+            proxyProtocolFrom: proxyFrom ?? []
+        )
+        reader.reportUnknownKeys(expected: listenerKeys)
+        return listener
+    }
+}

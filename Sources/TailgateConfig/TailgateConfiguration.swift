@@ -1,0 +1,70 @@
+import NIOCore
+import TailgateTOML
+
+/// A validated configuration: an immutable snapshot of one config file.
+public struct TailgateConfiguration: Sendable {
+    /// Listeners in file order.
+    public var listeners: [ListenerConfiguration]
+    /// Upstreams by name.
+    public var upstreams: [String: UpstreamConfiguration]
+    public var log: LogConfiguration
+    /// How long connections may take to finish on shutdown or when their listener is removed.
+    public var drainTimeout: Duration
+}
+
+/// One `[listeners.NAME]` table.
+public struct ListenerConfiguration: Sendable {
+    public var name: String
+    public var binds: [Located<SocketAddress>]
+    public var routes: RouteTable
+    /// Route keys in file order, for display.
+    public var routeList: [(pattern: HostnamePattern, upstream: String)]
+    public var clientHelloTimeout: Duration
+    public var maxConnections: Int
+    /// Peers that must send a PROXY header; empty means no peer may.
+    public var proxyProtocolFrom: [IPNetwork]
+}
+
+/// How to speak PROXY protocol to an upstream.
+public enum ProxyProtocolMode: String, Sendable, CaseIterable {
+    case none, v1, v2
+}
+
+/// One `[upstreams.NAME]` table.
+public struct UpstreamConfiguration: Sendable {
+    public var name: String
+    public var servers: [Located<Endpoint>]
+    public var sendProxy: ProxyProtocolMode
+    public var connectTimeout: Duration
+    public var idleTimeout: Duration
+}
+
+/// The `[log]` table.
+public struct LogConfiguration: Sendable {
+    public enum Format: String, Sendable, CaseIterable { case text, json }
+    public enum Level: String, Sendable, CaseIterable { case debug, info, warning, error }
+    public var format: Format = .text
+    public var level: Level = .info
+}
+
+/// A value and where it was written.
+public struct Located<Value: Sendable>: Sendable {
+    public var value: Value
+    public var position: SourcePosition
+    public init(_ value: Value, at position: SourcePosition) {
+        self.value = value
+        self.position = position
+    }
+}
+
+extension Located: Equatable where Value: Equatable {}
+extension Located: Hashable where Value: Hashable {}
+
+/// Defaults an operator can rely on; documented in docs/config.md.
+public enum ConfigurationDefaults {
+    public static let clientHelloTimeout: Duration = .seconds(5)
+    public static let maxConnections = 4_096
+    public static let connectTimeout: Duration = .seconds(3)
+    public static let idleTimeout: Duration = .seconds(600)
+    public static let drainTimeout: Duration = .seconds(30)
+}

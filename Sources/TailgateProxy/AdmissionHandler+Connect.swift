@@ -1,0 +1,115 @@
+import NIOCore
+import NIOPosix
+import TailgateConfig
+import TailgateWire
+
+extension AdmissionHandler {
+    /// Routes a complete ClientHello and starts connecting to the upstream.
+    func admit(_ hello: ClientHelloInfo, context: ChannelHandlerContext) {
+        record.serverName = hello.serverName
+        record.alpn = hello.alpn
+        if let header = machine.proxyHeader, header.command == .proxy, let source = header.source {
+            record.client = source
+        }
+        guard let upstreamName = policy.routes.route(serverName: hello.serverName).upstream,
+              let pool = policy.upstreams[upstreamName]
+        else {
+            reject(.noRoute, detail: nil, context: context)
+            return
+        }
+        record.upstream = upstreamName
+        phase = .connecting
+        connect(pool, first: pool.nextStartIndex(), attempt: 0, context: context)
+    }
+
+    private func connect(_ pool: UpstreamPool, first: Int, attempt: Int, context: ChannelHandlerContext) {
+        let server = pool.servers[(first + attempt) % pool.servers.count]
+        record.server = server
+        let upstreamRelay = RelayHandler(side: .upstream, record: record)
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(pool.connectTimeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(upstreamRelay)
+                }
+            }
+            .connect(to: server)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.connected(channel, pool: pool, upstreamRelay: upstreamRelay, context: context)
+                case .failure(let error):
+                    guard case .connecting = self.phase else { return }
+                    if attempt + 1 < pool.servers.count {
+                        self.record.logger.debug("upstream server failed, trying the next", metadata: [
+                            "upstream": .string(pool.name), "server": .string(server.endpointDescription), "error": .string("\(error)"),
+                        ])
+                        self.connect(pool, first: first, attempt: attempt + 1, context: context)
+                    } else {
+                        self.reject(.upstreamUnavailable, detail: "\(server.endpointDescription): \(error)", context: context)
+                    }
+                }
+            }
+    }
+
+    private func connected(_ channel: any Channel, pool: UpstreamPool, upstreamRelay: RelayHandler, context: ChannelHandlerContext) {
+        guard case .connecting = phase else {
+            channel.close(promise: nil)
+            return
+        }
+        var payload = channel.allocator.buffer(capacity: (buffered?.readableBytes ?? 0) + 256)
+        writeProxyHeader(pool.sendProxy, into: &payload, context: context)
+        if var bytes = buffered {
+            payload.writeBuffer(&bytes)
+        }
+        buffered = nil
+        channel.writeAndFlush(payload, promise: nil)
+        RelayHandler.pair(clientRelay, upstreamRelay)
+        phase = .relaying
+        scheduleIdleCheck(after: pool.idleTimeout, limit: pool.idleTimeout, context: context)
+        if inputClosedWhileConnecting {
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        }
+        if heldRead {
+            heldRead = false
+            context.read()
+        }
+    }
+
+    private func writeProxyHeader(_ mode: ProxyProtocolMode, into payload: inout ByteBuffer, context: ChannelHandlerContext) {
+        guard mode != .none else { return }
+        var source = context.channel.remoteAddress
+        var destination = context.channel.localAddress
+        if let header = machine.proxyHeader, header.command == .proxy, header.source != nil {
+            source = header.source
+            destination = header.destination
+        }
+        source = source?.unmappingIPv4()
+        destination = destination?.unmappingIPv4()
+        switch mode {
+        case .none:
+            break
+        case .v1:
+            ProxyHeaderEncoder.writeV1(source: source, destination: destination, into: &payload)
+        case .v2:
+            ProxyHeaderEncoder.writeV2(command: .proxy, source: source, destination: destination, authority: record.serverName, into: &payload)
+        }
+    }
+
+    /// Closes the pair once nothing has moved in either direction for `limit`; checks only as often as needed.
+    private func scheduleIdleCheck(after delay: TimeAmount, limit: TimeAmount, context: ChannelHandlerContext) {
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            guard case .relaying = self.phase else { return }
+            let quiet = NIODeadline.now() - self.record.lastActivity
+            if quiet >= limit {
+                self.record.end(.idleTimeout)
+                context.close(promise: nil)
+            } else {
+                self.scheduleIdleCheck(after: limit - quiet, limit: limit, context: context)
+            }
+        }
+    }
+}

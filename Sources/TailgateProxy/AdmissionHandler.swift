@@ -1,0 +1,116 @@
+import NIOCore
+import NIOPosix
+import TailgateWire
+
+/// The first handler of an accepted connection: reads the optional PROXY header and the ClientHello,
+/// routes on the SNI, connects to a server of the chosen upstream, sends the outbound PROXY header
+/// and the buffered bytes, and from then on passes everything through to the relay.
+final class AdmissionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum Phase {
+        case admitting
+        case connecting
+        case relaying
+        case closed
+    }
+
+    let policy: ListenerPolicy
+    let record: ConnectionRecord
+    let clientRelay: RelayHandler
+    var machine: AdmissionStateMachine
+    var phase = Phase.admitting
+    var buffered: ByteBuffer?
+    var heldRead = false
+    var inputClosedWhileConnecting = false
+    var timer: Scheduled<Void>?
+
+    init(policy: ListenerPolicy, record: ConnectionRecord, clientRelay: RelayHandler, expectProxyHeader: Bool) {
+        self.policy = policy
+        self.record = record
+        self.clientRelay = clientRelay
+        self.machine = AdmissionStateMachine(expectProxyHeader: expectProxyHeader)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let limit = policy.clientHelloTimeout
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: limit) {
+            guard case .admitting = self.phase else { return }
+            self.reject(.clientHelloTimeout, detail: self.machine.timeoutReason, context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .relaying = phase {
+            context.fireChannelRead(data)
+            return
+        }
+        var incoming = unwrapInboundIn(data)
+        record.bytesFromClient += incoming.readableBytes
+        if buffered == nil {
+            buffered = incoming
+        } else {
+            buffered!.writeBuffer(&incoming)  // set just above
+        }
+        guard case .admitting = phase, var bytes = buffered else { return }
+        let action = machine.process(&bytes)
+        buffered = bytes
+        switch action {
+        case .needMoreData:
+            return
+        case .reject(let outcome, let reason):
+            reject(outcome, detail: reason, context: context)
+        case .admit(let hello):
+            timer?.cancel()
+            admit(hello, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            switch phase {
+            case .admitting:
+                reject(.clientClosedEarly, detail: record.bytesFromClient == 0 ? nil : "eof_before_client_hello", context: context)
+                return
+            case .connecting:
+                inputClosedWhileConnecting = true
+                return
+            case .relaying, .closed:
+                break
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        if case .relaying = phase {} else {
+            record.end(.clientClosedEarly)
+        }
+        phase = .closed
+        context.fireChannelInactive()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        switch phase {
+        case .connecting:
+            heldRead = true
+        case .admitting, .relaying, .closed:
+            context.read()
+        }
+    }
+
+    func reject(_ outcome: ConnectionOutcome, detail: String?, context: ChannelHandlerContext) {
+        timer?.cancel()
+        record.end(outcome, detail: detail)
+        phase = .closed
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension AdmissionHandler: Sendable {}

@@ -1,0 +1,25 @@
+/// How a connection ended; the raw value appears in the connection log and in counters.
+public enum ConnectionOutcome: String, Sendable, CaseIterable {
+    /// Both sides finished normally.
+    case closed
+    /// The listener was at max_connections.
+    case overLimit = "over_limit"
+    /// No whole ClientHello within client_hello_timeout.
+    case clientHelloTimeout = "client_hello_timeout"
+    /// The first bytes were not a usable ClientHello; the sniffer's reason is logged alongside.
+    case badClientHello = "bad_client_hello"
+    /// A trusted peer sent no valid PROXY header.
+    case badProxyHeader = "bad_proxy_header"
+    /// The client closed before it was routed.
+    case clientClosedEarly = "client_closed_early"
+    /// No route matched and the listener has no default.
+    case noRoute = "no_route"
+    /// Every server of the upstream refused or timed out.
+    case upstreamUnavailable = "upstream_unavailable"
+    /// Nothing moved for idle_timeout.
+    case idleTimeout = "idle_timeout"
+    /// A socket error on either side.
+    case error
+    /// Cut by shutdown after drain_timeout.
+    case drainTimeout = "drain_timeout"
+}

@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import TailgateConfig
+
+/// Everything the connection log line says, gathered by the handlers of one relayed pair
+/// (both live on the same event loop) and written once, when the last channel closes.
+final class ConnectionRecord {
+    let listener: ListenerRuntime
+    let logger: Logger
+    let started = NIODeadline.now()
+    var lastActivity = NIODeadline.now()
+    /// The socket peer.
+    let peer: SocketAddress?
+    /// The client as far as we know: the PROXY header's source when a trusted peer sent one.
+    var client: SocketAddress?
+    var serverName: String?
+    var alpn: [String] = []
+    var upstream: String?
+    var server: SocketAddress?
+    var bytesFromClient = 0
+    var bytesFromServer = 0
+    private(set) var outcome: ConnectionOutcome?
+    private(set) var detail: String?
+    private var openChannels = 1
+    private var finished = false
+
+    init(listener: ListenerRuntime, logger: Logger, peer: SocketAddress?) {
+        self.listener = listener
+        self.logger = logger
+        self.peer = peer
+        self.client = peer
+    }
+
+    /// Records why the connection ends; the first reason given wins.
+    func end(_ outcome: ConnectionOutcome, detail: String? = nil) {
+        guard self.outcome == nil else { return }
+        self.outcome = outcome
+        self.detail = detail
+    }
+
+    func upstreamChannelOpened() {
+        openChannels += 1
+    }
+
+    /// Called by each channel of the pair as it closes; the last one writes the log line.
+    func channelClosed() {
+        openChannels -= 1
+        guard openChannels == 0, !finished else { return }
+        finished = true
+        let outcome = self.outcome ?? .closed
+        listener.release()
+        listener.count(outcome.rawValue)
+        if let detail, outcome != .closed { listener.count("\(outcome.rawValue):\(detail)") }
+        var metadata: Logger.Metadata = [
+            "listener": .string(listener.name),
+            "client": .string(client?.endpointDescription ?? "-"),
+        ]
+        if let peer, peer != client { metadata["peer"] = .string(peer.endpointDescription) }
+        metadata["sni"] = .string(serverName ?? "-")
+        if !alpn.isEmpty { metadata["alpn"] = .string(alpn.joined(separator: ",")) }
+        metadata["upstream"] = .string(upstream ?? "-")
+        metadata["server"] = .string(server?.endpointDescription ?? "-")
+        metadata["bytes_in"] = .stringConvertible(bytesFromClient)
+        metadata["bytes_out"] = .stringConvertible(bytesFromServer)
+        metadata["duration_ms"] = .stringConvertible((NIODeadline.now() - started).nanoseconds / 1_000_000)
+        metadata["outcome"] = .string(outcome.rawValue)
+        if let detail { metadata["reason"] = .string(detail) }
+        // A peer that connects and leaves without a byte (a port scan, a load balancer's TCP check)
+        // is counted but logged only at debug level, so probes cannot flood the log.
+        let quiet = outcome == .clientClosedEarly && bytesFromClient == 0
+        logger.log(level: quiet ? .debug : .info, "connection", metadata: metadata)
+    }
+}

@@ -1,0 +1,35 @@
+import NIOCore
+import TailgateConfig
+
+/// What a listener does with a new connection: an immutable snapshot of one loaded configuration.
+///
+/// A connection reads its listener's policy once, at accept; a reload publishes a new policy.
+public struct ListenerPolicy: Sendable {
+    public let name: String
+    public let routes: RouteTable
+    public let upstreams: [String: UpstreamPool]
+    public let clientHelloTimeout: TimeAmount
+    public let maxConnections: Int
+    /// Peers that must send a PROXY header; nobody else may.
+    public let trustedProxies: [IPNetwork]
+    /// The configuration generation this policy came from (for logs).
+    public let generation: Int
+
+    public init(
+        configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int
+    ) {
+        self.name = configuration.name
+        self.routes = configuration.routes
+        self.upstreams = upstreams
+        self.clientHelloTimeout = .milliseconds(configuration.clientHelloTimeout.wholeMilliseconds)
+        self.maxConnections = configuration.maxConnections
+        self.trustedProxies = configuration.proxyProtocolFrom
+        self.generation = generation
+    }
+
+    /// Whether `peer` is a trusted PROXY protocol sender.
+    func trusts(_ peer: SocketAddress?) -> Bool {
+        guard !trustedProxies.isEmpty, let peer, let address = IPAddress(peer) else { return false }
+        return trustedProxies.contains { $0.contains(address) }
+    }
+}

@@ -1,0 +1,57 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+/// The long-lived state of one listener: its current policy, its live connections and its counters.
+///
+/// Survives reloads; only the policy inside is replaced.
+public final class ListenerRuntime: Sendable {
+    public let name: String
+    private let policyBox: NIOLockedValueBox<ListenerPolicy>
+    private let active = Atomic<Int>(0)
+    private let outcomes = NIOLockedValueBox<[String: Int]>([:])
+    private let accepted = Atomic<Int>(0)
+
+    public init(policy: ListenerPolicy) {
+        self.name = policy.name
+        self.policyBox = NIOLockedValueBox(policy)
+    }
+
+    /// The policy new connections use.
+    public var policy: ListenerPolicy {
+        policyBox.withLockedValue { $0 }
+    }
+
+    /// Publishes a new policy for connections accepted from now on.
+    public func publish(_ policy: ListenerPolicy) {
+        policyBox.withLockedValue { $0 = policy }
+    }
+
+    /// Connections currently open on this listener.
+    public var activeConnections: Int { active.load(ordering: .relaxed) }
+
+    /// Connections accepted since start.
+    public var acceptedConnections: Int { accepted.load(ordering: .relaxed) }
+
+    /// Counts of connection outcomes and rejection reasons, by label.
+    public var outcomeCounts: [String: Int] { outcomes.withLockedValue { $0 } }
+
+    /// Takes a slot for a new connection; false when the listener is full.
+    func admit(limit: Int) -> Bool {
+        accepted.add(1, ordering: .relaxed)
+        let now = active.add(1, ordering: .relaxed).newValue
+        if now > limit {
+            active.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func release() {
+        active.subtract(1, ordering: .relaxed)
+    }
+
+    func count(_ label: String) {
+        outcomes.withLockedValue { $0[label, default: 0] += 1 }
+    }
+}
