@@ -1,0 +1,153 @@
+import NIOCore
+
+/// Reads the bytes of the first handshake message of a TLS stream, which may be fragmented
+/// over several handshake records (RFC 8446 §5.1), in place: it keeps indices into the
+/// received bytes and copies nothing but what a caller asks for.
+///
+/// Every read returns nil when the bytes it needs have not arrived yet, and throws as soon
+/// as a record header that has arrived cannot belong to a ClientHello of at most `maxBytes`.
+struct HandshakeReader {
+    /// The largest fragment of a plaintext record (RFC 8446 §5.1).
+    static let maximumFragmentLength = 1 << 14
+
+    /// The length of a record header: type, version, length.
+    static let recordHeaderLength = 5
+
+    private let buffer: ByteBuffer
+    private let maxBytes: Int
+
+    /// The index in `buffer` of the next handshake byte to read.
+    private var index: Int
+
+    /// The index in `buffer` just past the fragment of the current record.
+    private var fragmentEnd: Int
+
+    /// The number of bytes of the records entered so far, headers included.
+    private(set) var recordBytes: Int
+
+    /// The number of handshake bytes read or skipped so far.
+    private(set) var position: Int
+
+    init(buffer: ByteBuffer, maxBytes: Int) {
+        self.buffer = buffer
+        self.maxBytes = maxBytes
+        self.index = buffer.readerIndex
+        self.fragmentEnd = buffer.readerIndex
+        self.recordBytes = 0
+        self.position = 0
+    }
+
+    /// Whether everything read so far ends exactly where the current record ends.
+    var isAtRecordBoundary: Bool {
+        self.index == self.fragmentEnd
+    }
+
+    /// Reads one handshake byte.
+    mutating func readByte() throws(ClientHelloError) -> UInt8? {
+        guard try self.enterRecordIfNeeded(), let byte = self.buffer.getInteger(at: self.index, as: UInt8.self) else {
+            return nil
+        }
+        self.index += 1
+        self.position += 1
+        return byte
+    }
+
+    /// Reads a big-endian unsigned integer of `byteCount` (at most 3) handshake bytes.
+    mutating func readLength(byteCount: Int) throws(ClientHelloError) -> Int? {
+        var value = 0
+        for _ in 0..<byteCount {
+            guard let byte = try self.readByte() else {
+                return nil
+            }
+            value = value << 8 | Int(byte)
+        }
+        return value
+    }
+
+    /// Moves past `count` handshake bytes; returns false if they have not all arrived.
+    mutating func skip(_ count: Int) throws(ClientHelloError) -> Bool {
+        var left = count
+        while left > 0 {
+            guard try self.enterRecordIfNeeded() else {
+                return false
+            }
+            let step = min(left, self.fragmentEnd - self.index)
+            // The bytes must have arrived, not merely be announced by the record header.
+            guard self.buffer.writerIndex - self.index >= step else {
+                return false
+            }
+            self.index += step
+            self.position += step
+            left -= step
+        }
+        return true
+    }
+
+    /// Appends `count` handshake bytes to `bytes`; returns false if they have not all arrived.
+    mutating func readBytes(_ count: Int, appendingTo bytes: inout [UInt8]) throws(ClientHelloError) -> Bool {
+        var left = count
+        while left > 0 {
+            guard try self.enterRecordIfNeeded() else {
+                return false
+            }
+            let step = min(left, self.fragmentEnd - self.index)
+            guard let view = self.buffer.viewBytes(at: self.index, length: step) else {
+                return false
+            }
+            bytes.append(contentsOf: view)
+            self.index += step
+            self.position += step
+            left -= step
+        }
+        return true
+    }
+
+    /// Enters the next record when the current fragment is used up.
+    ///
+    /// Validates whatever part of the next record header has arrived, so that a wrong byte is
+    /// reported as soon as it is seen; returns false while the header is incomplete.
+    private mutating func enterRecordIfNeeded() throws(ClientHelloError) -> Bool {
+        guard self.index == self.fragmentEnd else {
+            return true
+        }
+        let header = self.fragmentEnd
+        let isFirst = self.recordBytes == 0
+
+        guard let contentType = self.buffer.getInteger(at: header, as: UInt8.self) else {
+            return false
+        }
+        guard contentType == 22 else {
+            throw isFirst ? .notTLS : .unexpectedRecord
+        }
+        guard let major = self.buffer.getInteger(at: header + 1, as: UInt8.self) else {
+            return false
+        }
+        guard major == 3 else {
+            throw isFirst ? .notTLS : .malformed
+        }
+        guard let minor = self.buffer.getInteger(at: header + 2, as: UInt8.self) else {
+            return false
+        }
+        guard minor & 0xF0 == 0 else {
+            throw isFirst ? .notTLS : .malformed
+        }
+        guard let length = self.buffer.getInteger(at: header + 3, as: UInt16.self) else {
+            return false
+        }
+        let fragmentLength = Int(length)
+        guard fragmentLength <= Self.maximumFragmentLength else {
+            throw .recordTooLarge
+        }
+        // RFC 8446 §5.1: zero-length fragments of handshake records are not allowed.
+        guard fragmentLength > 0 else {
+            throw .malformed
+        }
+        guard self.recordBytes + Self.recordHeaderLength + fragmentLength <= self.maxBytes else {
+            throw .tooLarge
+        }
+        self.recordBytes += Self.recordHeaderLength + fragmentLength
+        self.index = header + Self.recordHeaderLength
+        self.fragmentEnd = self.index + fragmentLength
+        return true
+    }
+}
