@@ -21,7 +21,10 @@ extension DocumentParser {
             kind = .dateTime(try parseDateTime())
         case _ where ASCII.isDigit(byte) && looksLikeTime:
             kind = .dateTime(TOMLDateTime(date: nil, time: try parseTime()))
-        case _ where ASCII.isDigit(byte) || byte == ASCII.plus || byte == ASCII.minus:
+            if let next = scanner.peek(), [UInt8(ascii: "Z"), UInt8(ascii: "z"), ASCII.plus, ASCII.minus].contains(next) {
+                throw scanner.error("a local time cannot have a UTC offset; write a full date-time instead")
+            }
+        case _ where ASCII.isDigit(byte) || byte == ASCII.plus || byte == ASCII.minus || byte == ASCII.dot:
             kind = try parseNumber()
         case _ where ASCII.isLetter(byte):
             kind = try parseWord()

@@ -44,13 +44,8 @@ struct TOMLConformanceTests {
     }
 
     private func loadSuite() throws -> TOMLTestSuite {
-        guard TOMLTestSuite.isAvailable else {
-            // Only reached when CI is set (otherwise the suite is disabled).
-            Issue.record("toml-test suite not found at \(TOMLTestSuite.directory.path)")
-            throw SuiteMissing()
-        }
+        // Only fails when CI is set; otherwise the suite is disabled when missing.
+        try #require(TOMLTestSuite.isAvailable, "toml-test suite not found at \(TOMLTestSuite.directory.path)")
         return try TOMLTestSuite.load()
     }
-
-    private struct SuiteMissing: Error {}
 }
