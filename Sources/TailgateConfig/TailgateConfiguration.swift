@@ -45,6 +45,11 @@ public struct LogConfiguration: Sendable {
     public enum Level: String, Sendable, CaseIterable { case debug, info, warning, error }
     public var format: Format = .text
     public var level: Level = .info
+
+    public init(format: Format = .text, level: Level = .info) {
+        self.format = format
+        self.level = level
+    }
 }
 
 /// A value and where it was written.

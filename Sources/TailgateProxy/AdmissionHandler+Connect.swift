@@ -26,13 +26,14 @@ extension AdmissionHandler {
         let server = pool.servers[(first + attempt) % pool.servers.count]
         record.server = server
         let upstreamRelay = RelayHandler(side: .upstream, record: record)
+        let boundRelay = NIOLoopBound(upstreamRelay, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(pool.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(upstreamRelay)
+                    try channel.pipeline.syncOperations.addHandler(boundRelay.value)
                 }
             }
             .connect(to: server)

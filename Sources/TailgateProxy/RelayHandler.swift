@@ -110,7 +110,7 @@ final class RelayHandler: ChannelDuplexHandler {
         guard let context, !outputClosed else { return }
         let flushed = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: flushed)
-        flushed.futureResult.whenSuccess { [weak self] in
+        flushed.futureResult.assumeIsolated().whenSuccess { [weak self] in
             guard let self, let context = self.context, !self.outputClosed else { return }
             context.close(mode: .output, promise: nil)
         }

@@ -1,0 +1,125 @@
+import Foundation
+
+/// An nginx started by a test: answers with its own name, the PROXY protocol address it saw and the SNI,
+/// and stores/serves files under /files/ (WebDAV PUT) for integrity checks.
+struct NginxUpstream {
+    let name: String
+    /// Listens with `proxy_protocol`.
+    let proxyPort: Int
+    /// Listens without PROXY protocol.
+    let plainPort: Int
+    let process: TestProcess
+    let root: String
+
+    static func start(_ name: String, in sandbox: Sandbox, certificate: String = "server") throws -> NginxUpstream {
+        guard let nginx = Sandbox.tool("nginx") else { throw SandboxError.missingTool("nginx") }
+        let proxyPort = Sandbox.freePort(), plainPort = Sandbox.freePort()
+        let root = sandbox.path("www-\(name)")
+        try FileManager.default.createDirectory(atPath: "\(root)/files", withIntermediateDirectories: true)
+        let temp = sandbox.path("tmp-\(name)")
+        try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        try sandbox.write("nginx-\(name).conf", """
+            master_process off;
+            daemon off;
+            pid \(sandbox.path("nginx-\(name).pid"));
+            error_log \(sandbox.path("nginx-\(name)-error.log")) info;
+            events { worker_connections 1024; }
+            http {
+                access_log off;
+                client_body_temp_path \(temp)/body;
+                proxy_temp_path \(temp)/proxy;
+                fastcgi_temp_path \(temp)/fastcgi;
+                uwsgi_temp_path \(temp)/uwsgi;
+                scgi_temp_path \(temp)/scgi;
+                server {
+                    listen 127.0.0.1:\(proxyPort) ssl proxy_protocol;
+                    listen 127.0.0.1:\(plainPort) ssl;
+                    ssl_certificate \(sandbox.path("\(certificate).crt"));
+                    ssl_certificate_key \(sandbox.path("\(certificate).key"));
+                    root \(root);
+                    location / {
+                        default_type text/plain;
+                        return 200 "\(name) $proxy_protocol_addr $ssl_server_name\\n";
+                    }
+                    location /files/ {
+                        dav_methods PUT;
+                        create_full_put_path on;
+                        client_max_body_size 512m;
+                        client_body_buffer_size 1m;
+                    }
+                }
+            }
+            """)
+        let process = try sandbox.start("nginx-\(name)", nginx, ["-p", sandbox.directory, "-c", sandbox.path("nginx-\(name).conf")])
+        guard Sandbox.waitForPort(proxyPort), Sandbox.waitForPort(plainPort) else {
+            throw SandboxError.timeout("nginx \(name) did not listen: \(process.output)")
+        }
+        return NginxUpstream(name: name, proxyPort: proxyPort, plainPort: plainPort, process: process, root: root)
+    }
+}
+
+/// A tailgate started by a test on a config it writes.
+struct TailgateInstance {
+    let process: TestProcess
+    let configPath: String
+
+    static func start(config: String, in sandbox: Sandbox, name: String = "tailgate") throws -> TailgateInstance {
+        let configPath = sandbox.path("\(name).toml")
+        try sandbox.write("\(name).toml", config)
+        let process = try sandbox.start(name, Sandbox.tailgateBinary, ["run", "--config", configPath])
+        guard process.waitForOutput(" ready", timeout: 30) else {
+            throw SandboxError.timeout("tailgate did not become ready: \(process.output)")
+        }
+        return TailgateInstance(process: process, configPath: configPath)
+    }
+
+    /// Connection-log lines so far.
+    var connectionLines: [String] {
+        process.output.split(separator: "\n").map(String.init).filter { $0.contains(" connection ") || $0.contains("\"msg\":\"connection\"") }
+    }
+
+    /// Waits until a connection-log line contains all of `parts`.
+    func waitForConnectionLine(containing parts: [String], timeout: Double = 15) -> String? {
+        var found: String?
+        _ = Poll.until(timeout: timeout) {
+            found = connectionLines.first { line in parts.allSatisfy { line.contains($0) } }
+            return found != nil
+        }
+        return found
+    }
+}
+
+/// An HAProxy in mode tcp in front of a tailgate listener, sending PROXY v2 from `source`.
+struct HAProxyFront {
+    let port: Int
+    let process: TestProcess
+
+    static func start(to targetPort: Int, source: String, in sandbox: Sandbox, name: String = "haproxy") throws -> HAProxyFront {
+        guard let haproxy = Sandbox.tool("haproxy") else { throw SandboxError.missingTool("haproxy") }
+        let port = Sandbox.freePort()
+        try sandbox.write("\(name).cfg", """
+            global
+                maxconn 1000
+            defaults
+                mode tcp
+                timeout connect 5s
+                timeout client 30s
+                timeout server 30s
+            frontend front
+                bind 127.0.0.1:\(port)
+                default_backend tailgate
+            backend tailgate
+                server t 127.0.0.1:\(targetPort) send-proxy-v2 source \(source)
+
+            """)
+        let process = try sandbox.start(name, haproxy, ["-db", "-f", sandbox.path("\(name).cfg")])
+        guard Sandbox.waitForPort(port) else { throw SandboxError.timeout("haproxy did not listen: \(process.output)") }
+        return HAProxyFront(port: port, process: process)
+    }
+}
+
+/// curl through a port with `--resolve`, verifying against the sandbox CA.
+func curl(_ sandbox: Sandbox, host: String, port: Int, path: String = "/", extra: [String] = []) -> (status: Int32, output: String) {
+    runCommand("/usr/bin/curl", ["-sS", "--max-time", "20", "--cacert", sandbox.path("ca.crt"),
+                                 "--resolve", "\(host):\(port):127.0.0.1"] + extra + ["https://\(host):\(port)\(path)"])
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+/// A plain blocking TCP client for sending hand-made bytes (garbage, dribbles, spoofed headers).
+final class RawClient {
+    private(set) var fd: Int32
+
+    enum ClientError: Error { case socket(String) }
+
+    init(host: String, port: Int, source: String? = nil) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ClientError.socket("socket") }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let result = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard result == 0 else { Glibc.close(fd); throw ClientError.socket("bind \(source)") }
+        }
+        var remote = sockaddr_in()
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_port = UInt16(port).bigEndian
+        remote.sin_addr.s_addr = inet_addr(host)
+        let result = withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { Glibc.close(fd); throw ClientError.socket("connect \(host):\(port): errno \(errno)") }
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Sends all bytes; false if the peer has gone away.
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return false }
+            offset += sent
+        }
+        return true
+    }
+
+    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    /// Reads until at least `count` bytes arrived, EOF, or the timeout. Returns what arrived.
+    func receive(atLeast count: Int = 1, timeout: Double = 15) -> [UInt8] {
+        setTimeout(timeout)
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while result.count < count {
+            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received <= 0 { break }
+            result.append(contentsOf: chunk[0..<received])
+        }
+        return result
+    }
+
+    /// Whether the peer closed the connection (EOF or reset) within `timeout` seconds, discarding any data.
+    func waitForClose(timeout: Double) -> Bool {
+        setTimeout(timeout)
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received == 0 { return true }
+            if received < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { return false }
+                return true
+            }
+        }
+        return false
+    }
+
+    func shutdownWrite() {
+        shutdown(fd, Int32(SHUT_WR))
+    }
+
+    private func setTimeout(_ seconds: Double) {
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int32((seconds - Double(Int(seconds))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    deinit { close() }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// A temporary directory for one test, with helpers to find free ports, make certificates and locate tools.
+final class Sandbox: @unchecked Sendable {
+    let directory: String
+    private var processes: [TestProcess] = []
+
+    init(_ name: String) throws {
+        let base = FileManager.default.temporaryDirectory.path
+        directory = "\(base)/tailgate-it-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // nginx workers and tools may run as other users.
+        chmod(directory, 0o755)
+    }
+
+    func path(_ name: String) -> String { "\(directory)/\(name)" }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: path(name), atomically: true, encoding: .utf8)
+    }
+
+    func start(_ name: String, _ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> TestProcess {
+        let process = try TestProcess(name: name, executable: executable, arguments: arguments, directory: directory, environment: environment)
+        processes.append(process)
+        return process
+    }
+
+    /// Stops every process this sandbox started and removes the directory unless the test failed and KEEP_SANDBOX is set.
+    func tearDown() {
+        for process in processes.reversed() { process.stop(grace: 5) }
+        if ProcessInfo.processInfo.environment["KEEP_SANDBOX"] == nil {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    /// A TCP port that was free a moment ago on `host`.
+    static func freePort(host: String = "127.0.0.1") -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr(host)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Waits until something accepts TCP connections on host:port.
+    static func waitForPort(_ port: Int, host: String = "127.0.0.1", timeout: Double = 20) -> Bool {
+        Poll.until(timeout: timeout) {
+            guard let client = try? RawClient(host: host, port: port) else { return false }
+            client.close()
+            return true
+        }
+    }
+
+    /// A CA (`ca.crt`) and a certificate `NAME.crt`/`NAME.key` for the given DNS names, made with the openssl CLI.
+    func makeCertificate(_ name: String, dnsNames: [String]) throws {
+        func openssl(_ arguments: [String]) throws {
+            let result = runCommand("/usr/bin/openssl", arguments)
+            guard result.status == 0 else { throw SandboxError.command("openssl \(arguments.joined(separator: " ")): \(result.output)") }
+        }
+        if !FileManager.default.fileExists(atPath: path("ca.crt")) {
+            try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                         "-subj", "/CN=tailgate test CA", "-keyout", path("ca.key"), "-out", path("ca.crt")])
+        }
+        try write("\(name).ext", "subjectAltName=" + dnsNames.map { "DNS:\($0)" }.joined(separator: ",") + "\n")
+        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=\(dnsNames[0])",
+                     "-keyout", path("\(name).key"), "-out", path("\(name).csr")])
+        try openssl(["x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"),
+                     "-CAcreateserial", "-days", "2", "-extfile", path("\(name).ext"), "-out", path("\(name).crt")])
+    }
+
+    /// The repository root (two levels above this file's directory).
+    static let repositoryRoot: String = {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }()
+
+    /// The tailgate binary built with the tests (TAILGATE_BINARY overrides).
+    static var tailgateBinary: String {
+        if let path = ProcessInfo.processInfo.environment["TAILGATE_BINARY"] { return path }
+        for configuration in ["debug", "release"] {
+            let candidate = "\(repositoryRoot)/.build/\(configuration)/tailgate"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return "\(repositoryRoot)/.build/debug/tailgate"
+    }
+
+    /// Finds a tool on PATH or in the sbin directories.
+    static func tool(_ name: String) -> String? {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}
+
+enum SandboxError: Error, CustomStringConvertible {
+    case command(String)
+    case missingTool(String)
+    case timeout(String)
+
+    var description: String {
+        switch self {
+        case .command(let text): return text
+        case .missingTool(let name): return "\(name) is not installed (run scripts/install-deps)"
+        case .timeout(let what): return "timed out: \(what)"
+        }
+    }
+}

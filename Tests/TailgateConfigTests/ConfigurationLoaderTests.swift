@@ -1,0 +1,181 @@
+import Testing
+@testable import TailgateConfig
+
+private let cloudConfig = """
+    [listeners.public]
+    bind = ["0.0.0.0:443", "[::]:443"]
+    default = "service"
+    client_hello_timeout = "5s"
+    max_connections = 4096
+
+    [listeners.public.routes]
+    "ops.example.com"   = "ops"
+    "*.ops.example.com" = "ops"
+    "app.example.com"   = "service"
+
+    [listeners.from_cloud]
+    bind = ["100.101.1.5:8888"]
+    proxy_protocol_from = ["100.64.0.0/10"]
+    default = "ops"
+
+    [upstreams.ops]
+    servers = ["127.0.0.1:8443"]
+    send_proxy = "v2"
+    connect_timeout = "3s"
+
+    [upstreams.service]
+    servers = ["192.168.0.10:443", "192.168.0.11:443"]
+    send_proxy = "v2"
+    idle_timeout = "1h"
+    """
+
+private func errors(_ text: String) -> [String] {
+    do {
+        _ = try ConfigurationLoader.load(text: text, file: "t.toml")
+        return []
+    } catch {
+        return error.errors.map(\.description)
+    }
+}
+
+@Test func theIssueExampleLoads() throws {
+    let config = try ConfigurationLoader.load(text: cloudConfig, file: "t.toml")
+    #expect(config.listeners.map(\.name) == ["public", "from_cloud"])
+    let public_ = config.listeners[0]
+    #expect(public_.binds.count == 2)
+    #expect(public_.maxConnections == 4096)
+    #expect(public_.clientHelloTimeout == .seconds(5))
+    #expect(public_.routes.route(serverName: "ops.example.com") == .exact(upstream: "ops"))
+    #expect(public_.routes.route(serverName: "nope.test") == .fallback(upstream: "service"))
+    #expect(config.listeners[1].proxyProtocolFrom.map(\.description) == ["100.64.0.0/10"])
+    #expect(config.upstreams["service"]?.idleTimeout == .seconds(3600))
+    #expect(config.upstreams["service"]?.servers.count == 2)
+    #expect(config.upstreams["ops"]?.sendProxy == .v2)
+    #expect(config.upstreams["ops"]?.connectTimeout == .seconds(3))
+    #expect(config.drainTimeout == ConfigurationDefaults.drainTimeout)
+}
+
+@Test func aRouteToAnUnknownUpstreamIsAnErrorAtTheValue() {
+    let text = """
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        [listeners.a.routes]
+        "x.example" = "nowhere"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """
+    #expect(errors(text) == [#"t.toml:4:15: listeners.a.routes."x.example": unknown upstream "nowhere" (defined: u)"#])
+}
+
+@Test func everyErrorIsReportedAtOnceInFileOrder() {
+    let text = """
+        [listeners.a]
+        bind = ["127.0.0.1:99999", "1.2.3.4"]
+        client_hello_timeout = 5
+        default = "u"
+        max_conections = 10
+        proxy_protocol_from = ["100.64.1.0/10", "banana"]
+        [upstreams.u]
+        servers = ["[::1]:443", "::1:443"]
+        send_proxy = "v3"
+        connect_timeout = "3 s"
+        """
+    let found = errors(text)
+    #expect(found == [
+        #"t.toml:2:9: listeners.a.bind[0]: "127.0.0.1:99999" has an invalid port; ports are 1–65535"#,
+        #"t.toml:2:28: listeners.a.bind[1]: "1.2.3.4" has no port; write "address:port""#,
+        #"t.toml:3:24: listeners.a.client_hello_timeout: expected a duration string like "5s" or "250ms", found integer (write "5s" for seconds)"#,
+        "t.toml:5:1: listeners.a.max_conections: unknown key 'max_conections'; did you mean 'max_connections'?",
+        #"t.toml:6:24: listeners.a.proxy_protocol_from[0]: "100.64.1.0/10" has bits set beyond the prefix length; did you mean "100.64.0.0/10"?"#,
+        #"t.toml:6:41: listeners.a.proxy_protocol_from[1]: "banana" is not a valid address or prefix (e.g. "100.64.0.0/10", "fd7a:115c:a1e0::/48")"#,
+        #"t.toml:8:25: upstreams.u.servers[1]: "::1:443": put IPv6 addresses in brackets, e.g. "[::1]:443""#,
+        #"t.toml:9:14: upstreams.u.send_proxy: unknown value "v3"; expected one of "none", "v1", "v2""#,
+        #"t.toml:10:19: upstreams.u.connect_timeout: invalid duration "3 s": it has an unknown unit ' s' (use ms, s, m, h, d)"#,
+    ])
+}
+
+@Test func aSyntaxErrorPointsAtItsPosition() {
+    let found = errors("[listeners.a]\nbind = [\"127.0.0.1:1\"\n")
+    #expect(found.count == 1)
+    #expect(found.first?.hasPrefix("t.toml:") == true)
+    #expect(found.first?.contains("3:") == true || found.first?.contains("2:") == true)
+}
+
+@Test func duplicateAndOverlappingBindsAreRefused() {
+    let text = """
+        [listeners.a]
+        bind = ["0.0.0.0:443"]
+        default = "u"
+        [listeners.b]
+        bind = ["127.0.0.1:443", "0.0.0.0:443", "[::]:443"]
+        default = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """
+    let found = errors(text)
+    #expect(found.count == 2)
+    #expect(found[0].contains("127.0.0.1:443 overlaps 0.0.0.0:443 of listener 'a'"))
+    #expect(found[1].contains("0.0.0.0:443 is bound twice (first by listener 'a' at 2:9)"))
+}
+
+@Test func aListenerWithoutRoutesOrDefaultIsRefused() {
+    let text = """
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """
+    #expect(errors(text) == ["t.toml:1:1: listeners.a: listener has neither 'routes' nor 'default'; every connection would be closed"])
+}
+
+@Test func aMissingListenersSectionIsExplained() {
+    #expect(errors("[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n").first?.contains("no listeners defined") == true)
+}
+
+@Test func duplicateRoutesAfterNormalizationAreRefused() {
+    let text = """
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        [listeners.a.routes]
+        "App.Example.com" = "u"
+        "app.example.com." = "u"
+        "*.*.example.com" = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """
+    let found = errors(text)
+    #expect(found.count == 2)
+    #expect(found[0].contains("route \"app.example.com\" is defined twice (first at 4:1)"))
+    #expect(found[1].contains("invalid wildcard"))
+}
+
+@Test func hostnameServersAreKeptForResolutionAtLoad() throws {
+    let text = """
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        default = "u"
+        [upstreams.u]
+        servers = ["Backend.Internal:8443", "[2001:db8::1]:443"]
+        """
+    let config = try ConfigurationLoader.load(text: text, file: "t.toml")
+    #expect(config.upstreams["u"]?.servers.map(\.value.description) == ["backend.internal:8443", "[2001:db8::1]:443"])
+}
+
+@Test func logAndGlobalTablesAreRead() throws {
+    let text = """
+        [global]
+        drain_timeout = "1m30s"
+        [log]
+        format = "json"
+        level = "debug"
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        default = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """
+    let config = try ConfigurationLoader.load(text: text, file: "t.toml")
+    #expect(config.drainTimeout == .seconds(90))
+    #expect(config.log.format == .json)
+    #expect(config.log.level == .debug)
+}
