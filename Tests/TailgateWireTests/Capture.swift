@@ -12,8 +12,13 @@ struct Capture: Sendable, CustomTestStringConvertible {
 
     /// The captured bytes.
     func bytes() throws -> [UInt8] {
+        try Self.bytes(named: self.file)
+    }
+
+    /// The bytes of the file `name` in `Captures`.
+    static func bytes(named name: String) throws -> [UInt8] {
         let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Captures")
-        return try [UInt8](Data(contentsOf: directory.appendingPathComponent(self.file)))
+        return try [UInt8](Data(contentsOf: directory.appendingPathComponent(name)))
     }
 
     static let all: [Capture] = [
