@@ -71,7 +71,8 @@ extension ClientHelloSniffer {
             guard end - reader.position >= 4 else {
                 throw .malformed
             }
-            guard let type = try reader.readLength(byteCount: 2), let length = try reader.readLength(byteCount: 2) else {
+            guard let type = try reader.readLength(byteCount: 2), let length = try reader.readLength(byteCount: 2)
+            else {
                 return nil
             }
             guard length <= end - reader.position else {

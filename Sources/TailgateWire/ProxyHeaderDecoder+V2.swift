@@ -75,7 +75,11 @@ extension ProxyHeaderDecoder {
                 portAt: 2 * addressSize + 2
             )
         }
-        header.tlvs = try Self.parseTLVs(in: buffer, from: start + Self.v2PrefixLength + addressBlockLength, to: start + Self.v2PrefixLength + length)
+        header.tlvs = try Self.parseTLVs(
+            in: buffer,
+            from: start + Self.v2PrefixLength + addressBlockLength,
+            to: start + Self.v2PrefixLength + length
+        )
         return (header, Self.v2PrefixLength + length)
     }
 
@@ -97,7 +101,11 @@ extension ProxyHeaderDecoder {
 
     /// Walks the TLVs between indices `start` and `end` of `buffer`, where the header begins at
     /// the reader index; they must end exactly at `end`.
-    private static func parseTLVs(in buffer: ByteBuffer, from start: Int, to end: Int) throws(ProxyHeaderError) -> [ProxyHeader.TLV] {
+    private static func parseTLVs(
+        in buffer: ByteBuffer,
+        from start: Int,
+        to end: Int
+    ) throws(ProxyHeaderError) -> [ProxyHeader.TLV] {
         var tlvs: [ProxyHeader.TLV] = []
         var checksumIndex: Int? = nil
         var index = start

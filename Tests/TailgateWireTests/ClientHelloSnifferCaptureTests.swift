@@ -91,7 +91,9 @@ import Testing
 
     @Test func clientHelloLargerThanMaxBytesIsTooLargeButFitsAGreaterLimit() throws {
         let bytes = try #require(Capture.all.first { $0.file == "chromium-mlkem.bin" }).bytes()
-        #expect(throws: ClientHelloError.tooLarge) { try ClientHelloSniffer(maxBytes: 2_018).sniff(ByteBuffer(bytes: bytes)) }
+        #expect(throws: ClientHelloError.tooLarge) {
+            try ClientHelloSniffer(maxBytes: 2_018).sniff(ByteBuffer(bytes: bytes))
+        }
         #expect(try ClientHelloSniffer(maxBytes: 2_019).sniff(ByteBuffer(bytes: bytes))?.byteCount == 2_019)
     }
 }

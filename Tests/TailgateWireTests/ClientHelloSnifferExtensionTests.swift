@@ -72,7 +72,9 @@ import Testing
     }
 
     @Test func duplicateServerNameExtensionIsMalformed() {
-        #expect(throws: ClientHelloError.malformed) { try self.sniff([.serverName("a.example"), .serverName("b.example")]) }
+        #expect(throws: ClientHelloError.malformed) {
+            try self.sniff([.serverName("a.example"), .serverName("b.example")])
+        }
     }
 
     @Test func alpnNamesKeepTheClientsOrder() throws {
@@ -117,6 +119,14 @@ import Testing
         builder.fragmentLength = 1
         let bytes = builder.bytes
         let info = try self.sniffer.sniff(ByteBuffer(bytes: bytes))
-        #expect(info == ClientHelloInfo(serverName: "split.example", alpn: ["h2", "http/1.1"], legacyVersion: 0x0303, byteCount: bytes.count))
+        #expect(
+            info
+                == ClientHelloInfo(
+                    serverName: "split.example",
+                    alpn: ["h2", "http/1.1"],
+                    legacyVersion: 0x0303,
+                    byteCount: bytes.count
+                )
+        )
     }
 }

@@ -20,7 +20,11 @@ import Testing
         for length in 0...bytes.count {
             do {
                 let info = try sniffer.sniff(ByteBuffer(bytes: bytes[..<length]))
-                #expect(info == nil, "prefix of \(length) bytes yields \(String(describing: info))", sourceLocation: sourceLocation)
+                #expect(
+                    info == nil,
+                    "prefix of \(length) bytes yields \(String(describing: info))",
+                    sourceLocation: sourceLocation
+                )
             } catch let thrown {
                 #expect(thrown == error, "prefix of \(length) bytes", sourceLocation: sourceLocation)
                 firstFailure = firstFailure ?? length
@@ -33,7 +37,15 @@ import Testing
     @Test func wellFormedBuilderHelloIsAccepted() throws {
         let bytes = ClientHelloBuilder().bytes
         let info = try self.sniffer.sniff(ByteBuffer(bytes: bytes))
-        #expect(info == ClientHelloInfo(serverName: "example.com", alpn: ["h2", "http/1.1"], legacyVersion: 0x0303, byteCount: bytes.count))
+        #expect(
+            info
+                == ClientHelloInfo(
+                    serverName: "example.com",
+                    alpn: ["h2", "http/1.1"],
+                    legacyVersion: 0x0303,
+                    byteCount: bytes.count
+                )
+        )
     }
 
     @Test func wrongContentTypeIsNotTLSFromTheFirstByte() {
@@ -48,7 +60,8 @@ import Testing
 
     @Test func sslVersion2StyleHelloIsNotTLSFromTheFirstByte() {
         // SSLv2-compatible CLIENT-HELLO: two-byte length with the high bit set, type 1, version 3.1.
-        let bytes: [UInt8] = [0x80, 0x2E, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10] + Array(repeating: 0, count: 37)
+        let bytes: [UInt8] =
+            [0x80, 0x2E, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10] + Array(repeating: 0, count: 37)
         #expect(self.expectRejection(bytes, .notTLS) == 1)
     }
 
@@ -83,20 +96,26 @@ import Testing
 
     @Test func zeroLengthRecordBetweenFragmentsIsMalformed() {
         let handshake = ClientHelloBuilder().handshake
-        let bytes = ClientHelloBuilder.record(Array(handshake[..<50])) + [22, 3, 1, 0, 0] + ClientHelloBuilder.record(Array(handshake[50...]))
+        let bytes =
+            ClientHelloBuilder.record(Array(handshake[..<50])) + [22, 3, 1, 0, 0]
+            + ClientHelloBuilder.record(Array(handshake[50...]))
         #expect(self.expectRejection(bytes, .malformed) == 60)
     }
 
     @Test(arguments: [20, 21, 23, 24, 0xFF] as [UInt8])
     func nonHandshakeRecordBetweenFragmentsIsAnUnexpectedRecord(type: UInt8) {
         let handshake = ClientHelloBuilder().handshake
-        let bytes = ClientHelloBuilder.record(Array(handshake[..<50])) + ClientHelloBuilder.record([1], type: type) + ClientHelloBuilder.record(Array(handshake[50...]))
+        let bytes =
+            ClientHelloBuilder.record(Array(handshake[..<50])) + ClientHelloBuilder.record([1], type: type)
+            + ClientHelloBuilder.record(Array(handshake[50...]))
         #expect(self.expectRejection(bytes, .unexpectedRecord) == 56)
     }
 
     @Test func laterRecordWithAnotherMajorVersionIsMalformed() {
         let handshake = ClientHelloBuilder().handshake
-        let bytes = ClientHelloBuilder.record(Array(handshake[..<50])) + ClientHelloBuilder.record(Array(handshake[50...]), version: 0x0203)
+        let bytes =
+            ClientHelloBuilder.record(Array(handshake[..<50]))
+            + ClientHelloBuilder.record(Array(handshake[50...]), version: 0x0203)
         #expect(self.expectRejection(bytes, .malformed) == 57)
     }
 
@@ -138,7 +157,9 @@ import Testing
     @Test func handshakeLongerThanItsRecordsDataNeedsMoreBytes() throws {
         // The records announce less than the handshake length: the next record is awaited.
         let handshake = ClientHelloBuilder().handshake
-        #expect(try self.sniffer.sniff(ByteBuffer(bytes: ClientHelloBuilder.record(Array(handshake.dropLast())))) == nil)
+        #expect(
+            try self.sniffer.sniff(ByteBuffer(bytes: ClientHelloBuilder.record(Array(handshake.dropLast())))) == nil
+        )
     }
 
     @Test func clientHelloWithoutExtensionsIsAccepted() throws {
@@ -146,7 +167,10 @@ import Testing
         builder.extensions = nil
         builder.legacyVersion = 0x0301
         let bytes = builder.bytes
-        #expect(try self.sniffer.sniff(ByteBuffer(bytes: bytes)) == ClientHelloInfo(serverName: nil, alpn: [], legacyVersion: 0x0301, byteCount: bytes.count))
+        #expect(
+            try self.sniffer.sniff(ByteBuffer(bytes: bytes))
+                == ClientHelloInfo(serverName: nil, alpn: [], legacyVersion: 0x0301, byteCount: bytes.count)
+        )
     }
 
     @Test func emptyExtensionsBlockIsAccepted() throws {

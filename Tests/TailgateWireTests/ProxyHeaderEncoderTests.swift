@@ -17,7 +17,13 @@ import Testing
         authority: String? = nil
     ) -> [UInt8] {
         var buffer = ByteBuffer()
-        ProxyHeaderEncoder.writeV2(command: command, source: source, destination: destination, authority: authority, into: &buffer)
+        ProxyHeaderEncoder.writeV2(
+            command: command,
+            source: source,
+            destination: destination,
+            authority: authority,
+            into: &buffer
+        )
         return Array(buffer.readableBytesView)
     }
 
@@ -57,7 +63,12 @@ import Testing
     }
 
     @Test func v2HeaderForIPv4HasTheLayoutOfTheSpecification() throws {
-        let bytes = self.v2(.proxy, try address("192.0.2.1", 56324), try address("198.51.100.7", 443), authority: "a.example")
+        let bytes = self.v2(
+            .proxy,
+            try address("192.0.2.1", 56324),
+            try address("198.51.100.7", 443),
+            authority: "a.example"
+        )
         let expected: [UInt8] =
             ProxyHeaderV2Tests.signature + [0x21, 0x11] + u16(12 + 3 + 9)
             + ProxyHeaderV2Tests.ipv4Block + [0x02] + u16(9) + Array("a.example".utf8)

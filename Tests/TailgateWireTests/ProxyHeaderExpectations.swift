@@ -46,7 +46,11 @@ func expectProxyRejection(
         var buffer = ByteBuffer(bytes: bytes[..<length])
         do {
             let header = try decoder.decode(&buffer)
-            #expect(header == nil, "prefix of \(length) bytes yields \(String(describing: header))", sourceLocation: sourceLocation)
+            #expect(
+                header == nil,
+                "prefix of \(length) bytes yields \(String(describing: header))",
+                sourceLocation: sourceLocation
+            )
         } catch let thrown {
             #expect(thrown == error, "prefix of \(length) bytes", sourceLocation: sourceLocation)
             firstFailure = firstFailure ?? length

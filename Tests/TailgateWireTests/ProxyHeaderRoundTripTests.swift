@@ -34,7 +34,13 @@ import Testing
     func v2ProxyHeaderDecodesToWhatWasEncoded(index: Int, authority: String?) throws {
         let (source, destination) = try Self.addresses(Self.endpoints[index])
         var buffer = ByteBuffer()
-        ProxyHeaderEncoder.writeV2(command: .proxy, source: source, destination: destination, authority: authority, into: &buffer)
+        ProxyHeaderEncoder.writeV2(
+            command: .proxy,
+            source: source,
+            destination: destination,
+            authority: authority,
+            into: &buffer
+        )
         let header = try #require(try expectDecodedAtEverySplitPoint(Array(buffer.readableBytesView)))
         let sameFamily = index < 3
         #expect(header.version == .v2)
@@ -50,7 +56,13 @@ import Testing
     func v2LocalHeaderDecodesWithoutAddresses(authority: String?) throws {
         var buffer = ByteBuffer()
         let source = try address("192.0.2.1", 1)
-        ProxyHeaderEncoder.writeV2(command: .local, source: source, destination: source, authority: authority, into: &buffer)
+        ProxyHeaderEncoder.writeV2(
+            command: .local,
+            source: source,
+            destination: source,
+            authority: authority,
+            into: &buffer
+        )
         let header = try expectDecodedAtEverySplitPoint(Array(buffer.readableBytesView))
         #expect(header?.command == .local)
         #expect(header?.transport == .unspecified)
@@ -60,7 +72,11 @@ import Testing
 
     @Test func twoHeadersInARowAreDecodedOneAfterTheOther() throws {
         var buffer = ByteBuffer()
-        ProxyHeaderEncoder.writeV1(source: try address("192.0.2.1", 1), destination: try address("192.0.2.2", 2), into: &buffer)
+        ProxyHeaderEncoder.writeV1(
+            source: try address("192.0.2.1", 1),
+            destination: try address("192.0.2.2", 2),
+            into: &buffer
+        )
         ProxyHeaderEncoder.writeV2(command: .local, source: nil, destination: nil, authority: "x", into: &buffer)
         let decoder = ProxyHeaderDecoder()
         #expect(try decoder.decode(&buffer)?.version == .v1)

@@ -55,7 +55,9 @@ import Testing
 
     @Test func shortUnknownLineMeansUseTheRealEndpoints() throws {
         let header = try expectDecodedAtEverySplitPoint(Array("PROXY UNKNOWN\r\n".utf8))
-        #expect(header == ProxyHeader(version: .v1, command: .proxy, transport: .unspecified, source: nil, destination: nil))
+        #expect(
+            header == ProxyHeader(version: .v1, command: .proxy, transport: .unspecified, source: nil, destination: nil)
+        )
     }
 
     @Test func worstCaseUnknownLineOf107BytesIsAcceptedAndItsFieldsIgnored() throws {
@@ -141,7 +143,9 @@ import Testing
         expectProxyRejection(Array(line.utf8), .malformedV1)
     }
 
-    @Test(arguments: ["PROXY TCP4 192.0.2.1 192.0.2.2 1 2\n", "PROXY UNKNOWN\n", "PROXY TCP4 192.0.2.1 192.0.2.2 1 2\rX"])
+    @Test(arguments: [
+        "PROXY TCP4 192.0.2.1 192.0.2.2 1 2\n", "PROXY UNKNOWN\n", "PROXY TCP4 192.0.2.1 192.0.2.2 1 2\rX",
+    ])
     func lineEndingWithAnythingButCRLFIsMalformedAtOnce(line: String) {
         let bytes = Array(line.utf8)
         #expect(expectProxyRejection(bytes, .malformedV1) == bytes.count)

@@ -7,7 +7,12 @@ import Testing
     static let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
 
     /// A v2 header: signature, version and command, family and protocol, length, then `rest`.
-    static func header(_ versionAndCommand: UInt8, _ familyAndProtocol: UInt8, _ rest: [UInt8], length: Int? = nil) -> [UInt8] {
+    static func header(
+        _ versionAndCommand: UInt8,
+        _ familyAndProtocol: UInt8,
+        _ rest: [UInt8],
+        length: Int? = nil
+    ) -> [UInt8] {
         signature + [versionAndCommand, familyAndProtocol] + u16(length ?? rest.count) + rest
     }
 
@@ -51,7 +56,9 @@ import Testing
 
     @Test func localWithoutAddressesIsDecoded() throws {
         let header = try expectDecodedAtEverySplitPoint(Self.header(0x20, 0x00, []))
-        #expect(header == ProxyHeader(version: .v2, command: .local, transport: .unspecified, source: nil, destination: nil))
+        #expect(
+            header == ProxyHeader(version: .v2, command: .local, transport: .unspecified, source: nil, destination: nil)
+        )
     }
 
     @Test func localIgnoresTheAddressesItCarries() throws {
@@ -78,7 +85,8 @@ import Testing
     }
 
     @Test func tlvsAreKeptInOrderWithNoopAndCustomTypes() throws {
-        let tlvs: [UInt8] = [0x04] + u16(2) + [0, 0] + [0xE0] + u16(1) + [0x2A] + [0x02] + u16(11) + Array("example.com".utf8)
+        let tlvs: [UInt8] =
+            [0x04] + u16(2) + [0, 0] + [0xE0] + u16(1) + [0x2A] + [0x02] + u16(11) + Array("example.com".utf8)
         let header = try expectDecodedAtEverySplitPoint(Self.header(0x21, 0x11, Self.ipv4Block + tlvs))
         #expect(header?.tlvs.map(\.type) == [0x04, 0xE0, 0x02])
         #expect(header?.tlvs[1].value == ByteBuffer(bytes: [0x2A]))
