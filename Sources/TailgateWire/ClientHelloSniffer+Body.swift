@@ -32,13 +32,15 @@ extension ClientHelloSniffer {
         guard let sessionIDLength = try reader.readLength(byteCount: 1) else {
             return nil
         }
-        guard sessionIDLength <= 32 else {
+        // At least a cipher suite and a compression method, with their lengths, must follow.
+        guard sessionIDLength <= 32, sessionIDLength + 2 + 2 + 1 + 1 <= end - reader.position else {
             throw .malformed
         }
         guard try reader.skip(sessionIDLength), let cipherSuitesLength = try reader.readLength(byteCount: 2) else {
             return nil
         }
-        guard cipherSuitesLength >= 2, cipherSuitesLength % 2 == 0, cipherSuitesLength <= end - reader.position else {
+        guard cipherSuitesLength >= 2, cipherSuitesLength % 2 == 0, cipherSuitesLength + 1 + 1 <= end - reader.position
+        else {
             throw .malformed
         }
         guard try reader.skip(cipherSuitesLength), let compressionLength = try reader.readLength(byteCount: 1) else {

@@ -46,14 +46,13 @@ public struct ClientHelloSniffer: Sendable {
         guard HandshakeReader.recordHeaderLength + reader.position + bodyLength <= self.maxBytes else {
             throw .tooLarge
         }
+        try reader.endMessage(at: reader.position + bodyLength)
 
         guard let hello = try Self.parseBody(reader: &reader, end: reader.position + bodyLength) else {
             return nil
         }
-        // The ClientHello may precede a key change (early data), so it must end with its record.
-        guard reader.isAtRecordBoundary else {
-            throw .malformed
-        }
+        // `endMessage` saw to it that no record reaches past the message.
+        assert(reader.isAtRecordBoundary, "the ClientHello ends inside a record")
         return ClientHelloInfo(
             serverName: hello.serverName,
             alpn: hello.alpn,

@@ -28,6 +28,9 @@ struct HandshakeReader {
     /// The number of handshake bytes read or skipped so far.
     private(set) var position: Int
 
+    /// The handshake position where the message ends, once known.
+    private var messageEnd: Int?
+
     init(buffer: ByteBuffer, maxBytes: Int) {
         self.buffer = buffer
         self.maxBytes = maxBytes
@@ -35,11 +38,23 @@ struct HandshakeReader {
         self.fragmentEnd = buffer.readerIndex
         self.recordBytes = 0
         self.position = 0
+        self.messageEnd = nil
     }
 
     /// Whether everything read so far ends exactly where the current record ends.
     var isAtRecordBoundary: Bool {
         self.index == self.fragmentEnd
+    }
+
+    /// Declares that the handshake message ends at handshake position `end`.
+    ///
+    /// The message may precede a key change (0-RTT early data after a ClientHello), so it must
+    /// end where a record ends (RFC 8446 §5.1): from now on a record reaching past `end` throws.
+    mutating func endMessage(at end: Int) throws(ClientHelloError) {
+        guard self.position + (self.fragmentEnd - self.index) <= end else {
+            throw .malformed
+        }
+        self.messageEnd = end
     }
 
     /// Reads one handshake byte.
@@ -144,6 +159,9 @@ struct HandshakeReader {
         }
         guard self.recordBytes + Self.recordHeaderLength + fragmentLength <= self.maxBytes else {
             throw .tooLarge
+        }
+        if let messageEnd = self.messageEnd, self.position + fragmentLength > messageEnd {
+            throw .malformed
         }
         self.recordBytes += Self.recordHeaderLength + fragmentLength
         self.index = header + Self.recordHeaderLength

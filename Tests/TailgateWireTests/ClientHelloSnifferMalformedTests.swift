@@ -151,7 +151,16 @@ import Testing
 
     @Test func bytesAfterTheClientHelloInItsLastRecordAreMalformed() {
         let bytes = ClientHelloBuilder.record(ClientHelloBuilder().handshake + [0x0E, 0, 0, 0])
-        self.expectRejection(bytes, .malformed)
+        // The record header and the handshake header together tell.
+        #expect(self.expectRejection(bytes, .malformed) == 9)
+    }
+
+    @Test func laterRecordReachingPastTheClientHelloIsMalformedWithItsHeader() {
+        let handshake = ClientHelloBuilder().handshake
+        let bytes =
+            ClientHelloBuilder.record(Array(handshake[..<50]))
+            + ClientHelloBuilder.record(Array(handshake[50...]) + [0x0E, 0, 0, 0])
+        #expect(self.expectRejection(bytes, .malformed) == 60)
     }
 
     @Test func handshakeLongerThanItsRecordsDataNeedsMoreBytes() throws {
@@ -183,6 +192,21 @@ import Testing
         var builder = ClientHelloBuilder()
         builder.sessionID = Array(repeating: 1, count: 33)
         #expect(self.expectRejection(builder.bytes, .malformed) == 5 + 4 + 2 + 32 + 1)
+    }
+
+    @Test(
+        arguments: [
+            // A session id, cipher suites, compression methods overrunning the ClientHello: each is
+            // rejected with the last byte of its length (record and handshake headers: 9 bytes).
+            ([3, 3] + Array(repeating: 0, count: 32) + [32] + Array(repeating: 0, count: 6), 9 + 35),
+            ([3, 3] + Array(repeating: 0, count: 32) + [0, 0, 4, 0x13, 0x01, 1, 0], 9 + 37),
+            ([3, 3] + Array(repeating: 0, count: 32) + [0, 0, 2, 0x13, 0x01, 2, 0], 9 + 40),
+        ] as [([UInt8], Int)]
+    )
+    func vectorReachingPastTheEndOfTheClientHelloIsMalformedWithItsLength(body: [UInt8], failingLength: Int) {
+        #expect(body.count == ClientHelloSniffer.minimumBodyLength)
+        let bytes = ClientHelloBuilder.record([1] + u24(body.count) + body)
+        #expect(self.expectRejection(bytes, .malformed) == failingLength)
     }
 
     @Test(arguments: [[], [0x13], [0x13, 0x01, 0x13]] as [[UInt8]])
