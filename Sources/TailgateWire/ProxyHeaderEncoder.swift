@@ -3,7 +3,7 @@ import NIOCore
 /// Writes PROXY protocol headers (haproxy's `doc/proxy-protocol.txt`, section 2).
 ///
 /// IPv4-mapped IPv6 addresses, as a dual-stack socket reports IPv4 peers, are written as
-/// IPv4 (see ``NIOCore/SocketAddress/unmappingIPv4()``). Addresses are copied as raw bytes; no
+/// IPv4 (see `SocketAddress.unmappingIPv4()`). Addresses are copied as raw bytes; no
 /// `String` is built.
 public enum ProxyHeaderEncoder {
     /// Writes a v1 line: `PROXY TCP4 <source> <destination> <source port> <destination port>\r\n`,
