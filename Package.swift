@@ -64,7 +64,9 @@ let package = Package(
         ),
         .testTarget(name: "TailgateTOMLTests", dependencies: ["TailgateTOML"], swiftSettings: swiftSettings),
         .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "TailgateWireTests", dependencies: ["TailgateWire"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TailgateWireTests", dependencies: ["TailgateWire"], exclude: ["Captures"], swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TailgateProxyTests",
             dependencies: ["TailgateProxy", .product(name: "NIOEmbedded", package: "swift-nio")],

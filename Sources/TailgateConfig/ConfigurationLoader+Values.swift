@@ -56,8 +56,10 @@ extension ConfigurationLoader {
                 for earlier in seen where earlier.address.port == bind.value.port {
                     if earlier.address == bind.value {
                         errors.add("\(bind.value.endpointDescription) is bound twice (first by listener '\(earlier.listener)' at \(earlier.position))", at: bind.position, path: path)
+                        break
                     } else if sameFamily(earlier.address, bind.value), isWildcard(earlier.address) || isWildcard(bind.value) {
                         errors.add("\(bind.value.endpointDescription) overlaps \(earlier.address.endpointDescription) of listener '\(earlier.listener)' (at \(earlier.position)); a wildcard address already covers every address on that port", at: bind.position, path: path)
+                        break
                     }
                 }
                 seen.append((bind.value, listener.name, bind.position))

@@ -80,7 +80,7 @@ public enum ConfigurationLoader {
         }
         if servers == nil {
             errors.add("missing 'servers': list at least one \"address:port\"", at: table.position, path: "upstreams.\(name)")
-        } else if servers?.isEmpty == true, let position = reader.table["servers"]?.position {
+        } else if reader.table["servers"]?.array?.isEmpty == true, let position = reader.table["servers"]?.position {
             errors.add("'servers' is empty; list at least one \"address:port\"", at: position, path: reader.keyPath("servers"))
         }
         let upstream = UpstreamConfiguration(
@@ -108,8 +108,14 @@ public enum ConfigurationLoader {
         }
         func checkUpstream(_ upstream: Located<String>, _ path: String) -> String? {
             guard upstreams[upstream.value] != nil else {
-                let known = upstreams.keys.sorted().joined(separator: ", ")
-                errors.add("unknown upstream \"\(upstream.value)\"" + (known.isEmpty ? "; no [upstreams] are defined" : " (defined: \(known))"), at: upstream.position, path: path)
+                let names = upstreams.keys.sorted()
+                let hint: String
+                if let near = names.first(where: { TableReader.isNearMiss(upstream.value, $0) }) {
+                    hint = "; did you mean \"\(near)\"?"
+                } else {
+                    hint = names.isEmpty ? "; no [upstreams] are defined" : " (defined: \(names.joined(separator: ", ")))"
+                }
+                errors.add("unknown upstream \"\(upstream.value)\"\(hint)", at: upstream.position, path: path)
                 return nil
             }
             return upstream.value

@@ -67,7 +67,8 @@ struct TailgateInstance {
         let configPath = sandbox.path("\(name).toml")
         try sandbox.write("\(name).toml", config)
         let process = try sandbox.start(name, Sandbox.tailgateBinary, ["run", "--config", configPath])
-        guard process.waitForOutput(" ready", timeout: 30) else {
+        let ready = Poll.until(timeout: 30) { process.output.contains(" ready ") || process.output.contains("\"msg\":\"ready\"") }
+        guard ready else {
             throw SandboxError.timeout("tailgate did not become ready: \(process.output)")
         }
         return TailgateInstance(process: process, configPath: configPath)

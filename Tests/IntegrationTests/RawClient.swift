@@ -42,6 +42,7 @@ final class RawClient {
         return true
     }
 
+    @discardableResult
     func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
     /// Reads until at least `count` bytes arrived, EOF, or the timeout. Returns what arrived.
@@ -78,7 +79,7 @@ final class RawClient {
     }
 
     private func setTimeout(_ seconds: Double) {
-        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int32((seconds - Double(Int(seconds))) * 1_000_000))
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 

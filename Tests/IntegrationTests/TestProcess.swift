@@ -9,7 +9,7 @@ final class TestProcess: @unchecked Sendable {
     init(name: String, executable: String, arguments: [String], directory: String, environment: [String: String]? = nil) throws {
         self.name = name
         logPath = "\(directory)/\(name).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

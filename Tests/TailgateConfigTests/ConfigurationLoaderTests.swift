@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TailgateConfig
 
@@ -65,6 +66,8 @@ private func errors(_ text: String) -> [String] {
         servers = ["127.0.0.1:2"]
         """
     #expect(errors(text) == [#"t.toml:4:15: listeners.a.routes."x.example": unknown upstream "nowhere" (defined: u)"#])
+    let typo = text.replacingOccurrences(of: "nowhere", with: "uu")
+    #expect(errors(typo) == [#"t.toml:4:15: listeners.a.routes."x.example": unknown upstream "uu"; did you mean "u"?"#])
 }
 
 @Test func everyErrorIsReportedAtOnceInFileOrder() {

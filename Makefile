@@ -1,0 +1,11 @@
+.PHONY: build release test run check
+build:
+	swift build
+release:
+	swift build -c release --product tailgate
+test:
+	scripts/test
+run:
+	scripts/run
+check: build
+	.build/debug/tailgate check --config conf/tailgate.toml

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+
+/// Hostile and broken clients: each is closed with its reason logged while everyone else is served.
+@Suite(.serialized)
+struct BadInputIntegrationTests {
+    @Test func hostileClientsAreClosedWithAReasonAndOthersAreStillServed() throws {
+        let sandbox = try Sandbox("bad-input")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com", "tailgate.example.test"])
+        let upstream = try NginxUpstream.start("app", in: sandbox)
+        let port = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: """
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            client_hello_timeout = "2s"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(upstream.plainPort)"]
+            """, in: sandbox)
+
+        // A long-lived good connection that must survive everything below.
+        let hello = try Captures.load("openssl-sni-alpn.bin")
+        let survivor = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.9")
+        survivor.send(hello)
+        #expect(survivor.receive(atLeast: 5).first == 0x16)
+
+        let garbage = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.10")
+        garbage.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(garbage.waitForClose(timeout: 5))
+
+        let endless = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.11")
+        endless.send([0x16, 0x03, 0x01, 0xFF, 0xFF] + [UInt8](repeating: 0x41, count: 4_000))
+        #expect(endless.waitForClose(timeout: 5))
+
+        let huge = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.12")
+        huge.send([0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0xFF, 0xFF, 0xFF, 0x03, 0x03])
+        #expect(huge.waitForClose(timeout: 5))
+
+        let silent = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.13")
+        let silentStart = Date()
+        #expect(silent.waitForClose(timeout: 6))
+        #expect(Date().timeIntervalSince(silentStart) > 1.5)
+
+        // A ClientHello one byte at a time, quickly enough: it is assembled and routed.
+        let dribble = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.14")
+        for byte in hello {
+            dribble.send([byte])
+            usleep(1_000)
+        }
+        #expect(dribble.receive(atLeast: 5).first == 0x16)
+        dribble.close()
+
+        // Too slowly: closed at client_hello_timeout, not held forever.
+        let slow = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.15")
+        var closedEarly = false
+        for byte in hello.prefix(40) {
+            if !slow.send([byte]) { closedEarly = true; break }
+            usleep(100_000)
+        }
+        #expect(closedEarly || slow.waitForClose(timeout: 3))
+
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.10:", "outcome=bad_client_hello", "reason=not_tls"]) != nil)
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.11:", "reason=record_too_large"]) != nil)
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.12:", "reason=too_large"]) != nil)
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.13:", "outcome=client_hello_timeout"]) != nil)
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.14:", "sni=tailgate.example.test"]) != nil)
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.15:", "outcome=client_hello_timeout"]) != nil)
+
+        // Still serving: the survivor's connection is open and new clients get through.
+        #expect(tailgate.process.isRunning)
+        #expect(curl(sandbox, host: "app.example.com", port: port).output == "app  app.example.com\n")
+        survivor.close()
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.9:", "outcome=closed"]) != nil)
+    }
+}

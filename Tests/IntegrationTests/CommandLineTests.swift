@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// `tailgate check` and `run` as an operator uses them.
+struct CommandLineTests {
+    @Test func checkAcceptsTheShippedConfigs() throws {
+        for name in ["tailgate.toml", "default.toml"] {
+            let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", "\(Sandbox.repositoryRoot)/conf/\(name)"])
+            #expect(result.status == 0, "\(name): \(result.output)")
+        }
+    }
+
+    @Test func checkListsEveryErrorWithFileLineAndColumn() throws {
+        let sandbox = try Sandbox("check")
+        defer { sandbox.tearDown() }
+        try sandbox.write("bad.toml", """
+            [listeners.public]
+            bind = ["0.0.0.0:443"]
+            default = "servcie"
+            client_hello_timeout = "5 seconds"
+
+            [upstreams.service]
+            servers = ["10.0.0.1:70000"]
+            """)
+        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("bad.toml")])
+        #expect(result.status == 1)
+        let lines = result.output.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(lines.first?.hasPrefix("\(sandbox.path("bad.toml")):3:11: listeners.public.default: unknown upstream \"servcie\"; did you mean \"service\"?") == true)
+        #expect(lines.contains { $0.contains(":4:24: listeners.public.client_hello_timeout: invalid duration") })
+        #expect(lines.contains { $0.contains(":7:12: upstreams.service.servers[0]: \"10.0.0.1:70000\" has an invalid port") })
+    }
+
+    @Test func checkReportsAMissingFile() {
+        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", "/nonexistent/tailgate.toml"])
+        #expect(result.status == 1)
+        #expect(result.output.contains("/nonexistent/tailgate.toml:1:1: cannot open: No such file or directory"))
+    }
+
+    @Test func runRefusesABadConfigAndABusyPort() throws {
+        let sandbox = try Sandbox("run-refuses")
+        defer { sandbox.tearDown() }
+        try sandbox.write("bad.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\n")
+        let bad = runCommand(Sandbox.tailgateBinary, ["run", "--config", sandbox.path("bad.toml")], timeout: 20)
+        #expect(bad.status == 1)
+        #expect(bad.output.contains("bad.toml:1:1: listeners.a: listener has neither 'routes' nor 'default'"))
+
+        let holder = try RawListener()
+        try sandbox.write("busy.toml", """
+            [listeners.a]
+            bind = ["127.0.0.1:\(holder.port)"]
+            default = "u"
+            [upstreams.u]
+            servers = ["127.0.0.1:9"]
+            """)
+        let busy = runCommand(Sandbox.tailgateBinary, ["run", "--config", sandbox.path("busy.toml")], timeout: 20)
+        #expect(busy.status == 1)
+        #expect(busy.output.contains("listener 'a': cannot bind 127.0.0.1:\(holder.port)"))
+    }
+
+    @Test func jsonLogLinesCarryTheConnectionFields() throws {
+        let sandbox = try Sandbox("json-log")
+        defer { sandbox.tearDown() }
+        let port = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: """
+            [log]
+            format = "json"
+            [listeners.a]
+            bind = ["127.0.0.1:\(port)"]
+            default = "u"
+            [upstreams.u]
+            servers = ["127.0.0.1:\(Sandbox.freePort())"]
+            connect_timeout = "1s"
+            """, in: sandbox)
+        let client = try RawClient(host: "127.0.0.1", port: port)
+        client.send(try Captures.load("curl.bin"))
+        #expect(client.waitForClose(timeout: 5))
+        let line = tailgate.waitForConnectionLine(containing: ["\"outcome\":\"upstream_unavailable\""])
+        let object = try line.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(object?["listener"] as? String == "a")
+        #expect(object?["sni"] as? String == "www.example.test")
+        #expect(object?["bytes_in"] as? Int == 517)
+        #expect(object?["upstream"] as? String == "u")
+    }
+}
+
+/// A listening socket held by the test, to make a port busy.
+final class RawListener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        listen(fd, 16)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+}
