@@ -62,16 +62,18 @@ public final class BoundSocket: Sendable {
     private func initializeConnection(_ channel: any Channel, logger: Logger) throws {
         let listener = self.listener
         let policy = listener.policy
-        let record = ConnectionRecord(listener: listener, logger: logger, peer: channel.remoteAddress)
         guard listener.admit(limit: policy.maxConnections) else {
-            record.end(.overLimit)
             listener.count(ConnectionOutcome.overLimit.rawValue)
             channel.close(promise: nil)
-            logger.warning("listener is at max_connections; connection closed", metadata: [
-                "listener": .string(listener.name), "max_connections": .stringConvertible(policy.maxConnections),
-            ])
+            if listener.shouldWarnOverLimit() {
+                logger.warning("listener is at max_connections; closing new connections", metadata: [
+                    "listener": .string(listener.name), "max_connections": .stringConvertible(policy.maxConnections),
+                    "rejected_so_far": .stringConvertible(listener.outcomeCounts[ConnectionOutcome.overLimit.rawValue] ?? 0),
+                ])
+            }
             return
         }
+        let record = ConnectionRecord(listener: listener, logger: logger, peer: channel.remoteAddress)
         let relay = RelayHandler(side: .client, record: record)
         let admission = AdmissionHandler(
             policy: policy, record: record, clientRelay: relay, expectProxyHeader: policy.trusts(channel.remoteAddress)

@@ -11,6 +11,8 @@ public final class ListenerRuntime: Sendable {
     private let active = Atomic<Int>(0)
     private let outcomes = NIOLockedValueBox<[String: Int]>([:])
     private let accepted = Atomic<Int>(0)
+    /// Uptime nanoseconds of the last over-limit warning, to log it at most once a second.
+    private let lastLimitWarning = Atomic<Int64>(Int64.min / 2)
 
     public init(policy: ListenerPolicy) {
         self.name = policy.name
@@ -45,6 +47,14 @@ public final class ListenerRuntime: Sendable {
             return false
         }
         return true
+    }
+
+    /// True at most once per second, so a flood over max_connections cannot flood the log.
+    func shouldWarnOverLimit() -> Bool {
+        let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        let last = lastLimitWarning.load(ordering: .relaxed)
+        guard now - last >= 1_000_000_000 else { return false }
+        return lastLimitWarning.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
     }
 
     func release() {

@@ -73,4 +73,33 @@ struct BadInputIntegrationTests {
         survivor.close()
         #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.9:", "outcome=closed"]) != nil)
     }
+
+    @Test func overMaxConnectionsNewConnectionsAreClosedAndExistingOnesKept() throws {
+        let sandbox = try Sandbox("max-conn")
+        defer { sandbox.tearDown() }
+        let port = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: """
+            [listeners.small]
+            bind = ["127.0.0.1:\(port)"]
+            default = "u"
+            max_connections = 2
+            client_hello_timeout = "20s"
+            [upstreams.u]
+            servers = ["127.0.0.1:9"]
+            """, in: sandbox)
+        let first = try RawClient(host: "127.0.0.1", port: port)
+        let second = try RawClient(host: "127.0.0.1", port: port)
+        usleep(200_000)
+        let third = try RawClient(host: "127.0.0.1", port: port)
+        #expect(third.waitForClose(timeout: 3))
+        #expect(tailgate.process.waitForOutput("listener is at max_connections"))
+        // The two admitted connections are still open.
+        #expect(!first.waitForClose(timeout: 0.3))
+        #expect(!second.waitForClose(timeout: 0.3))
+        first.close()
+        #expect(Poll.until(timeout: 5) {
+            guard let fourth = try? RawClient(host: "127.0.0.1", port: port) else { return false }
+            return !fourth.waitForClose(timeout: 0.3)
+        })
+    }
 }

@@ -13,7 +13,7 @@ struct RoutingIntegrationTests {
         let port = Sandbox.freePort(), strictPort = Sandbox.freePort()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
+            bind = ["127.0.0.1:\(port)", "[::1]:\(port)"]
             default = "service"
             [listeners.public.routes]
             "ops.example.com" = "ops"
@@ -36,6 +36,11 @@ struct RoutingIntegrationTests {
         let exact = curl(sandbox, host: "ops.example.com", port: port, extra: ["--interface", "127.0.0.7"])
         #expect(exact.status == 0)
         #expect(exact.output == "ops 127.0.0.7 ops.example.com\n")
+
+        // Over IPv6 the client's v6 address reaches nginx through PROXY v2.
+        let v6 = runCommand("/usr/bin/curl", ["-sS", "--max-time", "10", "--cacert", sandbox.path("ca.crt"),
+                                              "--resolve", "ops.example.com:\(port):[::1]", "https://ops.example.com:\(port)/"])
+        #expect(v6.output == "ops ::1 ops.example.com\n")
 
         let wildcard = curl(sandbox, host: "Jenkins.OPS.example.com", port: port)
         #expect(wildcard.output.lowercased() == "ops 127.0.0.1 jenkins.ops.example.com\n")
