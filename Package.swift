@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
+        // System libraries, linked from Debian's packages.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Pure: TOML 1.0 with source positions.
         .target(name: "TailgateTOML", swiftSettings: swiftSettings),
         // Pure: the config model and its validation.
@@ -46,11 +48,12 @@ let package = Package(
         .target(
             name: "TailgateAgent",
             dependencies: [
-                "TailgateConfig", "TailgateProxy",
+                "TailgateConfig", "TailgateProxy", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,79 +1,81 @@
 import Logging
-import NIOCore
-import NIOPosix
 import ServiceLifecycle
 import TailgateConfig
-import TailgateProxy
+import UnixSignals
 
-/// The running daemon: binds the listeners of a configuration, serves until told to stop, then drains.
-public final class Agent: Service, Sendable {
-    public let configPath: String
-    private let logger: Logger
-    private let group: MultiThreadedEventLoopGroup
-    private let initial: (TailgateConfiguration, bytes: [UInt8])
+/// The proxy as a service: starts the first configuration, waits for a stop request, then drains.
+struct ProxyService: Service {
+    let supervisor: Supervisor
+    let initial: (TailgateConfiguration, bytes: [UInt8])
+    let stopRequests: AsyncStream<Void>
 
-    public init(configPath: String, configuration: (TailgateConfiguration, bytes: [UInt8]), logger: Logger) {
-        self.configPath = configPath
-        self.initial = configuration
-        self.logger = logger
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+    func run() async throws {
+        try await supervisor.start(initial.0, bytes: initial.bytes)
+        for await _ in stopRequests.cancelOnGracefulShutdown() { break }
+        await supervisor.drainAndStop()
     }
+}
 
-    public func run() async throws {
-        let plan = try ProxyPlan.make(initial.0, file: configPath, generation: 1)
-        var runtimes: [String: ListenerRuntime] = [:]
-        var sockets: [BoundSocket] = []
-        do {
-            for listener in plan.configuration.listeners {
-                guard let policy = plan.policies[listener.name] else { continue }
-                let runtime = ListenerRuntime(policy: policy)
-                runtimes[listener.name] = runtime
-                for bind in listener.binds {
-                    do {
-                        sockets.append(try await BoundSocket.bind(bind.value, listener: runtime, group: group, logger: logger))
-                    } catch {
-                        throw AgentError.bindFailed(listener: listener.name, address: bind.value, underlying: error)
-                    }
-                    logger.info("listening", metadata: ["listener": .string(listener.name), "bind": .string(bind.value.endpointDescription)])
+/// The one owner of SIGHUP, SIGTERM and SIGINT: HUP reloads; the first TERM/INT starts the drain,
+/// a second one cuts it short.
+struct SignalService: Service {
+    let supervisor: Supervisor
+    let stop: AsyncStream<Void>.Continuation
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigterm, .sigint)
+        var stopRequested = false
+        for await signal in signals.cancelOnGracefulShutdown() {
+            switch signal {
+            case .sighup:
+                await supervisor.reload()
+            default:
+                if stopRequested {
+                    await supervisor.abortDrain()
+                } else {
+                    stopRequested = true
+                    logger.info("stop requested", metadata: ["signal": .string("\(signal)")])
+                    stop.yield()
                 }
             }
-        } catch {
-            for socket in sockets { await socket.close() }
-            try? await group.shutdownGracefully()
-            throw error
-        }
-        logger.info("ready", metadata: [
-            "config": .string(configPath), "generation": .stringConvertible(plan.generation),
-            "listeners": .stringConvertible(runtimes.count), "upstreams": .stringConvertible(plan.configuration.upstreams.count),
-        ])
-
-        try? await gracefulShutdown()
-
-        logger.info("stopping: no longer accepting, draining connections", metadata: [
-            "drain_timeout_ms": .stringConvertible(plan.configuration.drainTimeout.wholeMilliseconds),
-        ])
-        for socket in sockets { await socket.close() }
-        let deadline = ContinuousClock.now + plan.configuration.drainTimeout
-        while runtimes.values.contains(where: { $0.activeConnections > 0 }), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        let remaining = runtimes.values.reduce(0) { $0 + $1.activeConnections }
-        if remaining > 0 {
-            logger.warning("drain_timeout reached; closing remaining connections", metadata: ["connections": .stringConvertible(remaining)])
-        }
-        try? await group.shutdownGracefully()
-        logger.info("stopped")
-    }
-}
-
-/// Failures that stop the agent from starting.
-public enum AgentError: Error, CustomStringConvertible {
-    case bindFailed(listener: String, address: SocketAddress, underlying: any Error)
-
-    public var description: String {
-        switch self {
-        case .bindFailed(let listener, let address, let underlying):
-            return "listener '\(listener)': cannot bind \(address.endpointDescription): \(underlying)"
         }
     }
 }
+
+/// Sends WATCHDOG=1 at half of WATCHDOG_USEC, only while every event loop answers, and refreshes STATUS=.
+struct NotifyService: Service {
+    let supervisor: Supervisor
+    let notifier: SystemdNotifier
+
+    func run() async throws {
+        guard notifier.isEnabled else {
+            try? await gracefulShutdown()
+            return
+        }
+        let watchdog = SystemdNotifier.watchdogInterval()
+        let period = min(watchdog.map { $0 / 2 } ?? .seconds(5), .seconds(5))
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: period)
+            if watchdog != nil, await eventLoopsRespond(within: period) {
+                notifier.send("WATCHDOG=1")
+            }
+            notifier.send("STATUS=\(await supervisor.statusLine())")
+        }
+    }
+
+    private func eventLoopsRespond(within limit: Duration) async -> Bool {
+        let loops = Array(supervisor.group.makeIterator())
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(limit.wholeMilliseconds) * 1_000_000)
+        for loop in loops {
+            let answered = loop.submit { true }
+            let timeout = loop.scheduleTask(deadline: deadline) { false }
+            guard (try? await answered.get()) == true else { return false }
+            timeout.cancel()
+            guard NIODeadline.now() < deadline else { return false }
+        }
+        return true
+    }
+}
+
+import NIOCore

@@ -9,7 +9,9 @@ struct ProxyPlan: Sendable {
     let generation: Int
 
     /// Resolves upstream hostnames (blocking getaddrinfo, once per load, as nginx does at startup).
-    static func make(_ configuration: TailgateConfiguration, file: String, generation: Int) throws(ConfigurationErrors) -> ProxyPlan {
+    static func make(
+        _ configuration: TailgateConfiguration, file: String, generation: Int, usage: ServerUsage
+    ) throws(ConfigurationErrors) -> ProxyPlan {
         var errors: [ConfigurationError] = []
         var pools: [String: UpstreamPool] = [:]
         for (name, upstream) in configuration.upstreams {
@@ -32,7 +34,7 @@ struct ProxyPlan: Sendable {
             guard !addresses.isEmpty else { continue }
             pools[name] = UpstreamPool(
                 name: name, servers: addresses, sendProxy: upstream.sendProxy,
-                connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout
+                connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout, usage: usage
             )
         }
         if !errors.isEmpty { throw ConfigurationErrors(errors) }

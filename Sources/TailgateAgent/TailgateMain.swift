@@ -1,6 +1,11 @@
 import Logging
 import ServiceLifecycle
 import TailgateConfig
+import TailgateProxy
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Entry points used by the `tailgate` executable.
 public enum TailgateMain {
@@ -8,14 +13,14 @@ public enum TailgateMain {
     public static func check(configPath: String) -> String? {
         do {
             let (configuration, _) = try ConfigurationFile.load(path: configPath)
-            _ = try ProxyPlan.make(configuration, file: configPath, generation: 0)
+            _ = try ProxyPlan.make(configuration, file: configPath, generation: 0, usage: ServerUsage(logger: Logger(label: "check")))
             return nil
         } catch {
             return error.description
         }
     }
 
-    /// `tailgate run`: serves until SIGTERM or SIGINT.
+    /// `tailgate run`: serves until SIGTERM or SIGINT, reloading on SIGHUP.
     public static func run(configPath: String) async throws {
         let loaded: (TailgateConfiguration, bytes: [UInt8])
         do {
@@ -28,11 +33,20 @@ public enum TailgateMain {
         }
         bootstrapLogging(loaded.0.log)
         let logger = Logger(label: "tailgate")
-        let agent = Agent(configPath: configPath, configuration: loaded, logger: logger)
+        let notifier = SystemdNotifier()
+        let supervisor = Supervisor(configPath: configPath, logger: logger, notifier: notifier)
+        let (stopRequests, stop) = AsyncStream.makeStream(of: Void.self)
+        // Shut down in reverse order: the proxy drains first, signals stay handled until it is done.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: agent)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
+            services: [
+                .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger)),
+                .init(service: NotifyService(supervisor: supervisor, notifier: notifier)),
+                .init(
+                    service: ProxyService(supervisor: supervisor, initial: loaded, stopRequests: stopRequests),
+                    successTerminationBehavior: .gracefullyShutdownGroup
+                ),
+            ],
+            logger: Logger(label: "tailgate.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })
         ))
         do {
             try await group.run()
@@ -54,24 +68,7 @@ public enum TailgateMain {
             LineLogHandler(label: label, format: configuration.format, level: level)
         }
     }
-}
 
-/// Why `run` did not start.
-public enum StartupError: Error, CustomStringConvertible {
-    case invalidConfiguration(count: Int)
-
-    public var description: String {
-        switch self {
-        case .invalidConfiguration(let count): return "configuration has \(count) error(s); not starting"
-        }
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-extension TailgateMain {
     /// Writes text to stderr unbuffered (the executable has no Foundation).
     public static func writeToStandardError(_ text: String) {
         var bytes = Array(text.utf8)
@@ -82,6 +79,17 @@ extension TailgateMain {
                 if written <= 0 { break }
                 offset += written
             }
+        }
+    }
+}
+
+/// Why `run` did not start.
+public enum StartupError: Error, CustomStringConvertible {
+    case invalidConfiguration(count: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let count): return "configuration has \(count) error(s); not starting"
         }
     }
 }

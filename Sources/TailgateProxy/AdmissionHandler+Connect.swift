@@ -61,6 +61,10 @@ extension AdmissionHandler {
             channel.close(promise: nil)
             return
         }
+        if let server = record.server {
+            pool.usage.acquire(server)
+            record.connectedServer = (server, pool.usage)
+        }
         var payload = channel.allocator.buffer(capacity: (buffered?.readableBytes ?? 0) + 256)
         writeProxyHeader(pool.sendProxy, into: &payload, context: context)
         if var bytes = buffered {

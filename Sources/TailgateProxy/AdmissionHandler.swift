@@ -71,6 +71,12 @@ final class AdmissionHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainDeadlineReached {
+            timer?.cancel()
+            record.end(.drainTimeout)
+            context.close(promise: nil)
+            return
+        }
         if let event = event as? ChannelEvent, case .inputClosed = event {
             switch phase {
             case .admitting:

@@ -10,6 +10,7 @@ public final class BoundSocket: Sendable {
     public let address: SocketAddress
     private let listenerBox: NIOLockedValueBox<ListenerRuntime>
     private let channelBox = NIOLockedValueBox<(any Channel)?>(nil)
+    let connections = ConnectionRegistry()
 
     init(address: SocketAddress, listener: ListenerRuntime) {
         self.address = address
@@ -59,6 +60,26 @@ public final class BoundSocket: Sendable {
         try? await channel?.close()
     }
 
+    /// Connections accepted on this socket that are still open.
+    public var openConnections: Int { connections.count }
+
+    /// Waits until the connections accepted here have finished, or `deadline`; then closes what is left.
+    /// Returns how many had to be closed.
+    @discardableResult
+    public func drain(until deadline: ContinuousClock.Instant) async -> Int {
+        while connections.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let left = connections.count
+        if left > 0 { connections.closeAll() }
+        return left
+    }
+
+    /// Closes every connection accepted here at once.
+    public func closeConnections() {
+        connections.closeAll()
+    }
+
     private func initializeConnection(_ channel: any Channel, logger: Logger) throws {
         let listener = self.listener
         let policy = listener.policy
@@ -79,5 +100,6 @@ public final class BoundSocket: Sendable {
             policy: policy, record: record, clientRelay: relay, expectProxyHeader: policy.trusts(channel.remoteAddress)
         )
         try channel.pipeline.syncOperations.addHandlers(admission, relay)
+        connections.add(channel)
     }
 }

@@ -17,6 +17,8 @@ final class ConnectionRecord {
     var alpn: [String] = []
     var upstream: String?
     var server: SocketAddress?
+    /// Set once the upstream connection is up; released when the pair closes.
+    var connectedServer: (address: SocketAddress, usage: ServerUsage)?
     var bytesFromClient = 0
     var bytesFromServer = 0
     private(set) var outcome: ConnectionOutcome?
@@ -49,6 +51,7 @@ final class ConnectionRecord {
         finished = true
         let outcome = self.outcome ?? .closed
         listener.release()
+        if let connectedServer { connectedServer.usage.release(connectedServer.address) }
         listener.count(outcome.rawValue)
         if let detail, outcome != .closed { listener.count("\(outcome.rawValue):\(detail)") }
         var metadata: Logger.Metadata = [

@@ -9,9 +9,15 @@ public final class UpstreamPool: Sendable {
     public let sendProxy: ProxyProtocolMode
     public let connectTimeout: TimeAmount
     public let idleTimeout: TimeAmount
+    /// Where relayed connections per server are counted (shared by every generation).
+    let usage: ServerUsage
     private let cursor = Atomic<Int>(0)
 
-    public init(name: String, servers: [SocketAddress], sendProxy: ProxyProtocolMode, connectTimeout: Duration, idleTimeout: Duration) {
+    public init(
+        name: String, servers: [SocketAddress], sendProxy: ProxyProtocolMode, connectTimeout: Duration, idleTimeout: Duration,
+        usage: ServerUsage
+    ) {
+        self.usage = usage
         precondition(!servers.isEmpty, "the loader refuses an upstream without servers")
         self.name = name
         self.servers = servers

@@ -1,0 +1,124 @@
+import Logging
+import NIOCore
+import NIOPosix
+import TailgateConfig
+import TailgateProxy
+
+/// The listening sockets and listener runtimes, diffed by bind address on every reload:
+/// an unchanged bind keeps its socket, an added one is opened, a removed one stops accepting
+/// and its connections finish on their own, bounded by drain_timeout.
+actor ListenerSet: ReloadStep {
+    nonisolated let name = "listeners"
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private var runtimes: [String: ListenerRuntime] = [:]
+    private var sockets: [SocketAddress: BoundSocket] = [:]
+    /// Removed sockets whose connections are still finishing.
+    private var draining: [ObjectIdentifier: BoundSocket] = [:]
+
+    init(group: any EventLoopGroup, logger: Logger) {
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Listener runtimes by name, for status and drain.
+    var listeners: [String: ListenerRuntime] { runtimes }
+
+    /// Bound addresses by listener name.
+    var bindsByListener: [String: [SocketAddress]] {
+        var result: [String: [SocketAddress]] = [:]
+        for (address, socket) in sockets { result[socket.listener.name, default: []].append(address) }
+        return result
+    }
+
+    var openConnections: Int {
+        sockets.values.reduce(0) { $0 + $1.openConnections } + draining.values.reduce(0) { $0 + $1.openConnections }
+    }
+
+    func prepare(_ plan: ProxyPlan) async throws -> PreparedStep {
+        var nextRuntimes: [String: ListenerRuntime] = [:]
+        var publish: [(ListenerRuntime, ListenerPolicy)] = []
+        var desired: [SocketAddress: String] = [:]
+        for listener in plan.configuration.listeners {
+            guard let policy = plan.policies[listener.name] else { continue }
+            if let existing = runtimes[listener.name] {
+                nextRuntimes[listener.name] = existing
+                publish.append((existing, policy))
+            } else {
+                nextRuntimes[listener.name] = ListenerRuntime(policy: policy)
+            }
+            for bind in listener.binds { desired[bind.value] = listener.name }
+        }
+        var opened: [BoundSocket] = []
+        for (address, listenerName) in desired.sorted(by: { $0.value < $1.value }) where sockets[address] == nil {
+            guard let runtime = nextRuntimes[listenerName] else { continue }
+            do {
+                opened.append(try await BoundSocket.bind(address, listener: runtime, group: group, logger: logger))
+            } catch {
+                for socket in opened { await socket.close() }
+                throw AgentError.bindFailed(listener: listenerName, address: address, underlying: error)
+            }
+        }
+        let drainTimeout = plan.configuration.drainTimeout
+        return PreparedStep(
+            commit: { [opened, publish, desired, nextRuntimes] in
+                await self.commit(runtimes: nextRuntimes, publish: publish, desired: desired, opened: opened, drainTimeout: drainTimeout)
+            },
+            rollback: { [opened] in
+                for socket in opened { await socket.close() }
+            }
+        )
+    }
+
+    private func commit(
+        runtimes nextRuntimes: [String: ListenerRuntime], publish: [(ListenerRuntime, ListenerPolicy)],
+        desired: [SocketAddress: String], opened: [BoundSocket], drainTimeout: Duration
+    ) async {
+        for (runtime, policy) in publish { runtime.publish(policy) }
+        for (address, listenerName) in desired {
+            if let socket = sockets[address], let runtime = nextRuntimes[listenerName], socket.listener !== runtime {
+                // The bind moved to another listener: keep the socket, switch whose policy it serves.
+                socket.listener = runtime
+            }
+        }
+        for socket in opened {
+            sockets[socket.address] = socket
+            logger.info("listening", metadata: ["listener": .string(socket.listener.name), "bind": .string(socket.address.endpointDescription)])
+        }
+        let deadline = ContinuousClock.now + drainTimeout
+        for (address, socket) in sockets where desired[address] == nil {
+            sockets[address] = nil
+            await socket.close()
+            logger.info("stopped listening; open connections may finish", metadata: [
+                "bind": .string(address.endpointDescription), "connections": .stringConvertible(socket.openConnections),
+            ])
+            let key = ObjectIdentifier(socket)
+            draining[key] = socket
+            Task {
+                let closed = await socket.drain(until: deadline)
+                self.finishedDraining(key, closed: closed, address: address)
+            }
+        }
+        runtimes = nextRuntimes
+    }
+
+    private func finishedDraining(_ key: ObjectIdentifier, closed: Int, address: SocketAddress) {
+        guard draining.removeValue(forKey: key) != nil else { return }
+        if closed > 0 {
+            logger.warning("drain_timeout reached on a removed bind; closed its remaining connections", metadata: [
+                "bind": .string(address.endpointDescription), "connections": .stringConvertible(closed),
+            ])
+        }
+    }
+
+    /// Stops accepting everywhere (shutdown).
+    func closeAll() async {
+        for socket in sockets.values { await socket.close() }
+    }
+
+    /// Closes every connection still open (drain deadline or a second SIGTERM).
+    func closeConnections() {
+        for socket in sockets.values { socket.closeConnections() }
+        for socket in draining.values { socket.closeConnections() }
+    }
+}

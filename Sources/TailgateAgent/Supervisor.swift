@@ -1,0 +1,167 @@
+import Logging
+import NIOCore
+import NIOPosix
+import TailgateConfig
+import TailgateProxy
+
+/// One loaded configuration: its generation number and the SHA-256 of the file's bytes.
+public struct ConfigurationGeneration: Sendable {
+    public let number: Int
+    public let hash: String
+    public let configuration: TailgateConfiguration
+    public var shortHash: String { String(hash.prefix(12)) }
+}
+
+/// The outcome of the last reload, for logs and (later) /status.
+public struct ReloadReport: Sendable {
+    public let succeeded: Bool
+    /// The generation serving after the reload.
+    public let generation: Int
+    public let errors: [String]
+    public let duration: Duration
+}
+
+/// Owns what runs: the configuration generations, the reload transaction and the drain.
+actor Supervisor {
+    let configPath: String
+    let logger: Logger
+    let notifier: SystemdNotifier
+    let group: MultiThreadedEventLoopGroup
+    let usage: ServerUsage
+    private let listeners: ListenerSet
+    private(set) var current: ConfigurationGeneration?
+    private(set) var lastReload: ReloadReport?
+    private(set) var reloadFailures = 0
+    private var stopping = false
+    private var abortRequested = false
+
+    init(configPath: String, logger: Logger, notifier: SystemdNotifier) {
+        self.configPath = configPath
+        self.logger = logger
+        self.notifier = notifier
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        self.usage = ServerUsage(logger: logger)
+        self.listeners = ListenerSet(group: group, logger: logger)
+    }
+
+    /// The steps every reload runs, in order.
+    private var steps: [any ReloadStep] { [listeners] }
+
+    /// Applies the first configuration; throws when a listener cannot be bound.
+    func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
+        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage)
+        do {
+            try await ReloadTransaction.run(steps, plan: plan)
+        } catch {
+            throw error.underlying
+        }
+        let generation = ConfigurationGeneration(number: 1, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
+        current = generation
+        logger.info("ready", metadata: [
+            "config": .string(configPath), "generation": .stringConvertible(1), "hash": .string(generation.shortHash),
+            "listeners": .stringConvertible(configuration.listeners.count), "upstreams": .stringConvertible(configuration.upstreams.count),
+        ])
+        notifier.send("READY=1\nSTATUS=\(await statusLine())\nMAINPID=\(getpid())")
+    }
+
+    /// SIGHUP: re-reads the file and applies it as one transaction, or changes nothing.
+    @discardableResult
+    func reload() async -> ReloadReport {
+        let started = ContinuousClock.now
+        guard !stopping, let previous = current else {
+            logger.warning("reload ignored: the agent is stopping")
+            return ReloadReport(succeeded: false, generation: current?.number ?? 0, errors: ["stopping"], duration: .zero)
+        }
+        notifier.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading \(configPath)")
+        logger.info("reloading", metadata: ["config": .string(configPath)])
+        let next = previous.number + 1
+        var errors: [String] = []
+        do throws(ConfigurationErrors) {
+            let (configuration, bytes) = try ConfigurationFile.load(path: configPath)
+            let plan = try ProxyPlan.make(configuration, file: configPath, generation: next, usage: usage)
+            do {
+                try await ReloadTransaction.run(steps, plan: plan)
+            } catch {
+                throw ConfigurationErrors([ConfigurationError(
+                    file: configPath, position: .init(line: 1, column: 1), keyPath: "", message: "\(error.step): \(error.underlying)"
+                )])
+            }
+            let generation = ConfigurationGeneration(number: next, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
+            current = generation
+            announceDepartedServers(from: previous.configuration, to: configuration)
+        } catch {
+            errors = error.errors.map(\.description)
+        }
+        let duration = ContinuousClock.now - started
+        let serving = current?.number ?? previous.number
+        let report = ReloadReport(succeeded: errors.isEmpty, generation: serving, errors: errors, duration: duration)
+        lastReload = report
+        if errors.isEmpty {
+            logger.info("reloaded", metadata: [
+                "generation": .stringConvertible(serving), "hash": .string(current?.shortHash ?? ""),
+                "duration_ms": .stringConvertible(duration.wholeMilliseconds),
+            ])
+        } else {
+            reloadFailures += 1
+            for error in errors { logger.error("reload: \(error)") }
+            logger.error("reload failed; still serving the previous configuration", metadata: [
+                "generation": .stringConvertible(serving), "errors": .stringConvertible(errors.count),
+            ])
+        }
+        let status = errors.isEmpty ? await statusLine() : "reload failed (\(errors.count) errors); \(await statusLine())"
+        notifier.send("READY=1\nSTATUS=\(status)")
+        return report
+    }
+
+    private func announceDepartedServers(from old: TailgateConfiguration, to new: TailgateConfiguration) {
+        func addresses(_ configuration: TailgateConfiguration) -> Set<SocketAddress> {
+            var result = Set<SocketAddress>()
+            for upstream in configuration.upstreams.values {
+                for server in upstream.servers { if case .address(let address) = server.value { result.insert(address) } }
+            }
+            return result
+        }
+        let left = addresses(old).subtracting(addresses(new))
+        if !left.isEmpty { usage.serversLeft(left) }
+    }
+
+    /// SIGTERM/SIGINT: stop accepting, let connections finish up to drain_timeout (or a second signal), close the rest.
+    func drainAndStop() async {
+        stopping = true
+        let timeout = current?.configuration.drainTimeout ?? ConfigurationDefaults.drainTimeout
+        let open = await listeners.openConnections
+        notifier.send("STOPPING=1\nSTATUS=draining \(open) connections")
+        logger.info("stopping: no longer accepting; draining connections", metadata: [
+            "connections": .stringConvertible(open), "drain_timeout_ms": .stringConvertible(timeout.wholeMilliseconds),
+        ])
+        await listeners.closeAll()
+        let deadline = ContinuousClock.now + timeout
+        while await listeners.openConnections > 0, ContinuousClock.now < deadline, !abortRequested {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let remaining = await listeners.openConnections
+        if remaining > 0 {
+            logger.warning(abortRequested ? "second stop signal: closing remaining connections" : "drain_timeout reached; closing remaining connections",
+                           metadata: ["connections": .stringConvertible(remaining)])
+            await listeners.closeConnections()
+            let closeDeadline = ContinuousClock.now + .seconds(2)
+            while await listeners.openConnections > 0, ContinuousClock.now < closeDeadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    /// A second SIGTERM/SIGINT while draining.
+    func abortDrain() {
+        abortRequested = true
+    }
+
+    /// The one-line status systemd shows.
+    func statusLine() async -> String {
+        let connections = await listeners.openConnections
+        guard let current else { return "starting" }
+        return "generation \(current.number) (\(current.shortHash)), \(connections) connections"
+    }
+}

@@ -1,0 +1,70 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import TailgateConfig
+
+/// Live connections per upstream server, across reloads: what a blue/green deploy waits on
+/// before it stops the old servers.
+public final class ServerUsage: Sendable {
+    private struct State {
+        var active: [SocketAddress: Int] = [:]
+        /// Servers that left the configuration while connections still used them.
+        var departed: Set<SocketAddress> = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func acquire(_ server: SocketAddress) {
+        state.withLockedValue { $0.active[server, default: 0] += 1 }
+    }
+
+    func release(_ server: SocketAddress) {
+        let drained = state.withLockedValue { state -> Bool in
+            let left = (state.active[server] ?? 1) - 1
+            state.active[server] = left > 0 ? left : nil
+            guard left <= 0, state.departed.contains(server) else { return false }
+            state.departed.remove(server)
+            return true
+        }
+        if drained {
+            logger.info("removed server has no connections left", metadata: ["server": .string(server.endpointDescription)])
+        }
+    }
+
+    /// Connections currently relayed to each server.
+    public var snapshot: [SocketAddress: Int] {
+        state.withLockedValue { $0.active }
+    }
+
+    /// Notes the servers that a new configuration no longer lists, logging which still carry connections.
+    public func serversLeft(_ servers: Set<SocketAddress>) {
+        let busy = state.withLockedValue { state -> [(SocketAddress, Int)] in
+            var busy: [(SocketAddress, Int)] = []
+            for server in servers {
+                if let count = state.active[server], count > 0 {
+                    state.departed.insert(server)
+                    busy.append((server, count))
+                }
+            }
+            return busy
+        }
+        for server in servers {
+            let count = busy.first { $0.0 == server }?.1 ?? 0
+            logger.info("server left the configuration", metadata: [
+                "server": .string(server.endpointDescription), "connections": .stringConvertible(count),
+            ])
+        }
+    }
+
+    /// Servers that left the configuration and still carry connections.
+    public var departedServers: [SocketAddress: Int] {
+        state.withLockedValue { state in
+            Dictionary(uniqueKeysWithValues: state.departed.map { ($0, state.active[$0] ?? 0) })
+        }
+    }
+}
