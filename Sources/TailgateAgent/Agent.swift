@@ -55,27 +55,42 @@ struct NotifyService: Service {
         }
         let watchdog = SystemdNotifier.watchdogInterval()
         let period = min(watchdog.map { $0 / 2 } ?? .seconds(5), .seconds(5))
+        var pings = LoopPings(supervisor.group)
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: period)
-            if watchdog != nil, await eventLoopsRespond(within: period) {
+            // Every loop must have run the ping sent one period ago; a stuck loop withholds the watchdog.
+            if watchdog != nil, pings.allAnswered {
                 notifier.send("WATCHDOG=1")
             }
+            pings = LoopPings(supervisor.group)
             notifier.send("STATUS=\(await supervisor.statusLine())")
         }
     }
+}
 
-    private func eventLoopsRespond(within limit: Duration) async -> Bool {
-        let loops = Array(supervisor.group.makeIterator())
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(limit.wholeMilliseconds) * 1_000_000)
-        for loop in loops {
-            let answered = loop.submit { true }
-            let timeout = loop.scheduleTask(deadline: deadline) { false }
-            guard (try? await answered.get()) == true else { return false }
-            timeout.cancel()
-            guard NIODeadline.now() < deadline else { return false }
+/// One no-op task submitted to each event loop; answered once every loop has run its task.
+private struct LoopPings {
+    private let answered = ManagedCounter()
+    private let expected: Int
+
+    init(_ group: any EventLoopGroup) {
+        var count = 0
+        for loop in group.makeIterator() {
+            count += 1
+            let counter = answered
+            loop.execute { counter.increment() }
         }
-        return true
+        expected = count
     }
+
+    var allAnswered: Bool { answered.value == expected }
+}
+
+private final class ManagedCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func increment() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
 }
 
 import NIOCore
+import Synchronization

@@ -149,7 +149,6 @@ actor Supervisor {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
-        try? await group.shutdownGracefully()
         logger.info("stopped")
     }
 

@@ -52,8 +52,10 @@ public enum TailgateMain {
             try await group.run()
         } catch {
             logger.error("\(error)")
+            try? await supervisor.group.shutdownGracefully()
             throw error
         }
+        try? await supervisor.group.shutdownGracefully()
     }
 
     private static func bootstrapLogging(_ configuration: LogConfiguration) {

@@ -89,7 +89,7 @@ struct BadInputIntegrationTests {
             """, in: sandbox)
         let first = try RawClient(host: "127.0.0.1", port: port)
         let second = try RawClient(host: "127.0.0.1", port: port)
-        usleep(200_000)
+        usleep(500_000)
         let third = try RawClient(host: "127.0.0.1", port: port)
         #expect(third.waitForClose(timeout: 3))
         #expect(tailgate.process.waitForOutput("listener is at max_connections"))
@@ -97,9 +97,9 @@ struct BadInputIntegrationTests {
         #expect(!first.waitForClose(timeout: 0.3))
         #expect(!second.waitForClose(timeout: 0.3))
         first.close()
-        #expect(Poll.until(timeout: 5) {
+        #expect(Poll.until(timeout: 15) {
             guard let fourth = try? RawClient(host: "127.0.0.1", port: port) else { return false }
-            return !fourth.waitForClose(timeout: 0.3)
+            return !fourth.waitForClose(timeout: 1)
         })
     }
 }

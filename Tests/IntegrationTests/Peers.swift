@@ -74,6 +74,25 @@ struct TailgateInstance {
         return TailgateInstance(process: process, configPath: configPath)
     }
 
+    /// Rewrites the config file, sends SIGHUP and waits for the outcome; true when it applied.
+    @discardableResult
+    func reload(_ config: String) throws -> Bool {
+        let before = process.output
+        let applied = before.components(separatedBy: " reloaded ").count
+        let failed = before.components(separatedBy: "reload failed;").count
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        process.signal(SIGHUP)
+        var outcome: Bool?
+        _ = Poll.until(timeout: 20) {
+            let output = process.output
+            if output.components(separatedBy: " reloaded ").count > applied { outcome = true }
+            if output.components(separatedBy: "reload failed;").count > failed { outcome = false }
+            return outcome != nil
+        }
+        guard let outcome else { throw SandboxError.timeout("no reload outcome: \(process.output.suffix(2_000))") }
+        return outcome
+    }
+
     /// Connection-log lines so far.
     var connectionLines: [String] {
         process.output.split(separator: "\n").map(String.init).filter { $0.contains(" connection ") || $0.contains("\"msg\":\"connection\"") }

@@ -2,28 +2,20 @@ import Foundation
 
 /// A process started by a test, with its output captured to a file; stopped by PID only.
 final class TestProcess: @unchecked Sendable {
-    let process = Process()
+    let child: ChildProcess
     let logPath: String
     let name: String
 
     init(name: String, executable: String, arguments: [String], directory: String, environment: [String: String]? = nil) throws {
         self.name = name
         logPath = "\(directory)/\(name).log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        try process.run()
+        child = try ChildProcess(executable: executable, arguments: arguments, outputPath: logPath, environment: environment)
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
+    var pid: Int32 { child.pid }
+    var isRunning: Bool { child.isRunning }
+    /// The exit status, or nil while the process runs.
+    var exitStatus: Int32? { child.exitStatus }
 
     /// Everything the process wrote so far.
     var output: String {
@@ -31,7 +23,7 @@ final class TestProcess: @unchecked Sendable {
     }
 
     func signal(_ signal: Int32) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        child.signal(signal)
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace`.
@@ -42,11 +34,11 @@ final class TestProcess: @unchecked Sendable {
             signal(SIGKILL)
             _ = waitForExit(timeout: 5)
         }
-        return process.isRunning ? -1 : process.terminationStatus
+        return exitStatus ?? -1
     }
 
     func waitForExit(timeout: Double) -> Bool {
-        Poll.until(timeout: timeout) { !self.process.isRunning }
+        child.wait(timeout: timeout)
     }
 
     /// Waits until the output contains `text`.
@@ -55,8 +47,9 @@ final class TestProcess: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+        if child.isRunning {
+            kill(child.pid, SIGKILL)
+            _ = child.wait(timeout: 5)
         }
     }
 }
@@ -76,43 +69,26 @@ enum Poll {
 /// Runs a command to completion and returns its exit status and combined output.
 @discardableResult
 func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 60, input: Data? = nil) -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    let inputPipe = Pipe()
-    process.standardInput = input == nil ? FileHandle.nullDevice : inputPipe
+    let base = FileManager.default.temporaryDirectory.path + "/tailgate-cmd-\(UUID().uuidString)"
+    defer {
+        try? FileManager.default.removeItem(atPath: base + ".out")
+        try? FileManager.default.removeItem(atPath: base + ".in")
+    }
+    var inputPath: String?
+    if let input {
+        _ = FileManager.default.createFile(atPath: base + ".in", contents: input)
+        inputPath = base + ".in"
+    }
+    let child: ChildProcess
     do {
-        try process.run()
+        child = try ChildProcess(executable: executable, arguments: arguments, outputPath: base + ".out", inputPath: inputPath)
     } catch {
         return (-1, "cannot run \(executable): \(error)")
     }
-    if let input {
-        inputPipe.fileHandleForWriting.write(input)
-        try? inputPipe.fileHandleForWriting.close()
+    if !child.wait(timeout: timeout) {
+        kill(child.pid, SIGKILL)
+        _ = child.wait(timeout: 5)
+        return (-9, (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "")
     }
-    let collected = LockedData()
-    let reader = Thread {
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        collected.set(data)
-    }
-    reader.start()
-    let finished = Poll.until(timeout: timeout) { !process.isRunning }
-    if !finished {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-    _ = Poll.until(timeout: 5) { collected.isSet }
-    let output = String(decoding: collected.get(), as: UTF8.self)
-    return (finished ? process.terminationStatus : -9, output)
-}
-
-final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private(set) var isSet = false
-    func set(_ value: Data) { lock.lock(); data = value; isSet = true; lock.unlock() }
-    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+    return (child.exitStatus ?? -1, (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "")
 }

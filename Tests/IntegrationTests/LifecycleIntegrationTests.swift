@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+
+/// SIGTERM drain, the second SIGTERM, and sd_notify against a real datagram socket.
+@Suite(.serialized)
+struct LifecycleIntegrationTests {
+    static func config(port: Int, upstream: Int, drain: String) -> String {
+        """
+        [global]
+        drain_timeout = "\(drain)"
+        [listeners.public]
+        bind = ["127.0.0.1:\(port)"]
+        default = "files"
+        [upstreams.files]
+        servers = ["127.0.0.1:\(upstream)"]
+        """
+    }
+
+    @Test func sigtermLetsATransferFinishRefusesNewConnectionsAndExitsCleanly() throws {
+        let sandbox = try Sandbox("drain")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["files.example.com"])
+        let upstream = try NginxUpstream.start("files", in: sandbox)
+        _ = runCommand("/bin/sh", ["-c", "head -c 20971520 /dev/urandom > \(upstream.root)/files/blob"])
+        let port = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: Self.config(port: port, upstream: upstream.plainPort, drain: "20s"), in: sandbox)
+        // A 20 MiB download at 5 MiB/s: still running when SIGTERM arrives.
+        let download = try sandbox.start("download", "/usr/bin/curl", [
+            "-sS", "--cacert", sandbox.path("ca.crt"), "--limit-rate", "5M", "--resolve", "files.example.com:\(port):127.0.0.1",
+            "-o", sandbox.path("blob.copy"), "https://files.example.com:\(port)/files/blob",
+        ])
+        #expect(Poll.until(timeout: 10) { (try? FileManager.default.attributesOfItem(atPath: sandbox.path("blob.copy"))[.size] as? Int) ?? 0 > 1_000_000 })
+        let stopped = Date()
+        tailgate.process.signal(SIGTERM)
+        #expect(tailgate.process.waitForOutput("stopping: no longer accepting"))
+        #expect((try? RawClient(host: "127.0.0.1", port: port)) == nil, "new connections are refused while draining")
+        #expect(download.waitForExit(timeout: 20))
+        #expect(download.exitStatus == 0)
+        #expect(tailgate.process.waitForExit(timeout: 10))
+        #expect(tailgate.process.exitStatus == 0)
+        #expect(Date().timeIntervalSince(stopped) < 20)
+        let sums = runCommand("/usr/bin/sha256sum", ["\(upstream.root)/files/blob", sandbox.path("blob.copy")]).output
+            .split(separator: "\n").map { $0.prefix(64) }
+        #expect(sums.count == 2 && sums[0] == sums[1])
+        #expect(!tailgate.process.output.contains("drain_timeout reached"))
+    }
+
+    @Test func drainTimeoutClosesWhatIsLeftAndASecondSigtermCutsItShort() throws {
+        let sandbox = try Sandbox("drain-timeout")
+        defer { sandbox.tearDown() }
+        let server = try RawServer(.drain)
+        let port = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: Self.config(port: port, upstream: server.port, drain: "2s"), in: sandbox)
+        let client = try RawClient(host: "127.0.0.1", port: port)
+        client.send(try Captures.load("curl.bin"))
+        #expect(Poll.until(timeout: 5) { server.received.count > 0 })
+        let stopped = Date()
+        tailgate.process.signal(SIGTERM)
+        #expect(client.waitForClose(timeout: 6))
+        #expect(Date().timeIntervalSince(stopped) >= 1.8)
+        #expect(tailgate.process.waitForExit(timeout: 5))
+        #expect(tailgate.process.exitStatus == 0)
+        #expect(tailgate.process.output.contains("drain_timeout reached; closing remaining connections"))
+        #expect(tailgate.waitForConnectionLine(containing: ["outcome=drain_timeout"]) != nil)
+
+        // Now with a long drain_timeout and a second SIGTERM.
+        let server2 = try RawServer(.drain)
+        let port2 = Sandbox.freePort()
+        let second = try TailgateInstance.start(config: Self.config(port: port2, upstream: server2.port, drain: "60s"), in: sandbox, name: "second")
+        let client2 = try RawClient(host: "127.0.0.1", port: port2)
+        client2.send(try Captures.load("curl.bin"))
+        #expect(Poll.until(timeout: 5) { server2.received.count > 0 })
+        second.process.signal(SIGTERM)
+        #expect(second.process.waitForOutput("stopping: no longer accepting"))
+        let again = Date()
+        second.process.signal(SIGTERM)
+        #expect(client2.waitForClose(timeout: 5))
+        #expect(second.process.waitForExit(timeout: 5))
+        #expect(Date().timeIntervalSince(again) < 5)
+        #expect(second.process.exitStatus == 0)
+        #expect(second.process.output.contains("second stop signal: closing remaining connections"))
+    }
+
+    @Test func systemdHearsReadyReloadingWatchdogAndStopping() throws {
+        let sandbox = try Sandbox("notify")
+        defer { sandbox.tearDown() }
+        let notify = try NotifySocket(path: sandbox.path("notify.sock"))
+        defer { notify.shutdown() }
+        let port = Sandbox.freePort()
+        try sandbox.write("tailgate.toml", Self.config(port: port, upstream: 9, drain: "1s"))
+        let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
+                                        environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000"])
+        let ready = notify.waitFor(["READY=1", "MAINPID=\(process.pid)", "STATUS="])
+        #expect(ready != nil)
+        #expect(ready?.text.contains("STATUS=generation 1 (") == true)
+        #expect(Sandbox.waitForPort(port, timeout: 1), "READY=1 only once listeners are bound")
+        let watchdog = notify.waitFor(["WATCHDOG=1"], from: ready?.index ?? 0, timeout: 3)
+        #expect(watchdog != nil)
+
+        process.signal(SIGHUP)
+        let reloading = notify.waitFor(["RELOADING=1", "MONOTONIC_USEC="], from: ready?.index ?? 0)
+        #expect(reloading != nil)
+        let monotonic = reloading?.text.split(separator: "\n").first { $0.hasPrefix("MONOTONIC_USEC=") }.flatMap { UInt64($0.dropFirst(15)) }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let nowMicros = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
+        #expect(monotonic.map { $0 <= nowMicros && nowMicros - $0 < 10_000_000 } == true)
+        let readyAgain = notify.waitFor(["READY=1"], from: (reloading?.index ?? 0) + 1)
+        #expect(readyAgain?.text.contains("STATUS=generation 2 (") == true)
+
+        process.signal(SIGTERM)
+        #expect(notify.waitFor(["STOPPING=1"], from: readyAgain?.index ?? 0) != nil)
+        #expect(process.waitForExit(timeout: 10))
+        #expect(process.exitStatus == 0)
+    }
+}

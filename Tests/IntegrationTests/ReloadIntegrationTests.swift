@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+
+/// SIGHUP reloads as transactions, with real clients in flight.
+@Suite(.serialized)
+struct ReloadIntegrationTests {
+    @Test func brokenConfigsAreRefusedAndTheOldRoutesKeepServing() throws {
+        let sandbox = try Sandbox("reload-broken")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com"])
+        let ops = try NginxUpstream.start("ops", in: sandbox)
+        let port = Sandbox.freePort()
+        let good = """
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            [listeners.public.routes]
+            "ops.example.com" = "ops"
+            [upstreams.ops]
+            servers = ["127.0.0.1:\(ops.proxyPort)"]
+            send_proxy = "v2"
+            """
+        let tailgate = try TailgateInstance.start(config: good, in: sandbox)
+        let broken = [
+            ("syntax", good + "\n[upstreams.ops\n", ":8:"),
+            ("unknown upstream", good.replacingOccurrences(of: "= \"ops\"", with: "= \"opz\""), "unknown upstream \"opz\""),
+            ("bad duration", good + "\nconnect_timeout = \"3\"\n", "connect_timeout: invalid duration"),
+            ("missing file", nil, "cannot open"),
+        ]
+        for (kind, text, expected) in broken {
+            if let text {
+                #expect(try tailgate.reload(text) == false, "\(kind) must be refused")
+            } else {
+                try FileManager.default.removeItem(atPath: tailgate.configPath)
+                tailgate.process.signal(SIGHUP)
+                #expect(tailgate.process.waitForOutput("reload: \(tailgate.configPath):1:1: cannot open"))
+            }
+            #expect(tailgate.process.output.contains(expected), "\(kind): \(expected)")
+            #expect(tailgate.process.isRunning)
+            #expect(curl(sandbox, host: "ops.example.com", port: port).output == "ops 127.0.0.1 ops.example.com\n", "\(kind)")
+        }
+        #expect(tailgate.process.output.contains("reload failed; still serving the previous configuration errors=1 generation=1"))
+        #expect(try tailgate.reload(good))
+        #expect(tailgate.process.output.contains("reloaded generation=2"))
+    }
+
+    @Test func aNewBindOnABusyPortRollsBackTheWholeReload() throws {
+        let sandbox = try Sandbox("reload-busy")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com"])
+        let ops = try NginxUpstream.start("ops", in: sandbox)
+        let port = Sandbox.freePort(), fresh = Sandbox.freePort()
+        let holder = try RawListener()
+        func config(_ binds: [Int], target: String = "ops") -> String {
+            """
+            [listeners.public]
+            bind = [\(binds.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", "))]
+            default = "\(target)"
+            [upstreams.ops]
+            servers = ["127.0.0.1:\(ops.plainPort)"]
+            [upstreams.other]
+            servers = ["127.0.0.1:9"]
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)
+        #expect(try tailgate.reload(config([port, fresh, holder.port], target: "other")) == false)
+        #expect(tailgate.process.output.contains("cannot bind 127.0.0.1:\(holder.port)"))
+        // Rolled back: the other new bind is closed again and the old policy still routes to ops.
+        #expect((try? RawClient(host: "127.0.0.1", port: fresh)) == nil)
+        #expect(curl(sandbox, host: "ops.example.com", port: port).output == "ops  ops.example.com\n")
+        #expect(try tailgate.reload(config([port, fresh])))
+        #expect(curl(sandbox, host: "ops.example.com", port: fresh).output == "ops  ops.example.com\n")
+    }
+
+    @Test func aRemovedServerIsReportedUntilItsLastConnectionEnds() throws {
+        let sandbox = try Sandbox("reload-bluegreen")
+        defer { sandbox.tearDown() }
+        let blue = try RawServer(.drain)
+        let green = try RawServer(.drain)
+        let port = Sandbox.freePort()
+        func config(_ server: Int) -> String {
+            """
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(server)"]
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config(blue.port), in: sandbox)
+        let client = try RawClient(host: "127.0.0.1", port: port)
+        client.send(try Captures.load("curl.bin"))
+        #expect(Poll.until(timeout: 5) { blue.received.count > 0 })
+        #expect(try tailgate.reload(config(green.port)))
+        #expect(tailgate.process.output.contains("server left the configuration connections=1 server=127.0.0.1:\(blue.port)"))
+        // The old connection still goes to blue; new ones go to green.
+        client.send("still blue")
+        #expect(Poll.until(timeout: 5) { String(decoding: blue.received, as: UTF8.self).hasSuffix("still blue") })
+        let newcomer = try RawClient(host: "127.0.0.1", port: port)
+        newcomer.send(try Captures.load("curl.bin"))
+        #expect(Poll.until(timeout: 5) { green.received.count > 0 })
+        client.close()
+        #expect(tailgate.process.waitForOutput("removed server has no connections left server=127.0.0.1:\(blue.port)"))
+    }
+}
