@@ -75,6 +75,7 @@ let package = Package(
             dependencies: ["TailgateProxy", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "TailgateAgentTests", dependencies: ["TailgateAgent", "TailgateConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
     ]
 )
