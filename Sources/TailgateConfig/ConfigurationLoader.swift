@@ -3,7 +3,7 @@ import TailgateTOML
 
 /// Turns the text of a config file into a validated `TailgateConfiguration`, or every error in it.
 public enum ConfigurationLoader {
-    static let topLevelKeys = ["global", "listeners", "upstreams", "log"]
+    static let topLevelKeys = ["global", "listeners", "upstreams", "log", "firewall"]
     static let listenerKeys = ["bind", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from"]
     static let upstreamKeys = ["servers", "send_proxy", "connect_timeout", "idle_timeout"]
 
@@ -41,6 +41,10 @@ public enum ConfigurationLoader {
             log.level = reader.choice("level", LogConfiguration.Level.self) ?? log.level
             reader.reportUnknownKeys(expected: ["format", "level"])
         }
+        var firewall: FirewallConfiguration?
+        if let table = root.table("firewall") {
+            firewall = readFirewall(table.value, errors: errors)
+        }
         var upstreams: [String: UpstreamConfiguration] = [:]
         if let table = root.table("upstreams") {
             for entry in table.value.entries {
@@ -62,15 +66,15 @@ public enum ConfigurationLoader {
                     listeners.append(listener)
                 }
             }
-            if table.value.entries.isEmpty {
+            if table.value.entries.isEmpty, firewall == nil {
                 errors.add("no listeners defined; add a [listeners.NAME] table with a bind", at: table.position, path: "listeners")
             }
-        } else {
-            errors.add("no listeners defined; add a [listeners.NAME] table with a bind", at: document.position, path: "listeners")
+        } else if firewall == nil {
+            errors.add("nothing to do: add a [listeners.NAME] table with a bind, or a [firewall] table", at: document.position, path: "listeners")
         }
         root.reportUnknownKeys(expected: topLevelKeys)
         checkBindConflicts(listeners, errors: errors)
-        return TailgateConfiguration(listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout)
+        return TailgateConfiguration(listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, firewall: firewall)
     }
 
     private static func readUpstream(_ name: String, _ table: TOMLTable, errors: ErrorCollector) -> UpstreamConfiguration {

@@ -10,6 +10,8 @@ public struct TailgateConfiguration: Sendable {
     public var log: LogConfiguration
     /// How long connections may take to finish on shutdown or when their listener is removed.
     public var drainTimeout: Duration
+    /// The `[firewall]` table; nil when absent (tailgate then leaves nftables alone).
+    public var firewall: FirewallConfiguration?
 }
 
 /// One `[listeners.NAME]` table.

@@ -182,3 +182,42 @@ private func errors(_ text: String) -> [String] {
     #expect(config.log.format == .json)
     #expect(config.log.level == .debug)
 }
+
+@Test func theFirewallTableIsReadWithDefaults() throws {
+    let text = """
+        [firewall]
+        tcp_ports = [5432, 6379, 9000, 9001, "3000-3010"]
+        udp_ports = []
+        action = "reject"
+        check_interval = "10s"
+        """
+    let config = try ConfigurationLoader.load(text: text, file: "t.toml")
+    let firewall = try #require(config.firewall)
+    #expect(config.listeners.isEmpty)
+    #expect(firewall.enabled)
+    #expect(firewall.allow.map(\.description) == ["100.64.0.0/10", "fd7a:115c:a1e0::/48"])
+    #expect(firewall.tailnetInterfaces == ["tailscale0"])
+    #expect(firewall.trustedInterfaces == ["lo"])
+    #expect(firewall.tcpPorts.map(\.description) == ["3000-3010", "5432", "6379", "9000", "9001"])
+    #expect(firewall.udpPorts.isEmpty)
+    #expect(firewall.action == .reject)
+    #expect(firewall.checkInterval == .seconds(10))
+}
+
+@Test func badFirewallValuesAreErrorsAtTheirPosition() {
+    let text = """
+        [firewall]
+        tailnet_interfaces = ["tailscale0", "bad name"]
+        tcp_ports = [0, "10-5", "5432", "70000", 5432]
+        allow = ["100.64.0.0/10", "fd7a::/8x"]
+        action = "allow"
+        """
+    let found = errors(text)
+    #expect(found.contains { $0.hasPrefix("t.toml:2:37: firewall.tailnet_interfaces[1]: \"bad name\" is not a valid interface name") })
+    #expect(found.contains { $0.hasPrefix("t.toml:3:14: firewall.tcp_ports[0]: port 0 is out of range") })
+    #expect(found.contains { $0.hasPrefix("t.toml:3:17: firewall.tcp_ports[1]: range \"10-5\" is reversed") })
+    #expect(found.contains { $0.hasPrefix("t.toml:3:34: firewall.tcp_ports[3]: \"70000\" is not a port") })
+    #expect(found.contains { $0.contains("firewall.tcp_ports: ports 5432 and 5432 overlap") })
+    #expect(found.contains { $0.hasPrefix("t.toml:4:27: firewall.allow[1]:") })
+    #expect(found.contains { $0.hasPrefix("t.toml:5:10: firewall.action: unknown value \"allow\"") })
+}

@@ -1,0 +1,87 @@
+import TailgateTOML
+
+extension ConfigurationLoader {
+    static let firewallKeys = [
+        "enabled", "allow", "tailnet_interfaces", "trusted_interfaces", "tcp_ports", "udp_ports", "action", "check_interval",
+    ]
+
+    static func readFirewall(_ table: TOMLTable, errors: ErrorCollector) -> FirewallConfiguration {
+        var reader = TableReader(table, path: "firewall", errors: errors)
+        var firewall = FirewallConfiguration()
+        if let enabled = reader.typed("enabled", "true or false", \.bool) { firewall.enabled = enabled.value }
+        if let allow = reader.array("allow", of: "address prefixes", { parseNetwork($0, path: $1, errors: errors) }) {
+            firewall.allow = allow
+        }
+        for (key, keyPath) in [("tailnet_interfaces", \FirewallConfiguration.tailnetInterfaces), ("trusted_interfaces", \.trustedInterfaces)] {
+            if let names = reader.array(key, of: "interface names", { parseInterface($0, path: $1, errors: errors) }) {
+                firewall[keyPath: keyPath] = names
+            }
+        }
+        for (key, keyPath) in [("tcp_ports", \FirewallConfiguration.tcpPorts), ("udp_ports", \.udpPorts)] {
+            if let ports = reader.array(key, of: "ports or \"low-high\" ranges", { parsePorts($0, path: $1, errors: errors) }) {
+                firewall[keyPath: keyPath] = ports.sorted()
+                reportOverlaps(ports, in: reader.table[key], path: reader.keyPath(key), errors: errors)
+            }
+        }
+        firewall.action = reader.choice("action", FirewallConfiguration.Action.self) ?? firewall.action
+        firewall.checkInterval = reader.duration("check_interval", minimum: .seconds(1)) ?? firewall.checkInterval
+        reader.reportUnknownKeys(expected: firewallKeys)
+        if firewall.enabled, firewall.tailnetInterfaces.isEmpty, firewall.tcpPorts.count + firewall.udpPorts.count > 0 {
+            errors.add("'tailnet_interfaces' is empty: tailnet sources would never be allowed; name the tailnet interface (e.g. \"tailscale0\")",
+                       at: reader.table["tailnet_interfaces"]?.position ?? table.position, path: "firewall.tailnet_interfaces")
+        }
+        return firewall
+    }
+
+    /// Linux interface names: 1–15 bytes, no '/', whitespace or ':'.
+    private static func parseInterface(_ value: TOMLValue, path: String, errors: ErrorCollector) -> String? {
+        guard let name = value.string else {
+            errors.add("expected an interface name, found \(value.typeName)", at: value.position, path: path)
+            return nil
+        }
+        let valid = !name.isEmpty && name.utf8.count <= 15 && name != "." && name != ".."
+            && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") }
+        guard valid else {
+            errors.add("\"\(name)\" is not a valid interface name (1–15 characters, no spaces, '/' or ':')", at: value.position, path: path)
+            return nil
+        }
+        return name
+    }
+
+    private static func parsePorts(_ value: TOMLValue, path: String, errors: ErrorCollector) -> FirewallConfiguration.PortRange? {
+        if let number = value.integer {
+            guard (1...65_535).contains(number) else {
+                errors.add("port \(number) is out of range 1–65535", at: value.position, path: path)
+                return nil
+            }
+            return .init(UInt16(number))
+        }
+        guard let text = value.string else {
+            errors.add("expected a port number or a \"low-high\" range string, found \(value.typeName)", at: value.position, path: path)
+            return nil
+        }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        let numbers = parts.map { part -> UInt16? in
+            guard !part.isEmpty, part.count <= 5, part.allSatisfy(\.isASCIIDigit), let value = Int(part), (1...65_535).contains(value) else { return nil }
+            return UInt16(value)
+        }
+        guard (1...2).contains(numbers.count), let lower = numbers.first ?? nil, let upper = numbers.last ?? nil else {
+            errors.add("\"\(text)\" is not a port or a \"low-high\" range of ports 1–65535", at: value.position, path: path)
+            return nil
+        }
+        guard lower <= upper else {
+            errors.add("range \"\(text)\" is reversed; write \"\(upper)-\(lower)\"", at: value.position, path: path)
+            return nil
+        }
+        return .init(lower, upper)
+    }
+
+    private static func reportOverlaps(_ ports: [FirewallConfiguration.PortRange], in value: TOMLValue?, path: String, errors: ErrorCollector) {
+        guard let elements = value?.array else { return }
+        let sorted = ports.sorted()
+        for (previous, next) in zip(sorted, sorted.dropFirst()) where next.lower <= previous.upper {
+            let position = elements.last?.position ?? value?.position ?? .init(line: 1, column: 1)
+            errors.add("ports \(previous) and \(next) overlap", at: position, path: path)
+        }
+    }
+}
