@@ -41,10 +41,17 @@ public struct LineLogHandler: LogHandler {
         }
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
+        Self.writeToStandardError(bytes)
+    }
+
+    /// One write(2) per line where possible, so lines from several threads do not interleave.
+    static func writeToStandardError(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
             var offset = 0
             while offset < raw.count {
-                let written = write(2, raw.baseAddress! + offset, raw.count - offset)  // non-empty buffer
+                let written = write(2, base + offset, raw.count - offset)
+                if written < 0, errno == EINTR { continue }
                 if written <= 0 { break }
                 offset += written
             }

@@ -3,9 +3,6 @@ import ServiceLifecycle
 import TailgateConfig
 import TailgateProxy
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Entry points used by the `tailgate` executable.
 public enum TailgateMain {
@@ -73,15 +70,7 @@ public enum TailgateMain {
 
     /// Writes text to stderr unbuffered (the executable has no Foundation).
     public static func writeToStandardError(_ text: String) {
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = write(2, raw.baseAddress! + offset, raw.count - offset)  // non-empty buffer
-                if written <= 0 { break }
-                offset += written
-            }
-        }
+        LineLogHandler.writeToStandardError(Array(text.utf8))
     }
 }
 

@@ -18,9 +18,11 @@ extension ConfigurationLoader {
             }
         }
         for (key, keyPath) in [("tcp_ports", \FirewallConfiguration.tcpPorts), ("udp_ports", \.udpPorts)] {
-            if let ports = reader.array(key, of: "ports or \"low-high\" ranges", { parsePorts($0, path: $1, errors: errors) }) {
-                firewall[keyPath: keyPath] = ports.sorted()
-                reportOverlaps(ports, in: reader.table[key], path: reader.keyPath(key), errors: errors)
+            if let ports = reader.array(key, of: "ports or \"low-high\" ranges", { value, path in
+                parsePorts(value, path: path, errors: errors).map { Located($0, at: value.position) }
+            }) {
+                firewall[keyPath: keyPath] = ports.map(\.value).sorted()
+                reportOverlaps(ports, path: reader.keyPath(key), errors: errors)
             }
         }
         firewall.action = reader.choice("action", FirewallConfiguration.Action.self) ?? firewall.action
@@ -76,12 +78,11 @@ extension ConfigurationLoader {
         return .init(lower, upper)
     }
 
-    private static func reportOverlaps(_ ports: [FirewallConfiguration.PortRange], in value: TOMLValue?, path: String, errors: ErrorCollector) {
-        guard let elements = value?.array else { return }
-        let sorted = ports.sorted()
-        for (previous, next) in zip(sorted, sorted.dropFirst()) where next.lower <= previous.upper {
-            let position = elements.last?.position ?? value?.position ?? .init(line: 1, column: 1)
-            errors.add("ports \(previous) and \(next) overlap", at: position, path: path)
+    private static func reportOverlaps(_ ports: [Located<FirewallConfiguration.PortRange>], path: String, errors: ErrorCollector) {
+        let sorted = ports.sorted { ($0.value, $0.position) < ($1.value, $1.position) }
+        for (previous, next) in zip(sorted, sorted.dropFirst()) where next.value.lower <= previous.value.upper {
+            let later = previous.position > next.position ? previous : next
+            errors.add("ports \(previous.value) and \(next.value) overlap", at: later.position, path: path)
         }
     }
 }
