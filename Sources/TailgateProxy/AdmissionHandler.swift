@@ -80,7 +80,10 @@ final class AdmissionHandler: ChannelDuplexHandler {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             switch phase {
             case .admitting:
-                reject(.clientClosedEarly, detail: record.bytesFromClient == 0 ? nil : "eof_before_client_hello", context: context)
+                // Nothing, or only a PROXY header (a load balancer's health check), is a probe: counted, logged quietly.
+                let probe = buffered.map { $0.readableBytes == 0 } ?? true
+                record.quiet = probe
+                reject(.clientClosedEarly, detail: probe ? nil : "eof_before_client_hello", context: context)
                 return
             case .connecting:
                 inputClosedWhileConnecting = true
@@ -95,6 +98,7 @@ final class AdmissionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         if case .relaying = phase {} else {
+            if record.outcome == nil { record.quiet = buffered.map { $0.readableBytes == 0 } ?? true }
             record.end(.clientClosedEarly)
         }
         phase = .closed

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import TailgateConfig
+import TailgateWire
 
 /// Everything the connection log line says, gathered by the handlers of one relayed pair
 /// (both live on the same event loop) and written once, when the last channel closes.
@@ -21,6 +22,8 @@ final class ConnectionRecord {
     var connectedServer: (address: SocketAddress, usage: ServerUsage)?
     var bytesFromClient = 0
     var bytesFromServer = 0
+    /// A probe (connected, sent nothing but perhaps a PROXY header, left): logged at debug level only.
+    var quiet = false
     private(set) var outcome: ConnectionOutcome?
     private(set) var detail: String?
     private var openChannels = 1
@@ -29,8 +32,9 @@ final class ConnectionRecord {
     init(listener: ListenerRuntime, logger: Logger, peer: SocketAddress?) {
         self.listener = listener
         self.logger = logger
-        self.peer = peer
-        self.client = peer
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; log them as IPv4.
+        self.peer = peer?.unmappingIPv4()
+        self.client = self.peer
     }
 
     /// Records why the connection ends; the first reason given wins.
@@ -70,7 +74,6 @@ final class ConnectionRecord {
         if let detail { metadata["reason"] = .string(detail) }
         // A peer that connects and leaves without a byte (a port scan, a load balancer's TCP check)
         // is counted but logged only at debug level, so probes cannot flood the log.
-        let quiet = outcome == .clientClosedEarly && bytesFromClient == 0
-        logger.log(level: quiet ? .debug : .info, "connection", metadata: metadata)
+        logger.log(level: quiet && outcome == .clientClosedEarly ? .debug : .info, "connection", metadata: metadata)
     }
 }
