@@ -1,0 +1,82 @@
+import CNftables
+import Glibc
+import TailgateConfig
+
+extension FirewallRuleset {
+    /// `meta l4proto tcp th dport @tcp_ports jump guard` (nft lists it as `tcp dport @tcp_ports jump guard`).
+    static func preroutingRules() -> [NftRule] {
+        [(UInt8(IPPROTO_TCP), "tcp"), (UInt8(IPPROTO_UDP), "udp")].map { proto, name in
+            NftRule(
+                chain: "prerouting", text: "\(name) dport @\(name)_ports jump guard",
+                expressions: transportProtocol(proto) + [destinationPort, .lookup(set: "\(name)_ports"), .verdict(.jump("guard"))]
+            )
+        }
+    }
+
+    /// The guard chain, in evaluation order (see the type's documentation).
+    static func guardRules(portEntries: [(UInt8, FirewallConfiguration.PortRange, PortCounter)], action: FirewallConfiguration.Action) -> [NftRule] {
+        var rules = [
+            NftRule(
+                chain: "guard", text: "iifname @trusted_ifaces accept",
+                expressions: [.meta(.iifname), .lookup(set: "trusted_ifaces"), .verdict(.accept)]
+            ),
+            // Only traffic addressed to this host (before DNAT); routed traffic is not ours to judge.
+            NftRule(
+                chain: "guard", text: "fib daddr type != local accept",
+                expressions: [.fibDestinationType, .compare(.notEqual, hostOrder(UInt32(RTN_LOCAL))), .verdict(.accept)]
+            ),
+            // Replies to connections this host initiated (a local port may equal a protected one).
+            NftRule(
+                chain: "guard", text: "ct direction reply accept",
+                expressions: [.conntrackDirection, .compare(.equal, [1]), .verdict(.accept)]
+            ),
+        ]
+        for (family, name, offset, length, set) in [(NFPROTO_IPV4, "ip", 12, 4, "tailnet4"), (NFPROTO_IPV6, "ip6", 8, 16, "tailnet6")] {
+            rules.append(NftRule(
+                chain: "guard", text: "iifname @tailnet_ifaces \(name) saddr @\(set) counter name \"allowed\" accept",
+                expressions: [
+                    .meta(.iifname), .lookup(set: "tailnet_ifaces"),
+                    // inet table: guard the network-header load with the protocol family.
+                    .meta(.nfproto), .compare(.equal, [UInt8(family)]),
+                    .payload(.network, offset: UInt32(offset), length: UInt32(length)), .lookup(set: set),
+                    .counter(name: "allowed"), .verdict(.accept),
+                ]
+            ))
+        }
+        for (proto, range, counter) in portEntries {
+            var expressions = transportProtocol(proto) + [destinationPort]
+            if range.lower == range.upper {
+                expressions.append(.compare(.equal, ByteKey.port(range.lower)))
+            } else {
+                expressions += [.compare(.greaterOrEqual, ByteKey.port(range.lower)), .compare(.lessOrEqual, ByteKey.port(range.upper))]
+            }
+            expressions.append(.counter(name: counter.name))
+            let verdict: (NftExpression, String) = switch (action, proto == UInt8(IPPROTO_TCP)) {
+            case (.drop, _): (.verdict(.drop), "drop")
+            case (.reject, true): (.reject(.tcpReset), "reject with tcp reset")
+            case (.reject, false): (.reject(.portUnreachable), "reject")
+            }
+            expressions.append(verdict.0)
+            rules.append(NftRule(
+                chain: "guard", text: "\(counter.proto) dport \(counter.ports) counter name \"\(counter.name)\" \(verdict.1)",
+                expressions: expressions
+            ))
+        }
+        // Catch-all: never reached while every protected port has its rule above; fail closed anyway.
+        rules.append(NftRule(chain: "guard", text: "counter name \"dropped\" drop", expressions: [.counter(name: "dropped"), .verdict(.drop)]))
+        return rules
+    }
+
+    /// `meta l4proto X`: one byte.
+    private static func transportProtocol(_ proto: UInt8) -> [NftExpression] {
+        [.meta(.l4proto), .compare(.equal, [proto])]
+    }
+
+    /// `th dport`: two bytes at offset 2 of the transport header.
+    private static let destinationPort = NftExpression.payload(.transport, offset: 2, length: 2)
+
+    /// A u32 in host byte order, as fib results are compared.
+    private static func hostOrder(_ value: UInt32) -> [UInt8] {
+        withUnsafeBytes(of: value) { Array($0) }
+    }
+}
