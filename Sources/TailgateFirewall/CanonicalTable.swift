@@ -10,6 +10,8 @@ struct CanonicalTable {
         var elements: [String]
     }
 
+    /// Table flags: 0 as applied; NFT_TABLE_F_DORMANT (1) would switch the whole table off.
+    var tableFlags: UInt32 = 0
     /// Object name → type.
     var objects: [String: UInt32] = [:]
     var sets: [String: CanonicalSet] = [:]
@@ -26,6 +28,10 @@ struct CanonicalTable {
     func differences(from desired: CanonicalTable) -> [String] {
         var found: [String] = []
         if unparsed > 0 { found.append("\(unparsed) object(s) of the table could not be parsed") }
+        if tableFlags != desired.tableFlags {
+            let dormant = tableFlags & 1 != 0 ? " (dormant: the table filters nothing)" : ""
+            found.append("table flags 0x\(String(tableFlags, radix: 16)), expected 0x\(String(desired.tableFlags, radix: 16))\(dormant)")
+        }
         for name in Set(objects.keys).union(desired.objects.keys).sorted() {
             switch (objects[name], desired.objects[name]) {
             case (nil, _?): found.append("counter \(name) is missing")

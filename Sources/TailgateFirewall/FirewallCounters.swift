@@ -10,6 +10,7 @@ public struct FirewallCounters: Sendable, Equatable {
     /// The per-port drop counters, keyed by `PortCounter.name` (e.g. `dropped_tcp_5432`).
     public var perPort: [String: CounterValue]
 
+    /// Counters; all zero by default.
     public init(allowed: CounterValue = CounterValue(), dropped: CounterValue = CounterValue(), perPort: [String: CounterValue] = [:]) {
         self.allowed = allowed
         self.dropped = dropped

@@ -49,7 +49,9 @@ extension NetlinkBatch {
 
     private mutating func appendTableReset(_ table: String) throws(FirewallError) {
         try appendObject(NftnlObjects.table(table), free: nftnl_table_free) { batch, object in
-            batch.append(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE, "create table inet \(table) if missing") { nftnl_table_nlmsg_build_payload($0, object) }
+            batch.append(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE, "create table inet \(table) if missing") {
+                nftnl_table_nlmsg_build_payload($0, object)
+            }
             batch.append(NFT_MSG_DELTABLE, flags: 0, "delete table inet \(table)") { nftnl_table_nlmsg_build_payload($0, object) }
         }
     }

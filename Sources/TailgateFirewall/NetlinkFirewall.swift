@@ -5,6 +5,7 @@ import Glibc
 /// the `nft` command). Every operation opens its own netlink socket, is synchronous, and bounds each
 /// wait for the kernel to five seconds.
 public struct NetlinkFirewall: Sendable {
+    /// A firewall handle; it holds no resources.
     public init() {}
 
     /// Replaces the whole table in one batch: NEWTABLE (create if missing), DELTABLE, NEWTABLE and the
@@ -59,7 +60,8 @@ public struct NetlinkFirewall: Sendable {
 
     /// Dumps the table and compares it with `ruleset` canonically: object names and types, set keys,
     /// flags and elements, chain hooks, and each rule's expressions in order. Handles, counter values,
-    /// set ids and userdata are ignored. A dump that races with a commit is repeated.
+    /// set ids and userdata are ignored. A dump that races with a commit (replies from more than one
+    /// ruleset generation) is repeated, up to five times.
     public func verify(_ ruleset: FirewallRuleset) throws(FirewallError) -> FirewallDrift {
         let desired = try CanonicalTable(desired: ruleset)
         let socket = try NetlinkSocket(operation: "reading table inet \(ruleset.tableName)")

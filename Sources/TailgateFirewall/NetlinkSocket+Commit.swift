@@ -48,7 +48,11 @@ extension NetlinkSocket {
     private func error(for failure: Failure, of count: Int, in batch: NetlinkBatch) -> FirewallError {
         switch failure.code {
         case EPERM, EACCES:
-            return .permissionDenied(operation)
+            // nfnetlink checks CAP_NET_ADMIN once, for the whole batch (the header's sequence number);
+            // past that check, EPERM means another process owns the table (NFT_TABLE_F_OWNER).
+            guard failure.sequence != batch.beginSequence else { return .permissionDenied(operation) }
+            return .rejected("\(operation): \(batch.describe(failure.sequence)) failed: \(FirewallError.errorText(failure.code)); "
+                + "the table is owned by another process (NFT_TABLE_F_OWNER), stop it or remove its table")
         case EOPNOTSUPP where failure.sequence == batch.beginSequence, EAFNOSUPPORT, EPROTONOSUPPORT:
             return .unavailable("\(operation): \(batch.describe(failure.sequence)) failed: \(FirewallError.errorText(failure.code))")
         default:

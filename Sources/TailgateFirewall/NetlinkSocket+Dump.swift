@@ -4,10 +4,23 @@ import Glibc
 extension NetlinkSocket {
     /// GETTABLE by name, with an acknowledgement: ENOENT means there is no such table.
     func tableExists(_ table: String) throws(FirewallError) -> Bool {
+        try tableFlags(table) != nil
+    }
+
+    /// The table's flags (NFT_TABLE_F_DORMANT, …), or nil when there is no such table.
+    func tableFlags(_ table: String) throws(FirewallError) -> UInt32? {
         let object = try NftnlObjects.table(table)
         defer { nftnl_table_free(object) }
-        let request = Self.getRequest(NFT_MSG_GETTABLE, flags: NLM_F_ACK, sequence: reserveSequences(1)) { nftnl_table_nlmsg_build_payload($0, object) }
-        return try self.request(request) { _ in } == .done
+        let request = Self.getRequest(NFT_MSG_GETTABLE, flags: NLM_F_ACK, sequence: reserveSequences(1)) {
+            nftnl_table_nlmsg_build_payload($0, object)
+        }
+        var flags: UInt32 = 0
+        let outcome = try self.request(request) { reply in
+            guard let header = reply.header, let parsed = nftnl_table_alloc() else { return }
+            defer { nftnl_table_free(parsed) }
+            if nftnl_table_nlmsg_parse(header, parsed) == 0 { flags = nftnl_table_get_u32(parsed, attribute(NFTNL_TABLE_FLAGS)) }
+        }
+        return outcome == .done ? flags : nil
     }
 
     /// Counter name → value for the table's named counters; nil when the table is missing.
@@ -51,7 +64,9 @@ extension NetlinkSocket {
         defer { nftnl_set_free(set) }
         _ = nftnl_set_set_str(set, attribute(NFTNL_SET_TABLE), table)
         _ = nftnl_set_set_str(set, attribute(NFTNL_SET_NAME), name)
-        let message = Self.getRequest(NFT_MSG_GETSETELEM, flags: NLM_F_DUMP, sequence: reserveSequences(1)) { nftnl_set_elems_nlmsg_build_payload($0, set) }
+        let message = Self.getRequest(NFT_MSG_GETSETELEM, flags: NLM_F_DUMP, sequence: reserveSequences(1)) {
+            nftnl_set_elems_nlmsg_build_payload($0, set)
+        }
         let outcome = try request(message, observation: &observation) { reply in
             if let header = reply.header { _ = nftnl_set_elems_nlmsg_parse(header, set) }
         }

@@ -4,8 +4,9 @@ extension NetlinkSocket {
     /// The live table in canonical form and whether every reply came from the same ruleset
     /// generation (else the caller dumps again); nil when the table is missing.
     func dumpTable(_ table: String) throws(FirewallError) -> (table: CanonicalTable, isConsistent: Bool)? {
-        guard try tableExists(table) else { return nil }
+        guard let flags = try tableFlags(table) else { return nil }
         var canonical = CanonicalTable()
+        canonical.tableFlags = flags
         var observation = DumpObservation()
         var complete = try dump(.object, table: table, observation: &observation) { object in
             guard let object else { return canonical.unparsed += 1 }

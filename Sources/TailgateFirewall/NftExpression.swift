@@ -28,27 +28,3 @@ enum NftExpression: Sendable, Equatable {
     case verdict(Verdict)
     case reject(Reject)
 }
-
-/// A rule: its chain, the line `nft list` prints for it, and its expressions.
-struct NftRule: Sendable, Equatable {
-    let chain: String
-    let text: String
-    let expressions: [NftExpression]
-}
-
-/// A chain; base chains carry their hook.
-struct NftChain: Sendable, Equatable {
-    /// The hook of a base chain: `type filter hook prerouting priority mangle; policy accept;`.
-    struct Hook: Sendable, Equatable {
-        let type: String
-        /// NF_INET_PRE_ROUTING etc.
-        let number: UInt32
-        let priority: Int32
-        /// NF_ACCEPT or NF_DROP.
-        let policy: UInt32
-        let text: String
-    }
-
-    let name: String
-    let hook: Hook?
-}

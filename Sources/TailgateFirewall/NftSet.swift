@@ -82,11 +82,11 @@ struct NftSet: Sendable, Equatable {
 }
 
 extension NftSet {
-    /// A hash set of interface names, zero-padded to 16 bytes. A name of 16 bytes or more (which
-    /// configuration validation refuses) keeps its full length plus a NUL, so the kernel rejects it
-    /// instead of matching a truncated name.
+    /// A hash set of interface names (duplicates dropped), zero-padded to 16 bytes. A name of 16 bytes
+    /// or more (which configuration validation refuses) keeps its full length plus a NUL, so the kernel
+    /// rejects it instead of matching a truncated name.
     static func interfaces(_ name: String, id: UInt32, names: [String]) -> NftSet {
-        let keys = names.map { name -> [UInt8] in
+        let keys = Set(names).map { name -> [UInt8] in
             let bytes = Array(name.utf8)
             return bytes + [UInt8](repeating: 0, count: max(16 - bytes.count, 1))
         }

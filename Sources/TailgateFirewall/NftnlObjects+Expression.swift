@@ -8,15 +8,11 @@ extension NftnlObjects {
         func setU32(_ attribute: Int, _ value: UInt32) { nftnl_expr_set_u32(expression, UInt16(attribute), value) }
         switch model {
         case .meta(let key):
-            let keys: [NftExpression.MetaKey: nft_meta_keys] = [.l4proto: NFT_META_L4PROTO, .nfproto: NFT_META_NFPROTO, .iifname: NFT_META_IIFNAME]
-            setU32(NFTNL_EXPR_META_KEY, keys[key, default: NFT_META_L4PROTO].rawValue)
+            setU32(NFTNL_EXPR_META_KEY, metaKey(key).rawValue)
             setU32(NFTNL_EXPR_META_DREG, register1)
         case .compare(let comparison, let data):
-            let operators: [NftExpression.CompareOperator: nft_cmp_ops] = [
-                .equal: NFT_CMP_EQ, .notEqual: NFT_CMP_NEQ, .greaterOrEqual: NFT_CMP_GTE, .lessOrEqual: NFT_CMP_LTE,
-            ]
             setU32(NFTNL_EXPR_CMP_SREG, register1)
-            setU32(NFTNL_EXPR_CMP_OP, operators[comparison, default: NFT_CMP_EQ].rawValue)
+            setU32(NFTNL_EXPR_CMP_OP, compareOperator(comparison).rawValue)
             _ = data.withUnsafeBytes { nftnl_expr_set(expression, attribute(NFTNL_EXPR_CMP_DATA), $0.baseAddress, UInt32($0.count)) }
         case .payload(let base, let offset, let length):
             setU32(NFTNL_EXPR_PAYLOAD_BASE, (base == .network ? NFT_PAYLOAD_NETWORK_HEADER : NFT_PAYLOAD_TRANSPORT_HEADER).rawValue)
@@ -58,6 +54,23 @@ extension NftnlObjects {
             }
         }
         return expression
+    }
+
+    private static func metaKey(_ key: NftExpression.MetaKey) -> nft_meta_keys {
+        switch key {
+        case .l4proto: NFT_META_L4PROTO
+        case .nfproto: NFT_META_NFPROTO
+        case .iifname: NFT_META_IIFNAME
+        }
+    }
+
+    private static func compareOperator(_ comparison: NftExpression.CompareOperator) -> nft_cmp_ops {
+        switch comparison {
+        case .equal: NFT_CMP_EQ
+        case .notEqual: NFT_CMP_NEQ
+        case .greaterOrEqual: NFT_CMP_GTE
+        case .lessOrEqual: NFT_CMP_LTE
+        }
     }
 
     private static func name(of model: NftExpression) -> String {

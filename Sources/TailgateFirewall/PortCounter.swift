@@ -7,6 +7,7 @@ public struct PortCounter: Sendable, Hashable {
     /// The port or range as configured: `5432`, `3000-3010`.
     public let ports: String
 
+    /// A counter description.
     public init(name: String, proto: String, ports: String) {
         self.name = name
         self.proto = proto

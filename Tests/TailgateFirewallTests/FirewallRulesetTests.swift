@@ -94,7 +94,9 @@ import Testing
 
 @Test func aPortRangeMakesThePortSetAnIntervalSetAndRejectAnswersPerProtocol() {
     let text = FirewallRuleset(Configurations.wide).nftText
-    #expect(text.contains("\tset tcp_ports {\n\t\ttype inet_service\n\t\tflags interval\n\t\telements = { 22, 80, 443, 3000-3010, 5432,\n\t\t\t     5433, 6379, 8080, 65535 }\n"))
+    #expect(text.contains(
+        "\tset tcp_ports {\n\t\ttype inet_service\n\t\tflags interval\n\t\telements = { 22, 80, 443, 3000-3010, 5432,\n\t\t\t     5433, 6379, 8080, 65535 }\n"
+    ))
     #expect(text.contains("\t\ttcp dport 3000-3010 counter name \"dropped_tcp_3000_3010\" reject with tcp reset\n"))
     #expect(text.contains("\t\tudp dport 9000-9100 counter name \"dropped_udp_9000_9100\" reject\n"))
     #expect(text.contains("\t\tcounter name \"dropped\" drop\n"))

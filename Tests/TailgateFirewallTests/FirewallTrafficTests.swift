@@ -79,7 +79,9 @@ struct FirewallTrafficTests {
         }
         do {
             let temporary = "tgv\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
-            try Command.check(["ip", "link", "add", temporary + "a", "netns", host.name, "type", "veth", "peer", "name", temporary + "b", "netns", peer.name])
+            try Command.check([
+                "ip", "link", "add", temporary + "a", "netns", host.name, "type", "veth", "peer", "name", temporary + "b", "netns", peer.name,
+            ])
             try host.check(["ip", "link", "set", temporary + "a", "name", "tailscale0"])
             try peer.check(["ip", "link", "set", temporary + "b", "name", "peer0"])
             for (namespace, interface, suffix) in [(host, "tailscale0", "1"), (peer, "peer0", "2")] {

@@ -1,4 +1,4 @@
-import Glibc
+import CNftables
 import Testing
 @testable import TailgateConfig
 @testable import TailgateFirewall
@@ -8,7 +8,10 @@ import Testing
 struct NetlinkFirewallFailureTests {
     @Test(arguments: [
         // An interface name of 16 bytes or more (validation normally refuses it) is not truncated.
-        (FirewallConfiguration(trustedInterfaces: ["lo", "a-very-long-interface"], tcpPorts: [.init(5432)]), "add elements to set trusted_ifaces"),
+        (
+            FirewallConfiguration(trustedInterfaces: ["lo", "a-very-long-interface"], tcpPorts: [.init(5432)]),
+            "add elements to set trusted_ifaces"
+        ),
         // The same port twice (validation normally refuses it): its counter already exists.
         (FirewallConfiguration(tcpPorts: [.init(5432), .init(5432)]), "add counter dropped_tcp_5432"),
     ])
@@ -30,6 +33,33 @@ struct NetlinkFirewallFailureTests {
         #expect(try namespace.check(["nft", "list", "table", "inet", "tailgate"]) == good.nftText)
         #expect(try await namespace.perform { try NetlinkFirewall().generation() } == generation)
         #expect(try await namespace.perform { try NetlinkFirewall().verify(good) } == .inSync)
+    }
+
+    @Test func aTableOwnedByAnotherSocketIsRefusedWithAHint() async throws {
+        let namespace = try NetworkNamespace()
+        defer { namespace.remove() }
+        let ruleset = FirewallRuleset(Configurations.example)
+        let failure = try await namespace.perform { () throws -> FirewallError? in
+            // Another process's table of the same name with NFT_TABLE_F_OWNER, held while we apply.
+            let owner = try NetlinkSocket(operation: "owning table inet tailgate")
+            let table = try NftnlObjects.table("tailgate")
+            defer { nftnl_table_free(table) }
+            nftnl_table_set_u32(table, attribute(NFTNL_TABLE_FLAGS), NFT_TABLE_F_OWNER.rawValue)
+            var batch = NetlinkBatch(beginSequence: owner.reserveSequences(3))
+            batch.append(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE, "own the table") { nftnl_table_nlmsg_build_payload($0, table) }
+            batch.finish()
+            try owner.commit(batch)
+            return withExtendedLifetime(owner) {
+                firewallError { () throws(FirewallError) in try NetlinkFirewall().apply(ruleset) }
+            }
+        }
+        guard case .rejected(let details)? = failure else {
+            Issue.record("expected .rejected, got \(String(describing: failure))")
+            return
+        }
+        #expect(details.contains("Operation not permitted; the table is owned by another process (NFT_TABLE_F_OWNER)"), "\(details)")
+        // The owner's socket is closed now, and its table went with it.
+        #expect(try await namespace.perform { try NetlinkFirewall().tableExists() } == false)
     }
 
     @Test func withoutCapNetAdminEveryOperationIsPermissionDenied() async throws {
@@ -55,45 +85,5 @@ struct NetlinkFirewallFailureTests {
         }
         #expect(failures.first??.description.hasPrefix("applying table inet tailgate: permission denied") == true)
         #expect(try await namespace.perform { try NetlinkFirewall().tableExists() } == false)
-    }
-}
-
-/// The error `operation` throws, or nil when it succeeds.
-func firewallError(_ operation: () throws(FirewallError) -> Void) -> FirewallError? {
-    do {
-        try operation()
-        return nil
-    } catch {
-        return error
-    }
-}
-
-/// Drops CAP_NET_ADMIN from the calling thread only (capset(2) is per thread; glibc exports it
-/// without a header, so it is looked up with dlsym).
-enum Capabilities {
-    private struct Header {
-        var version: UInt32 = 0x2008_0522  // _LINUX_CAPABILITY_VERSION_3
-        var pid: Int32 = 0
-    }
-
-    private struct Data {
-        var effective: UInt32 = 0
-        var permitted: UInt32 = 0
-        var inheritable: UInt32 = 0
-    }
-
-    static func dropNetAdminFromThisThread() throws {
-        typealias Call = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
-        guard let get = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capget"),
-              let set = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capset") else {
-            throw Command.Failure(description: "capget/capset not found in libc")
-        }
-        var header = Header()
-        var data = [Data(), Data()]
-        guard unsafeBitCast(get, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capget: errno \(errno)") }
-        let netAdmin: UInt32 = 1 << 12
-        data[0].effective &= ~netAdmin
-        data[0].permitted &= ~netAdmin
-        guard unsafeBitCast(set, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capset: errno \(errno)") }
     }
 }

@@ -57,6 +57,18 @@ struct NetlinkFirewallLifecycleTests {
         #expect(drift == .differs(["chain guard: 8 rules, expected 9", "chain guard: rule 3 differs (expected: ct direction reply accept)"]))
     }
 
+    @Test func aTableSwitchedToDormantIsDrift() async throws {
+        let namespace = try NetworkNamespace()
+        defer { namespace.remove() }
+        let ruleset = ruleset
+        try await namespace.perform { try NetlinkFirewall().apply(ruleset) }
+        try namespace.check(["nft", "add", "table", "inet", "tailgate", "{ flags dormant; }"])
+        let drift = try await namespace.perform { try NetlinkFirewall().verify(ruleset) }
+        #expect(drift == .differs(["table flags 0x1, expected 0x0 (dormant: the table filters nothing)"]))
+        try await namespace.perform { try NetlinkFirewall().apply(ruleset) }
+        #expect(try await namespace.perform { try NetlinkFirewall().verify(ruleset) } == .inSync)
+    }
+
     @Test func aFlushedRulesetIsAMissingTable() async throws {
         let namespace = try NetworkNamespace()
         defer { namespace.remove() }

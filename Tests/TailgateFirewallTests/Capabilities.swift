@@ -1,0 +1,31 @@
+import Glibc
+
+/// Drops CAP_NET_ADMIN from the calling thread only (capset(2) is per thread; glibc exports it
+/// without a header, so it is looked up with dlsym).
+enum Capabilities {
+    private struct Header {
+        var version: UInt32 = 0x2008_0522  // _LINUX_CAPABILITY_VERSION_3
+        var pid: Int32 = 0
+    }
+
+    private struct Data {
+        var effective: UInt32 = 0
+        var permitted: UInt32 = 0
+        var inheritable: UInt32 = 0
+    }
+
+    static func dropNetAdminFromThisThread() throws {
+        typealias Call = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
+        guard let get = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capget"),
+              let set = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capset") else {
+            throw Command.Failure(description: "capget/capset not found in libc")
+        }
+        var header = Header()
+        var data = [Data(), Data()]
+        guard unsafeBitCast(get, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capget: errno \(errno)") }
+        let netAdmin: UInt32 = 1 << 12
+        data[0].effective &= ~netAdmin
+        data[0].permitted &= ~netAdmin
+        guard unsafeBitCast(set, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capset: errno \(errno)") }
+    }
+}
