@@ -14,8 +14,19 @@ enum Capabilities {
         var inheritable: UInt32 = 0
     }
 
+    /// Whether the calling thread has CAP_NET_ADMIN in its effective set.
+    static var threadHasNetAdmin: Bool {
+        guard let get = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capget") else { return true }
+        var header = Header()
+        var data = [Data(), Data()]
+        guard unsafeBitCast(get, to: Call.self)(&header, &data) == 0 else { return true }
+        return data[0].effective & netAdmin != 0
+    }
+
+    private typealias Call = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
+    private static let netAdmin: UInt32 = 1 << 12
+
     static func dropNetAdminFromThisThread() throws {
-        typealias Call = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
         guard let get = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capget"),
               let set = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capset") else {
             throw Command.Failure(description: "capget/capset not found in libc")
@@ -23,7 +34,6 @@ enum Capabilities {
         var header = Header()
         var data = [Data(), Data()]
         guard unsafeBitCast(get, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capget: errno \(errno)") }
-        let netAdmin: UInt32 = 1 << 12
         data[0].effective &= ~netAdmin
         data[0].permitted &= ~netAdmin
         guard unsafeBitCast(set, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capset: errno \(errno)") }

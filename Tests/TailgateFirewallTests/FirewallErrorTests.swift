@@ -42,3 +42,15 @@ import CNftables
     // BEGIN, two messages, END: 20 + 2 × 20 + 20 bytes (nfgenmsg headers only).
     #expect(batch.bytes.count == 80)
 }
+
+/// The real unprivileged case, e.g. `swift test` as a normal user: the kernel refuses the batch
+/// before looking at it, so this cannot change the host's ruleset. Skipped when the process has
+/// CAP_NET_ADMIN (the namespace tests drop it on a thread instead).
+@Test(.enabled(if: !Capabilities.threadHasNetAdmin, "runs only without CAP_NET_ADMIN"))
+func anUnprivilegedApplyIsPermissionDenied() {
+    let failure = firewallError { () throws(FirewallError) in try NetlinkFirewall().apply(FirewallRuleset(Configurations.example)) }
+    guard case .permissionDenied("applying table inet tailgate")? = failure else {
+        Issue.record("expected .permissionDenied, got \(String(describing: failure))")
+        return
+    }
+}
