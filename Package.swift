@@ -21,6 +21,7 @@ let package = Package(
     targets: [
         // System libraries, linked from Debian's packages.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNftables", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
         // Pure: TOML 1.0 with source positions.
         .target(name: "TailgateTOML", swiftSettings: swiftSettings),
         // Pure: the config model and its validation.
@@ -45,10 +46,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The desired nftables table and netlink apply / read-back.
+        .target(name: "TailgateFirewall", dependencies: ["CNftables", "TailgateConfig"], swiftSettings: swiftSettings),
         .target(
             name: "TailgateAgent",
             dependencies: [
-                "TailgateConfig", "TailgateProxy", "COpenSSL",
+                "TailgateConfig", "TailgateProxy", "TailgateFirewall", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,6 +78,7 @@ let package = Package(
             dependencies: ["TailgateProxy", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables"], swiftSettings: swiftSettings),
         .testTarget(name: "TailgateAgentTests", dependencies: ["TailgateAgent", "TailgateConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
     ]

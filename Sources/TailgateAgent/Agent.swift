@@ -43,6 +43,21 @@ struct SignalService: Service {
     }
 }
 
+/// Verifies tailgate's nftables table every check_interval and repairs drift.
+struct FirewallService: Service {
+    let supervisor: Supervisor
+
+    func run() async throws {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let interval = await supervisor.firewallCheckInterval
+            try? await Task.sleep(for: interval ?? .seconds(1))
+            if interval != nil, !Task.isShuttingDownGracefully {
+                supervisor.firewall.verifyAndRepair()
+            }
+        }
+    }
+}
+
 /// Sends WATCHDOG=1 at half of WATCHDOG_USEC, only while every event loop answers, and refreshes STATUS=.
 struct NotifyService: Service {
     let supervisor: Supervisor

@@ -29,6 +29,7 @@ actor Supervisor {
     let group: MultiThreadedEventLoopGroup
     let usage: ServerUsage
     private let listeners: ListenerSet
+    let firewall: FirewallController
     private(set) var current: ConfigurationGeneration?
     private(set) var lastReload: ReloadReport?
     private(set) var reloadFailures = 0
@@ -42,10 +43,17 @@ actor Supervisor {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.usage = ServerUsage(logger: logger)
         self.listeners = ListenerSet(group: group, logger: logger)
+        self.firewall = FirewallController(logger: logger)
     }
 
     /// The steps every reload runs, in order.
-    private var steps: [any ReloadStep] { [listeners] }
+    private var steps: [any ReloadStep] { [listeners, firewall] }
+
+    /// How often the firewall is verified (nil when it is not enabled).
+    var firewallCheckInterval: Duration? {
+        guard let firewall = current?.configuration.firewall, firewall.enabled else { return nil }
+        return firewall.checkInterval
+    }
 
     /// Applies the first configuration; throws when a listener cannot be bound.
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
@@ -129,12 +137,13 @@ actor Supervisor {
     func drainAndStop() async {
         stopping = true
         let timeout = current?.configuration.drainTimeout ?? ConfigurationDefaults.drainTimeout
-        let open = await listeners.openConnections
-        notifier.send("STOPPING=1\nSTATUS=draining \(open) connections")
-        logger.info("stopping: no longer accepting; draining connections", metadata: [
-            "connections": .stringConvertible(open), "drain_timeout_ms": .stringConvertible(timeout.wholeMilliseconds),
-        ])
+        notifier.send("STOPPING=1\nSTATUS=draining connections")
         await listeners.closeAll()
+        let open = await listeners.openConnections
+        logger.info("stopping: no longer accepting; draining connections", metadata: [
+            "connections": .stringConvertible(open),
+            "drain_timeout_ms": .stringConvertible(timeout.wholeMilliseconds),
+        ])
         let deadline = ContinuousClock.now + timeout
         while await listeners.openConnections > 0, ContinuousClock.now < deadline, !abortRequested {
             try? await Task.sleep(for: .milliseconds(50))

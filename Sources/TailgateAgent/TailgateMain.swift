@@ -38,6 +38,7 @@ public enum TailgateMain {
             services: [
                 .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger)),
                 .init(service: NotifyService(supervisor: supervisor, notifier: notifier)),
+                .init(service: FirewallService(supervisor: supervisor)),
                 .init(
                     service: ProxyService(supervisor: supervisor, initial: loaded, stopRequests: stopRequests),
                     successTerminationBehavior: .gracefullyShutdownGroup

@@ -42,9 +42,11 @@ extension ConfigurationLoader {
             return nil
         }
         let valid = !name.isEmpty && name.utf8.count <= 15 && name != "." && name != ".."
-            && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") }
+            && name.utf8.allSatisfy { byte in
+                byte > 0x20 && byte < 0x7F && !"/:\"*\\".utf8.contains(byte)
+            }
         guard valid else {
-            errors.add("\"\(name)\" is not a valid interface name (1–15 characters, no spaces, '/' or ':')", at: value.position, path: path)
+            errors.add("\"\(name)\" is not a valid interface name (1–15 characters; no spaces, '/', ':', '\"', '*' or '\\')", at: value.position, path: path)
             return nil
         }
         return name

@@ -7,7 +7,7 @@ struct Tailgate: AsyncParsableCommand {
         commandName: "tailgate",
         abstract: "TLS-passthrough SNI proxy with PROXY protocol, for hosts on a tailnet.",
         version: TailgateVersion.current,
-        subcommands: [Run.self, Check.self]
+        subcommands: [Run.self, Check.self, Firewall.self]
     )
 }
 
@@ -48,5 +48,46 @@ struct Check: ParsableCommand {
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
         TailgateMain.writeToStandardError(string)
+    }
+}
+
+struct Firewall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect and manage tailgate's nftables table (inet tailgate).",
+        subcommands: [Plan.self, Apply.self, Status.self, Flush.self]
+    )
+
+    struct Plan: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the ruleset in nft syntax without touching the kernel.")
+        @OptionGroup var options: ConfigOption
+        func run() throws { try emit(FirewallCommands.plan(configPath: options.config)) }
+    }
+
+    struct Apply: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replace the table in one transaction and verify it (needs CAP_NET_ADMIN).")
+        @OptionGroup var options: ConfigOption
+        func run() throws { try emit(FirewallCommands.apply(configPath: options.config)) }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show whether the kernel holds the configured table, and its counters.")
+        @OptionGroup var options: ConfigOption
+        func run() throws { try emit(FirewallCommands.status(configPath: options.config)) }
+    }
+
+    struct Flush: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove tailgate's table: the ports it restricted are open again.")
+        @OptionGroup var options: ConfigOption
+        func run() throws { try emit(FirewallCommands.flush()) }
+    }
+}
+
+/// Prints a command's output (stdout on success, stderr on failure) and exits with its code.
+private func emit(_ output: FirewallCommands.Output) throws {
+    if output.exitCode == 0 {
+        print(output.text, terminator: "")
+    } else {
+        TailgateMain.writeToStandardError(output.text)
+        throw ExitCode(output.exitCode)
     }
 }

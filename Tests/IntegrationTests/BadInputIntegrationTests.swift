@@ -71,7 +71,7 @@ struct BadInputIntegrationTests {
         #expect(tailgate.process.isRunning)
         #expect(curl(sandbox, host: "app.example.com", port: port).output == "app  app.example.com\n")
         survivor.close()
-        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.9:", "outcome=closed"]) != nil)
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.9:", "sni=tailgate.example.test", "upstream=app"]) != nil)
     }
 
     @Test func overMaxConnectionsNewConnectionsAreClosedAndExistingOnesKept() throws {

@@ -1,0 +1,91 @@
+import TailgateConfig
+import TailgateFirewall
+
+/// `tailgate firewall plan|apply|status|flush`: what the CLI prints, and its exit code.
+public enum FirewallCommands {
+    public struct Output: Sendable, Error {
+        public var text: String
+        public var exitCode: Int32
+    }
+
+    /// The ruleset in nft syntax, without touching the kernel (no privileges needed).
+    public static func plan(configPath: String) -> Output {
+        switch ruleset(configPath) {
+        case .failure(let output): return output
+        case .success(let ruleset): return Output(text: ruleset.nftText, exitCode: 0)
+        }
+    }
+
+    /// Applies the table in one transaction and verifies it.
+    public static func apply(configPath: String) -> Output {
+        switch ruleset(configPath) {
+        case .failure(let output):
+            return output
+        case .success(let ruleset):
+            do {
+                let kernel = NetlinkFirewall()
+                try kernel.apply(ruleset)
+                let drift = try kernel.verify(ruleset)
+                return drift == .inSync
+                    ? Output(text: "applied table inet \(ruleset.tableName); the kernel holds exactly the planned ruleset\n", exitCode: 0)
+                    : Output(text: "applied, but the kernel's table differs: \(drift)\n", exitCode: 1)
+            } catch {
+                return Output(text: "\(error)\n", exitCode: 1)
+            }
+        }
+    }
+
+    /// What the kernel holds, whether it matches the configuration, and the counters.
+    public static func status(configPath: String) -> Output {
+        switch ruleset(configPath) {
+        case .failure(let output):
+            return output
+        case .success(let ruleset):
+            do {
+                let kernel = NetlinkFirewall()
+                var text = "table inet \(ruleset.tableName): "
+                let drift = try kernel.verify(ruleset)
+                switch drift {
+                case .inSync: text += "present, in sync with \(configPath)\n"
+                case .missing: text += "missing (run `tailgate firewall apply` or start the agent)\n"
+                case .differs(let differences):
+                    text += "present, but differs from \(configPath):\n" + differences.map { "  - \($0)\n" }.joined()
+                }
+                if let counters = try kernel.counters(ruleset) {
+                    text += "counters (since the table was last replaced):\n"
+                    text += "  allowed  \(counters.allowed.packets) packets  \(counters.allowed.bytes) bytes\n"
+                    text += "  dropped  \(counters.dropped.packets) packets  \(counters.dropped.bytes) bytes\n"
+                    for counter in ruleset.portCounters {
+                        let value = counters.perPort[counter.name] ?? CounterValue(packets: 0, bytes: 0)
+                        text += "  \(counter.proto) \(counter.ports)  \(value.packets) packets dropped\n"
+                    }
+                }
+                return Output(text: text, exitCode: drift == .inSync ? 0 : 1)
+            } catch {
+                return Output(text: "\(error)\n", exitCode: 1)
+            }
+        }
+    }
+
+    /// Removes tailgate's table (idempotent).
+    public static func flush() -> Output {
+        do {
+            try NetlinkFirewall().remove(tableName: "tailgate")
+            return Output(text: "removed table inet tailgate\n", exitCode: 0)
+        } catch {
+            return Output(text: "\(error)\n", exitCode: 1)
+        }
+    }
+
+    private static func ruleset(_ configPath: String) -> Result<FirewallRuleset, Output> {
+        do {
+            let (configuration, _) = try ConfigurationFile.load(path: configPath)
+            guard let firewall = configuration.firewall else {
+                return .failure(Output(text: "\(configPath) has no [firewall] table; nothing to plan\n", exitCode: 1))
+            }
+            return .success(FirewallRuleset(firewall))
+        } catch {
+            return .failure(Output(text: error.description + "\n", exitCode: 1))
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Logging
+import NIOConcurrencyHelpers
+import TailgateConfig
+import TailgateFirewall
+
+/// Owns tailgate's nftables table: applies it as a reload step, verifies and repairs it,
+/// and keeps counter totals across replaces (a replace restarts the kernel's counters at zero).
+final class FirewallController: ReloadStep, Sendable {
+    let name = "firewall"
+
+    /// What the agent knows about the kernel's table, for logs and (later) /readyz and /status.
+    struct State: Sendable {
+        var desired: FirewallRuleset?
+        var enabled = false
+        var inSync = false
+        var lastGeneration: UInt32?
+        var repairs = 0
+        var lastError: String?
+        /// Counter totals from tables replaced earlier, by counter name.
+        var carried: [String: CounterValue] = [:]
+    }
+
+    private let kernel: NetlinkFirewall
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    init(kernel: NetlinkFirewall = NetlinkFirewall(), logger: Logger) {
+        self.kernel = kernel
+        self.logger = logger
+    }
+
+    var snapshot: State { state.withLockedValue { $0 } }
+
+    func prepare(_ plan: ProxyPlan) async throws -> PreparedStep {
+        let previous = state.withLockedValue { $0 }
+        guard let configuration = plan.configuration.firewall, configuration.enabled else {
+            let wasEnabled = previous.enabled
+            let configured = plan.configuration.firewall
+            return PreparedStep(
+                commit: { [self] in
+                    state.withLockedValue { $0.enabled = false; $0.desired = nil; $0.inSync = false }
+                    if let configured, !wasEnabled {
+                        logger.info("firewall disabled (enabled = false); not touching nftables. It would restrict these ports to the tailnet (see `tailgate firewall plan`)", metadata: [
+                            "tcp_ports": .string(configured.tcpPorts.map(\.description).joined(separator: ",")),
+                            "udp_ports": .string(configured.udpPorts.map(\.description).joined(separator: ",")),
+                        ])
+                    }
+                    if wasEnabled {
+                        logger.warning("firewall disabled in the configuration; table inet tailgate is left in place (remove it with `tailgate firewall flush`)")
+                    }
+                },
+                rollback: {}
+            )
+        }
+        let ruleset = FirewallRuleset(configuration)
+        if previous.enabled, previous.desired == ruleset, previous.inSync {
+            return PreparedStep(commit: {}, rollback: {})
+        }
+        do {
+            try replace(with: ruleset)
+        } catch {
+            switch error {
+            case .permissionDenied, .unavailable:
+                throw FirewallUnavailable(underlying: error)
+            case .rejected, .system:
+                throw error
+            }
+        }
+        return PreparedStep(
+            commit: { [self] in
+                state.withLockedValue { $0.enabled = true; $0.desired = ruleset }
+                logger.info("firewall applied", metadata: [
+                    "tcp_ports": .string(configuration.tcpPorts.map(\.description).joined(separator: ",")),
+                    "udp_ports": .string(configuration.udpPorts.map(\.description).joined(separator: ",")),
+                ])
+            },
+            rollback: { [self] in
+                // A later step failed: put the previous table back (or remove ours if there was none).
+                do {
+                    if let old = previous.desired { try replace(with: old) } else { try kernel.remove(tableName: ruleset.tableName) }
+                } catch {
+                    logger.error("firewall rollback failed: \(error)")
+                }
+            }
+        )
+    }
+
+    /// Replaces the kernel's table, first folding the current counters into the carried totals.
+    private func replace(with ruleset: FirewallRuleset) throws(FirewallError) {
+        if let current = try? kernel.counters(ruleset) {
+            state.withLockedValue { state in
+                for (name, value) in current.named { state.carried[name, default: .zero] += value }
+            }
+        }
+        try kernel.apply(ruleset)
+        let generation = try? kernel.generation()
+        state.withLockedValue { $0.inSync = true; $0.lastGeneration = generation; $0.lastError = nil }
+    }
+
+    /// One verification pass: cheap when the ruleset generation did not move; re-applies on drift.
+    func verifyAndRepair() {
+        let current = state.withLockedValue { $0 }
+        guard current.enabled, let desired = current.desired else { return }
+        do {
+            let generation = try kernel.generation()
+            if generation == current.lastGeneration, current.inSync { return }
+            let drift = try kernel.verify(desired)
+            switch drift {
+            case .inSync:
+                state.withLockedValue { $0.lastGeneration = generation; $0.inSync = true; $0.lastError = nil }
+            case .missing, .differs:
+                let detail = drift == .missing ? "table missing" : "\(drift)"
+                logger.warning("firewall drift detected; re-applying", metadata: ["drift": .string(detail)])
+                state.withLockedValue { $0.inSync = false }
+                try replace(with: desired)
+                state.withLockedValue { $0.repairs += 1 }
+                logger.info("firewall repaired", metadata: ["repairs": .stringConvertible(state.withLockedValue { $0.repairs })])
+            }
+        } catch {
+            state.withLockedValue { $0.inSync = false; $0.lastError = error.description }
+            logger.error("firewall check failed: \(error)")
+        }
+    }
+
+    /// Counter totals since start: carried totals plus what the kernel's table holds now.
+    func totals() -> [String: CounterValue] {
+        let current = state.withLockedValue { $0 }
+        var result = current.carried
+        if let desired = current.desired, let live = try? kernel.counters(desired) {
+            for (name, value) in live.named { result[name, default: .zero] += value }
+        }
+        return result
+    }
+}
+
+extension FirewallCounters {
+    /// Every counter by its name in the table.
+    var named: [String: CounterValue] {
+        var result = perPort
+        result["allowed"] = allowed
+        result["dropped"] = dropped
+        return result
+    }
+}
+
+extension CounterValue {
+    static let zero = CounterValue(packets: 0, bytes: 0)
+
+    static func += (lhs: inout CounterValue, rhs: CounterValue) {
+        lhs = CounterValue(packets: lhs.packets + rhs.packets, bytes: lhs.bytes + rhs.bytes)
+    }
+}
+
+/// The firewall cannot be applied at all on this host (no privilege, no nf_tables).
+struct FirewallUnavailable: Error, CustomStringConvertible {
+    let underlying: FirewallError
+    var description: String {
+        "\(underlying); to run the proxy without the firewall, set `enabled = false` in [firewall]"
+    }
+}
