@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // System libraries, linked from Debian's packages.
@@ -43,7 +45,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // One active check of an upstream server: TCP connect or a TLS handshake through the system OpenSSL.
+        .target(
+            name: "TailgateProbe",
+            dependencies: ["COpenSSL", "TailgateWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // The desired nftables table and netlink apply / read-back.
@@ -51,12 +60,15 @@ let package = Package(
         .target(
             name: "TailgateAgent",
             dependencies: [
-                "TailgateConfig", "TailgateProxy", "TailgateFirewall", "COpenSSL",
+                "TailgateConfig", "TailgateProxy", "TailgateFirewall", "TailgateProbe", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -79,6 +91,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TailgateProbeTests",
+            dependencies: ["TailgateProbe", "TailgateWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "TailgateAgentTests", dependencies: ["TailgateAgent", "TailgateConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
     ]

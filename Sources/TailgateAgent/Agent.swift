@@ -58,6 +58,34 @@ struct FirewallService: Service {
     }
 }
 
+/// Runs the active upstream checks, each upstream at its own check_interval.
+struct CheckerService: Service {
+    let supervisor: Supervisor
+
+    func run() async throws {
+        var due: [String: ContinuousClock.Instant] = [:]
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            guard let plan = await supervisor.plan else {
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            let now = ContinuousClock.now
+            var dueNow = plan.configuration
+            dueNow.upstreams = plan.configuration.upstreams.filter { name, upstream in
+                upstream.check.kind != .none && (due[name] ?? now) <= now
+            }
+            for name in dueNow.upstreams.keys {
+                due[name] = now + (plan.configuration.upstreams[name]?.check.interval ?? .seconds(10))
+            }
+            if !dueNow.upstreams.isEmpty {
+                await supervisor.checker.checkAll(dueNow, plan: plan)
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        await supervisor.checker.shutdown()
+    }
+}
+
 /// Sends WATCHDOG=1 at half of WATCHDOG_USEC, only while every event loop answers, and refreshes STATUS=.
 struct NotifyService: Service {
     let supervisor: Supervisor

@@ -104,6 +104,7 @@ final class FirewallController: ReloadStep, Sendable {
         do {
             let generation = try kernel.generation()
             if generation == current.lastGeneration, current.inSync { return }
+            // (A /readyz probe may already have seen the drift and cleared inSync; repair all the same.)
             let drift = try kernel.verify(desired)
             switch drift {
             case .inSync:
@@ -119,6 +120,23 @@ final class FirewallController: ReloadStep, Sendable {
         } catch {
             state.withLockedValue { $0.inSync = false; $0.lastError = error.description }
             logger.error("firewall check failed: \(error)")
+        }
+    }
+
+    /// Re-checks, without repairing, whether the kernel still holds the desired table (for /readyz);
+    /// cheap while the ruleset generation has not moved.
+    func refreshInSync() {
+        let current = state.withLockedValue { $0 }
+        guard current.enabled, let desired = current.desired, current.inSync else { return }
+        guard let generation = try? kernel.generation(), generation != current.lastGeneration else { return }
+        let drift = (try? kernel.verify(desired)) ?? .missing
+        state.withLockedValue { state in
+            if drift == .inSync {
+                state.lastGeneration = generation
+            } else {
+                state.inSync = false
+                state.lastError = drift == .missing ? "table inet \(desired.tableName) is missing" : "\(drift)"
+            }
         }
     }
 

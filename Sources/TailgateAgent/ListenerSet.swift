@@ -16,9 +16,12 @@ actor ListenerSet: ReloadStep {
     /// Removed sockets whose connections are still finishing.
     private var draining: [ObjectIdentifier: BoundSocket] = [:]
 
-    init(group: any EventLoopGroup, logger: Logger) {
+    private let metrics: ProxyMetrics
+
+    init(group: any EventLoopGroup, logger: Logger, metrics: ProxyMetrics) {
         self.group = group
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Listener runtimes by name, for status and drain.
@@ -45,7 +48,7 @@ actor ListenerSet: ReloadStep {
                 nextRuntimes[listener.name] = existing
                 publish.append((existing, policy))
             } else {
-                nextRuntimes[listener.name] = ListenerRuntime(policy: policy)
+                nextRuntimes[listener.name] = ListenerRuntime(policy: policy, metrics: metrics)
             }
             for bind in listener.binds { desired[bind.value] = listener.name }
         }

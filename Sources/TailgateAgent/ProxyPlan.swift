@@ -6,11 +6,13 @@ import TailgateProxy
 struct ProxyPlan: Sendable {
     let configuration: TailgateConfiguration
     let policies: [String: ListenerPolicy]
+    let pools: [String: UpstreamPool]
     let generation: Int
 
     /// Resolves upstream hostnames (blocking getaddrinfo, once per load, as nginx does at startup).
     static func make(
-        _ configuration: TailgateConfiguration, file: String, generation: Int, usage: ServerUsage
+        _ configuration: TailgateConfiguration, file: String, generation: Int, usage: ServerUsage,
+        health: ServerHealthBoard = ServerHealthBoard(), metrics: ProxyMetrics = ProxyMetrics(registry: .init())
     ) throws(ConfigurationErrors) -> ProxyPlan {
         var errors: [ConfigurationError] = []
         var pools: [String: UpstreamPool] = [:]
@@ -34,7 +36,8 @@ struct ProxyPlan: Sendable {
             guard !addresses.isEmpty else { continue }
             pools[name] = UpstreamPool(
                 name: name, servers: addresses, sendProxy: upstream.sendProxy,
-                connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout, usage: usage
+                connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout,
+                usage: usage, health: health, metrics: metrics
             )
         }
         if !errors.isEmpty { throw ConfigurationErrors(errors) }
@@ -42,6 +45,11 @@ struct ProxyPlan: Sendable {
         for listener in configuration.listeners {
             policies[listener.name] = ListenerPolicy(configuration: listener, upstreams: pools, generation: generation)
         }
-        return ProxyPlan(configuration: configuration, policies: policies, generation: generation)
+        return ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation)
+    }
+
+    /// The resolved addresses of an upstream's servers.
+    func servers(of upstream: String) -> [SocketAddress] {
+        pools[upstream]?.servers ?? []
     }
 }

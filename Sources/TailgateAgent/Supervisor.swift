@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import TailgateConfig
+import Prometheus
 import TailgateProxy
 
 /// One loaded configuration: its generation number and the SHA-256 of the file's bytes.
@@ -28,21 +29,40 @@ actor Supervisor {
     let notifier: SystemdNotifier
     let group: MultiThreadedEventLoopGroup
     let usage: ServerUsage
+    let registry: PrometheusCollectorRegistry
+    let metrics: ProxyMetrics
+    let healthBoard = ServerHealthBoard()
+    let counterSync = CounterSync()
+    let checker: UpstreamChecker
+    let startedAt = ContinuousClock.now
+    let startedWallClock = Timestamp.now()
     private let listeners: ListenerSet
     let firewall: FirewallController
+    private(set) var plan: ProxyPlan?
+    private(set) var reloads = 0
+    private(set) var lastReloadTime: String?
     private(set) var current: ConfigurationGeneration?
     private(set) var lastReload: ReloadReport?
     private(set) var reloadFailures = 0
     private var stopping = false
+    /// Set while the last reload failed because a listener could not be bound (a reason for /readyz).
+    private(set) var lastBindFailure: String?
+    private(set) var healthBindFailure: String?
+    /// The configuration given at start, before `current` exists.
+    nonisolated let initialHealth: HealthConfiguration?
     private var abortRequested = false
 
-    init(configPath: String, logger: Logger, notifier: SystemdNotifier) {
+    init(configPath: String, logger: Logger, notifier: SystemdNotifier, initialHealth: HealthConfiguration? = nil) {
+        self.initialHealth = initialHealth
         self.configPath = configPath
         self.logger = logger
         self.notifier = notifier
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.usage = ServerUsage(logger: logger)
-        self.listeners = ListenerSet(group: group, logger: logger)
+        self.registry = PrometheusCollectorRegistry()
+        self.metrics = ProxyMetrics(registry: registry)
+        self.checker = UpstreamChecker(board: healthBoard, logger: logger)
+        self.listeners = ListenerSet(group: group, logger: logger, metrics: metrics)
         self.firewall = FirewallController(logger: logger)
     }
 
@@ -57,12 +77,14 @@ actor Supervisor {
 
     /// Applies the first configuration; throws when a listener cannot be bound.
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
-        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage)
+        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics)
         do {
             try await ReloadTransaction.run(steps, plan: plan)
         } catch {
             throw error.underlying
         }
+        self.plan = plan
+        checker.configure(configuration, plan: plan)
         let generation = ConfigurationGeneration(number: 1, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
         current = generation
         logger.info("ready", metadata: [
@@ -86,16 +108,20 @@ actor Supervisor {
         var errors: [String] = []
         do throws(ConfigurationErrors) {
             let (configuration, bytes) = try ConfigurationFile.load(path: configPath)
-            let plan = try ProxyPlan.make(configuration, file: configPath, generation: next, usage: usage)
+            let plan = try ProxyPlan.make(configuration, file: configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics)
             do {
                 try await ReloadTransaction.run(steps, plan: plan)
+                lastBindFailure = nil
             } catch {
+                if error.underlying is AgentError { lastBindFailure = "\(error.underlying)" }
                 throw ConfigurationErrors([ConfigurationError(
                     file: configPath, position: .init(line: 1, column: 1), keyPath: "", message: "\(error.step): \(error.underlying)"
                 )])
             }
             let generation = ConfigurationGeneration(number: next, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
             current = generation
+            self.plan = plan
+            checker.configure(configuration, plan: plan)
             announceDepartedServers(from: previous.configuration, to: configuration)
         } catch {
             errors = error.errors.map(\.description)
@@ -104,6 +130,8 @@ actor Supervisor {
         let serving = current?.number ?? previous.number
         let report = ReloadReport(succeeded: errors.isEmpty, generation: serving, errors: errors, duration: duration)
         lastReload = report
+        lastReloadTime = Timestamp.now()
+        reloads += 1
         if errors.isEmpty {
             logger.info("reloaded", metadata: [
                 "generation": .stringConvertible(serving), "hash": .string(current?.shortHash ?? ""),
@@ -161,9 +189,33 @@ actor Supervisor {
         logger.info("stopped")
     }
 
+    func noteHealthBindFailure(_ text: String) {
+        healthBindFailure = text
+    }
+
+    /// Why /readyz answers 503; empty when ready.
+    func notReadyReasons() -> [String] {
+        var reasons: [String] = []
+        if current == nil { reasons.append("starting: configuration not applied yet") }
+        if stopping { reasons.append("stopping: draining connections") }
+        if let lastBindFailure { reasons.append("a listener cannot be bound (\(lastBindFailure)); still serving generation \(current?.number ?? 0)") }
+        if let healthBindFailure { reasons.append("health endpoint cannot be bound: \(healthBindFailure)") }
+        self.firewall.refreshInSync()
+        let firewall = firewall.snapshot
+        if firewall.enabled, !firewall.inSync {
+            reasons.append("firewall out of step with the configuration" + (firewall.lastError.map { ": \($0)" } ?? ""))
+        }
+        return reasons
+    }
+
     /// A second SIGTERM/SIGINT while draining.
     func abortDrain() {
         abortRequested = true
+    }
+
+    /// Listener runtimes and their bound addresses, for /status.
+    var listenerSnapshot: (runtimes: [String: ListenerRuntime], binds: [String: [SocketAddress]], open: Int) {
+        get async { (await listeners.listeners, await listeners.bindsByListener, await listeners.openConnections) }
     }
 
     /// The one-line status systemd shows.

@@ -31,7 +31,7 @@ public enum TailgateMain {
         bootstrapLogging(loaded.0.log)
         let logger = Logger(label: "tailgate")
         let notifier = SystemdNotifier()
-        let supervisor = Supervisor(configPath: configPath, logger: logger, notifier: notifier)
+        let supervisor = Supervisor(configPath: configPath, logger: logger, notifier: notifier, initialHealth: loaded.0.health)
         let (stopRequests, stop) = AsyncStream.makeStream(of: Void.self)
         // Shut down in reverse order: the proxy drains first, signals stay handled until it is done.
         let group = ServiceGroup(configuration: .init(
@@ -39,6 +39,8 @@ public enum TailgateMain {
                 .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger)),
                 .init(service: NotifyService(supervisor: supervisor, notifier: notifier)),
                 .init(service: FirewallService(supervisor: supervisor)),
+                .init(service: CheckerService(supervisor: supervisor)),
+                .init(service: HealthService(supervisor: supervisor, logger: logger)),
                 .init(
                     service: ProxyService(supervisor: supervisor, initial: loaded, stopRequests: stopRequests),
                     successTerminationBehavior: .gracefullyShutdownGroup

@@ -8,6 +8,15 @@ import Darwin
 
 /// UTC timestamps in RFC 3339 with milliseconds, without Foundation.
 enum Timestamp {
+    /// A day in UTC, e.g. "2027-02-20", for seconds since the epoch.
+    static func date(_ epochSeconds: Int64) -> String {
+        var seconds = time_t(epochSeconds)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let month = parts.tm_mon + 1, day = parts.tm_mday
+        return "\(parts.tm_year + 1900)-\(month < 10 ? "0" : "")\(month)-\(day < 10 ? "0" : "")\(day)"
+    }
+
     static func now() -> String {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)

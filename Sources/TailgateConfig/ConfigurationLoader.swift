@@ -3,9 +3,11 @@ import TailgateTOML
 
 /// Turns the text of a config file into a validated `TailgateConfiguration`, or every error in it.
 public enum ConfigurationLoader {
-    static let topLevelKeys = ["global", "listeners", "upstreams", "log", "firewall"]
+    static let topLevelKeys = ["global", "listeners", "upstreams", "log", "firewall", "health"]
     static let listenerKeys = ["bind", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from"]
-    static let upstreamKeys = ["servers", "send_proxy", "connect_timeout", "idle_timeout"]
+    static let upstreamKeys = [
+        "servers", "send_proxy", "connect_timeout", "idle_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
+    ]
 
     /// Parses and validates; `file` is used in error locations only (this module does no I/O).
     public static func load(bytes: [UInt8], file: String) throws(ConfigurationErrors) -> TailgateConfiguration {
@@ -41,6 +43,25 @@ public enum ConfigurationLoader {
             log.level = reader.choice("level", LogConfiguration.Level.self) ?? log.level
             reader.reportUnknownKeys(expected: ["format", "level"])
         }
+        var health: HealthConfiguration?
+        if let table = root.table("health") {
+            var reader = TableReader(table.value, path: "health", errors: errors)
+            var listen: [Located<SocketAddress>] = []
+            if let raw = reader.value("listen") {
+                let values = raw.array ?? [raw]
+                for (index, value) in values.enumerated() {
+                    let path = raw.array == nil ? "health.listen" : "health.listen[\(index)]"
+                    if let endpoint = parseEndpoint(value, path: path, errors: errors, allowHostname: false),
+                       case .address(let address) = endpoint.value {
+                        listen.append(Located(address, at: endpoint.position))
+                    }
+                }
+            } else {
+                errors.add("missing 'listen': the address of the health endpoint, e.g. \"127.0.0.1:9180\"", at: table.position, path: "health")
+            }
+            reader.reportUnknownKeys(expected: ["listen"])
+            health = HealthConfiguration(listen: listen)
+        }
         var firewall: FirewallConfiguration?
         if let table = root.table("firewall") {
             firewall = readFirewall(table.value, errors: errors)
@@ -74,7 +95,10 @@ public enum ConfigurationLoader {
         }
         root.reportUnknownKeys(expected: topLevelKeys)
         checkBindConflicts(listeners, errors: errors)
-        return TailgateConfiguration(listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, firewall: firewall)
+        applyCheckServerNames(&upstreams, listeners: listeners)
+        return TailgateConfiguration(
+            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, firewall: firewall, health: health
+        )
     }
 
     private static func readUpstream(_ name: String, _ table: TOMLTable, errors: ErrorCollector) -> UpstreamConfiguration {
@@ -92,7 +116,8 @@ public enum ConfigurationLoader {
             servers: servers ?? [],
             sendProxy: reader.choice("send_proxy", ProxyProtocolMode.self) ?? .none,
             connectTimeout: reader.duration("connect_timeout") ?? ConfigurationDefaults.connectTimeout,
-            idleTimeout: reader.duration("idle_timeout") ?? ConfigurationDefaults.idleTimeout
+            idleTimeout: reader.duration("idle_timeout") ?? ConfigurationDefaults.idleTimeout,
+            check: readCheck(&reader, errors: errors)
         )
         reader.reportUnknownKeys(expected: upstreamKeys)
         return upstream

@@ -12,6 +12,8 @@ public struct TailgateConfiguration: Sendable {
     public var drainTimeout: Duration
     /// The `[firewall]` table; nil when absent (tailgate then leaves nftables alone).
     public var firewall: FirewallConfiguration?
+    /// The `[health]` table; nil when absent (no HTTP endpoint).
+    public var health: HealthConfiguration?
 }
 
 /// One `[listeners.NAME]` table.
@@ -39,6 +41,7 @@ public struct UpstreamConfiguration: Sendable {
     public var sendProxy: ProxyProtocolMode
     public var connectTimeout: Duration
     public var idleTimeout: Duration
+    public var check: UpstreamCheckConfiguration
 }
 
 /// The `[log]` table.

@@ -11,20 +11,32 @@ extension AdmissionHandler {
         if let header = machine.proxyHeader, header.command == .proxy, let source = header.source {
             record.client = source
         }
-        guard let upstreamName = policy.routes.route(serverName: hello.serverName).upstream,
-              let pool = policy.upstreams[upstreamName]
-        else {
+        let match = policy.routes.route(serverName: hello.serverName)
+        switch match {
+        case .exact(let upstream): record.route = hello.serverName ?? upstream
+        case .wildcard(let pattern, _): record.route = pattern
+        case .fallback: record.route = "default"
+        case .none: record.route = "none"
+        }
+        guard let upstreamName = match.upstream, let pool = policy.upstreams[upstreamName] else {
             reject(.noRoute, detail: nil, context: context)
             return
         }
         record.upstream = upstreamName
         phase = .connecting
-        connect(pool, first: pool.nextStartIndex(), attempt: 0, context: context)
+        let (servers, allDown) = pool.candidates()
+        if allDown, pool.health.shouldWarnAllDown(pool.name) {
+            record.logger.warning("every server of the upstream is marked down by its checks; trying them anyway", metadata: [
+                "upstream": .string(pool.name),
+            ])
+        }
+        connect(pool, servers: servers, attempt: 0, context: context)
     }
 
-    private func connect(_ pool: UpstreamPool, first: Int, attempt: Int, context: ChannelHandlerContext) {
-        let server = pool.servers[(first + attempt) % pool.servers.count]
+    private func connect(_ pool: UpstreamPool, servers: [SocketAddress], attempt: Int, context: ChannelHandlerContext) {
+        let server = servers[attempt]
         record.server = server
+        let started = NIODeadline.now()
         let upstreamRelay = RelayHandler(side: .upstream, record: record)
         let boundRelay = NIOLoopBound(upstreamRelay, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
@@ -41,14 +53,16 @@ extension AdmissionHandler {
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
+                    pool.metrics.connected(upstream: pool.name, after: .nanoseconds((NIODeadline.now() - started).nanoseconds))
                     self.connected(channel, pool: pool, upstreamRelay: upstreamRelay, context: context)
                 case .failure(let error):
+                    pool.metrics.connectFailed(upstream: pool.name, server: server.endpointDescription)
                     guard case .connecting = self.phase else { return }
-                    if attempt + 1 < pool.servers.count {
+                    if attempt + 1 < servers.count {
                         self.record.logger.debug("upstream server failed, trying the next", metadata: [
                             "upstream": .string(pool.name), "server": .string(server.endpointDescription), "error": .string("\(error)"),
                         ])
-                        self.connect(pool, first: first, attempt: attempt + 1, context: context)
+                        self.connect(pool, servers: servers, attempt: attempt + 1, context: context)
                     } else {
                         self.reject(.upstreamUnavailable, detail: "\(server.endpointDescription): \(error)", context: context)
                     }

@@ -85,6 +85,7 @@ public final class BoundSocket: Sendable {
         let policy = listener.policy
         guard listener.admit(limit: policy.maxConnections) else {
             listener.count(ConnectionOutcome.overLimit.rawValue)
+            listener.metrics.overLimit(listener: listener.name)
             channel.close(promise: nil)
             if listener.shouldWarnOverLimit() {
                 logger.warning("listener is at max_connections; closing new connections", metadata: [

@@ -17,6 +17,8 @@ final class ConnectionRecord {
     var serverName: String?
     var alpn: [String] = []
     var upstream: String?
+    /// The route that matched: the SNI for an exact route, the wildcard pattern, "default" or "none" (metrics label).
+    var route: String?
     var server: SocketAddress?
     /// Set once the upstream connection is up; released when the pair closes.
     var connectedServer: (address: SocketAddress, usage: ServerUsage)?
@@ -57,6 +59,7 @@ final class ConnectionRecord {
         listener.release()
         if let connectedServer { connectedServer.usage.release(connectedServer.address) }
         listener.count(outcome.rawValue)
+        listener.metrics.ended(self, outcome: outcome)
         if let detail, outcome != .closed { listener.count("\(outcome.rawValue):\(detail)") }
         var metadata: Logger.Metadata = [
             "listener": .string(listener.name),

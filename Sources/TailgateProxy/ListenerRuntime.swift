@@ -14,7 +14,10 @@ public final class ListenerRuntime: Sendable {
     /// Uptime nanoseconds of the last over-limit warning, to log it at most once a second.
     private let lastLimitWarning = Atomic<Int64>(Int64.min / 2)
 
-    public init(policy: ListenerPolicy) {
+    let metrics: ProxyMetrics
+
+    public init(policy: ListenerPolicy, metrics: ProxyMetrics) {
+        self.metrics = metrics
         self.name = policy.name
         self.policyBox = NIOLockedValueBox(policy)
     }
@@ -41,6 +44,7 @@ public final class ListenerRuntime: Sendable {
     /// Takes a slot for a new connection; false when the listener is full.
     func admit(limit: Int) -> Bool {
         accepted.add(1, ordering: .relaxed)
+        metrics.accepted(listener: name)
         let now = active.add(1, ordering: .relaxed).newValue
         if now > limit {
             active.subtract(1, ordering: .relaxed)

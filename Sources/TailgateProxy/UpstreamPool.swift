@@ -11,13 +11,17 @@ public final class UpstreamPool: Sendable {
     public let idleTimeout: TimeAmount
     /// Where relayed connections per server are counted (shared by every generation).
     let usage: ServerUsage
+    let health: ServerHealthBoard
+    let metrics: ProxyMetrics
     private let cursor = Atomic<Int>(0)
 
     public init(
         name: String, servers: [SocketAddress], sendProxy: ProxyProtocolMode, connectTimeout: Duration, idleTimeout: Duration,
-        usage: ServerUsage
+        usage: ServerUsage, health: ServerHealthBoard, metrics: ProxyMetrics
     ) {
         self.usage = usage
+        self.health = health
+        self.metrics = metrics
         precondition(!servers.isEmpty, "the loader refuses an upstream without servers")
         self.name = name
         self.servers = servers
@@ -26,9 +30,20 @@ public final class UpstreamPool: Sendable {
         self.idleTimeout = .milliseconds(idleTimeout.wholeMilliseconds)
     }
 
-    /// The index of the server a new connection tries first; later attempts walk on from there.
-    func nextStartIndex() -> Int {
+    /// The servers a new connection tries, in order: round robin over those not marked down by
+    /// active checks; when every server is down, all of them (better a try than a certain failure).
+    func candidates() -> (servers: [SocketAddress], allDown: Bool) {
         let ticket = cursor.add(1, ordering: .relaxed).oldValue
-        return Int(UInt(bitPattern: ticket) % UInt(servers.count))
+        let start = Int(UInt(bitPattern: ticket) % UInt(servers.count))
+        var ordered: [SocketAddress] = []
+        ordered.reserveCapacity(servers.count)
+        for offset in 0..<servers.count {
+            let server = servers[(start + offset) % servers.count]
+            if !health.isDown(upstream: name, server: server) { ordered.append(server) }
+        }
+        if ordered.isEmpty {
+            return ((0..<servers.count).map { servers[(start + $0) % servers.count] }, true)
+        }
+        return (ordered, false)
     }
 }

@@ -7,7 +7,7 @@ struct Tailgate: AsyncParsableCommand {
         commandName: "tailgate",
         abstract: "TLS-passthrough SNI proxy with PROXY protocol, for hosts on a tailnet.",
         version: TailgateVersion.current,
-        subcommands: [Run.self, Check.self, Firewall.self]
+        subcommands: [Run.self, Check.self, Status.self, Firewall.self]
     )
 }
 
@@ -89,5 +89,21 @@ private func emit(_ output: FirewallCommands.Output) throws {
     } else {
         TailgateMain.writeToStandardError(output.text)
         throw ExitCode(output.exitCode)
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a running agent's state (from its /status endpoint) as a table.")
+
+    @Option(help: "Base URL of the health endpoint ([health] listen).")
+    var health = "http://127.0.0.1:9180"
+
+    func run() throws {
+        do {
+            print(try StatusClient.fetchText(base: health), terminator: "")
+        } catch {
+            TailgateMain.writeToStandardError("\(error)\n")
+            throw ExitCode.failure
+        }
     }
 }

@@ -7,7 +7,7 @@ final class RawClient {
     enum ClientError: Error { case socket(String) }
 
     init(host: String, port: Int, source: String? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ClientError.socket("socket") }
         if let source {
             var local = sockaddr_in()

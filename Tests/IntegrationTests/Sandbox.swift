@@ -35,7 +35,7 @@ final class Sandbox: @unchecked Sendable {
 
     /// A TCP port that was free a moment ago on `host`.
     static func freePort(host: String = "127.0.0.1") -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -71,6 +71,47 @@ final class Sandbox: @unchecked Sendable {
                      "-keyout", path("\(name).key"), "-out", path("\(name).csr")])
         try openssl(["x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"),
                      "-CAcreateserial", "-days", "2", "-extfile", path("\(name).ext"), "-out", path("\(name).crt")])
+    }
+
+    /// A certificate signed by the sandbox CA with explicit validity dates (`YYYYMMDDHHMMSSZ`), via `openssl ca`;
+    /// or, with `selfSigned`, a self-signed one.
+    func makeCertificate(_ name: String, dnsName: String, start: String, end: String) throws {
+        func openssl(_ arguments: [String]) throws {
+            let result = runCommand("/usr/bin/openssl", arguments)
+            guard result.status == 0 else { throw SandboxError.command("openssl \(arguments.joined(separator: " ")): \(result.output)") }
+        }
+        try FileManager.default.createDirectory(atPath: path("issued"), withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path("index.txt")) {
+            try write("index.txt", "")
+            try write("serial", "1000\n")
+        }
+        try write("ca.cnf", """
+            [ ca ]
+            default_ca = test_ca
+            [ test_ca ]
+            database = \(path("index.txt"))
+            new_certs_dir = \(path("issued"))
+            serial = \(path("serial"))
+            default_md = sha256
+            policy = policy_any
+            unique_subject = no
+            copy_extensions = copy
+            [ policy_any ]
+            commonName = supplied
+
+            """)
+        try write("\(name).san", "subjectAltName=DNS:\(dnsName)\n")
+        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=\(dnsName)",
+                     "-addext", "subjectAltName=DNS:\(dnsName)", "-keyout", path("\(name).key"), "-out", path("\(name).csr")])
+        try openssl(["ca", "-batch", "-config", path("ca.cnf"), "-notext", "-cert", path("ca.crt"), "-keyfile", path("ca.key"),
+                     "-startdate", start, "-enddate", end, "-in", path("\(name).csr"), "-out", path("\(name).crt")])
+    }
+
+    func makeSelfSignedCertificate(_ name: String, dnsName: String) throws {
+        let result = runCommand("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                                     "-days", "2", "-subj", "/CN=\(dnsName)", "-addext", "subjectAltName=DNS:\(dnsName)",
+                                                     "-keyout", path("\(name).key"), "-out", path("\(name).crt")])
+        guard result.status == 0 else { throw SandboxError.command("openssl req -x509: \(result.output)") }
     }
 
     /// The repository root (two levels above this file's directory).

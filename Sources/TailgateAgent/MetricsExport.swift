@@ -1,0 +1,76 @@
+import NIOConcurrencyHelpers
+import Prometheus
+import TailgateConfig
+import TailgateFirewall
+import TailgateProxy
+
+/// Brings the gauges and the counters kept outside Prometheus (reloads, firewall totals) up to date
+/// just before /metrics is emitted.
+enum MetricsExport {
+    static func update(_ supervisor: Supervisor) async {
+        let registry = supervisor.registry
+        let sync = supervisor.counterSync
+        func gauge(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
+            registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help), labels: labels)
+        }
+        func counter(_ name: String, _ help: String, _ labels: [(String, String)], total: Int64) {
+            let counter = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "total", helpText: help), labels: labels)
+            sync.advance(counter, key: name + labels.map { "|\($0.0)=\($0.1)" }.joined(), to: total)
+        }
+
+        let current = await supervisor.current
+        gauge("tailgate_config", "generation", "Generation of the configuration in use (1 at start, +1 per applied reload).")
+            .set(Int64(current?.number ?? 0))
+        let reloads = await supervisor.reloads
+        let failures = await supervisor.reloadFailures
+        counter("tailgate_reloads", "Reloads attempted (SIGHUP).", [], total: Int64(reloads))
+        counter("tailgate_reload_failures", "Reloads refused; the previous configuration kept serving.", [], total: Int64(failures))
+        gauge("tailgate_ready", "", "1 when /readyz answers 200.").set(Int64(await supervisor.notReadyReasons().isEmpty ? 1 : 0))
+
+        let (runtimes, _, _) = await supervisor.listenerSnapshot
+        for (name, runtime) in runtimes {
+            gauge("tailgate_connections", "active", "Connections open now, by listener.", [("listener", name)]).set(Int64(runtime.activeConnections))
+        }
+        for (server, count) in supervisor.usage.snapshot {
+            gauge("tailgate_upstream_server_connections", "active", "Connections relayed to each server now.", [("server", server.endpointDescription)])
+                .set(Int64(count))
+        }
+        for state in supervisor.checker.snapshot {
+            let labels = [("upstream", state.upstream), ("server", state.server.endpointDescription)]
+            if let up = state.isUp {
+                gauge("tailgate_upstream_server", "up", "1 when active checks mark the server up, 0 when down.", labels).set(Int64(up ? 1 : 0))
+            }
+            if let notAfter = state.lastResult?.certificateNotAfter {
+                gauge("tailgate_upstream_certificate_expiry", "timestamp_seconds", "notAfter of the server's certificate (TLS checks).", labels)
+                    .set(notAfter)
+            }
+        }
+
+        let firewall = supervisor.firewall.snapshot
+        if firewall.enabled, let desired = firewall.desired {
+            gauge("tailgate_firewall", "in_sync", "1 when the kernel holds the configured table.").set(Int64(firewall.inSync ? 1 : 0))
+            counter("tailgate_firewall_repairs", "Times the table was re-applied after drift.", [], total: Int64(firewall.repairs))
+            let totals = supervisor.firewall.totals()
+            counter("tailgate_firewall_allowed_packets", "Packets to restricted ports let through from the tailnet.", [],
+                    total: Int64(totals["allowed"]?.packets ?? 0))
+            for port in desired.portCounters {
+                counter("tailgate_firewall_dropped_packets", "Packets to restricted ports dropped or rejected, by protocol and port.",
+                        [("proto", port.proto), ("ports", port.ports)], total: Int64(totals[port.name]?.packets ?? 0))
+            }
+        }
+    }
+}
+
+/// Remembers what each mirrored counter last reached, to increment by the difference.
+final class CounterSync: Sendable {
+    private let last = NIOLockedValueBox<[String: Int64]>([:])
+
+    func advance(_ counter: Counter, key: String, to total: Int64) {
+        let delta = last.withLockedValue { last -> Int64 in
+            let previous = last[key] ?? 0
+            last[key] = max(previous, total)
+            return total - previous
+        }
+        if delta > 0 { counter.increment(by: delta) }
+    }
+}

@@ -1,0 +1,56 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tailgate status`: fetches the endpoint's /status as a table, over a plain blocking socket.
+public enum StatusClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// `base` is like "http://127.0.0.1:9180"; returns the body of GET /status?format=text.
+    public static func fetchText(base: String) throws(Failure) -> String {
+        guard base.hasPrefix("http://") else { throw Failure(description: "\(base): only http:// URLs are supported") }
+        let hostPort = base.dropFirst(7).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+        let address: SocketAddress
+        do {
+            let colon = hostPort.lastIndex(of: ":")
+            let host = colon.map { String(hostPort[..<$0]) } ?? hostPort
+            let port = colon.flatMap { Int(hostPort[hostPort.index(after: $0)...]) } ?? 80
+            let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+            address = try SocketAddress.makeAddressResolvingHost(bare, port: port)
+        } catch {
+            throw Failure(description: "\(base): cannot resolve: \(error)")
+        }
+        let fd = socket(Int32(address.protocol.rawValue), Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = address.withSockAddr { connect(fd, $0, socklen_t($1)) }
+        guard connected == 0 else {
+            throw Failure(description: "cannot reach \(base): \(String(cString: strerror(errno))) (is [health] listen set, and tailgate running?)")
+        }
+        let request = Array("GET /status?format=text HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            response.append(contentsOf: chunk[0..<count])
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        let separator = Array("\r\n\r\n".utf8)
+        guard let end = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
+            throw Failure(description: "\(base): no HTTP response")
+        }
+        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200") else {
+            throw Failure(description: "\(base)/status: \(text.prefix { $0 != "\r" })")
+        }
+        return String(decoding: response[(end + 4)...], as: UTF8.self)
+    }
+}

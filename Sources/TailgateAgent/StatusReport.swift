@@ -1,0 +1,103 @@
+import NIOCore
+import TailgateConfig
+import TailgateFirewall
+import TailgateProxy
+
+/// What /status shows, as JSON for tools and as a table for `tailgate status`.
+struct StatusReport: Sendable {
+    var json: String
+    var text: String
+
+    static func make(_ supervisor: Supervisor) async -> StatusReport {
+        let current = await supervisor.current
+        let lastReload = await supervisor.lastReload
+        let lastReloadTime = await supervisor.lastReloadTime
+        let (runtimes, binds, _) = await supervisor.listenerSnapshot
+        let usage = supervisor.usage.snapshot
+        let checks = supervisor.checker.snapshot
+        let firewall = supervisor.firewall.snapshot
+        let uptime = (ContinuousClock.now - supervisor.startedAt).wholeMilliseconds / 1_000
+        let configuration = current?.configuration
+        let q = JSONText.quote
+
+        var json = "{\"version\":\(q(TailgateVersion.current)),\"started\":\(q(supervisor.startedWallClock)),\"uptime_seconds\":\(uptime)"
+        json += ",\"config\":{\"path\":\(q(supervisor.configPath)),\"generation\":\(current?.number ?? 0),\"hash\":\(q(current?.hash ?? ""))}"
+        if let lastReload {
+            json += ",\"last_reload\":{\"time\":\(q(lastReloadTime ?? "")),\"ok\":\(lastReload.succeeded),\"duration_ms\":\(lastReload.duration.wholeMilliseconds)"
+            json += ",\"errors\":[\(lastReload.errors.map(q).joined(separator: ","))]}"
+        } else {
+            json += ",\"last_reload\":null"
+        }
+        var text = "tailgate \(TailgateVersion.current), up \(uptime)s, config \(supervisor.configPath)"
+        text += " generation \(current?.number ?? 0) (\(current?.shortHash ?? "-"))\n"
+        if let lastReload {
+            text += "last reload: \(lastReloadTime ?? "?") " + (lastReload.succeeded ? "ok" : "FAILED: \(lastReload.errors.joined(separator: "; "))") + "\n"
+        }
+
+        json += ",\"listeners\":["
+        text += "\nLISTENER        BINDS                               ACTIVE  ACCEPTED  ROUTES\n"
+        var first = true
+        for listener in configuration?.listeners ?? [] {
+            guard let runtime = runtimes[listener.name] else { continue }
+            let bound = (binds[listener.name] ?? []).map(\.endpointDescription).sorted()
+            let routes = listener.routeList.map { "{\"match\":\(q($0.pattern.description)),\"upstream\":\(q($0.upstream))}" }
+            json += (first ? "" : ",") + "{\"name\":\(q(listener.name)),\"binds\":[\(bound.map(q).joined(separator: ","))]"
+            json += ",\"active_connections\":\(runtime.activeConnections),\"accepted_connections\":\(runtime.acceptedConnections)"
+            json += ",\"default\":\(listener.routes.defaultUpstream.map(q) ?? "null"),\"routes\":[\(routes.joined(separator: ","))]}"
+            text += pad(listener.name, 16) + pad(bound.joined(separator: ","), 36) + pad("\(runtime.activeConnections)", 8)
+                + pad("\(runtime.acceptedConnections)", 10) + "\(listener.routeList.count)" + (listener.routes.defaultUpstream.map { " + default → \($0)" } ?? "") + "\n"
+            first = false
+        }
+        json += "]"
+
+        json += ",\"upstreams\":["
+        text += "\nUPSTREAM        SERVER                  STATE      ACTIVE  LAST CHECK                      CERT EXPIRES\n"
+        first = true
+        for (name, upstream) in (configuration?.upstreams ?? [:]).sorted(by: { $0.key < $1.key }) {
+            json += (first ? "" : ",") + "{\"name\":\(q(name)),\"send_proxy\":\(q(upstream.sendProxy.rawValue)),\"check\":\(q(upstream.check.kind.rawValue)),\"servers\":["
+            first = false
+            var firstServer = true
+            for address in await supervisor.plan?.servers(of: name) ?? [] {
+                let check = checks.first { $0.upstream == name && $0.server == address }
+                let state = upstream.check.kind == .none ? "unchecked" : check?.isUp.map { $0 ? "up" : "down" } ?? "pending"
+                let expiry = check?.lastResult?.certificateNotAfter
+                json += (firstServer ? "" : ",") + "{\"address\":\(q(address.endpointDescription)),\"state\":\(q(state)),\"active_connections\":\(usage[address] ?? 0)"
+                if let result = check?.lastResult {
+                    json += ",\"last_check\":{\"time\":\(q(check?.lastCheck ?? "")),\"ok\":\(result.isHealthy),\"result\":\(q(result.summary)),\"duration_ms\":\(result.duration.wholeMilliseconds)}"
+                }
+                json += ",\"certificate_not_after\":\(expiry.map { "\($0)" } ?? "null")}"
+                firstServer = false
+                text += pad(name, 16) + pad(address.endpointDescription, 24) + pad(state, 11) + pad("\(usage[address] ?? 0)", 8)
+                    + pad(check?.lastResult?.summary ?? "-", 32) + (expiry.map(Timestamp.date) ?? "-") + "\n"
+            }
+            json += "]}"
+        }
+        json += "]"
+        let departed = supervisor.usage.departedServers
+        if !departed.isEmpty {
+            text += "\nservers removed from the configuration that still carry connections:\n"
+            for (server, count) in departed.sorted(by: { $0.key.description < $1.key.description }) {
+                text += "  \(server.endpointDescription): \(count)\n"
+            }
+        }
+        json += ",\"departed_servers\":[\(departed.map { "{\"address\":\(q($0.key.endpointDescription)),\"active_connections\":\($0.value)}" }.joined(separator: ","))]"
+
+        json += ",\"firewall\":{\"configured\":\(configuration?.firewall != nil),\"enabled\":\(firewall.enabled),\"in_sync\":\(firewall.inSync),\"repairs\":\(firewall.repairs)"
+        json += ",\"last_error\":\(firewall.lastError.map(q) ?? "null")"
+        text += "\nfirewall: " + (configuration?.firewall == nil ? "not configured" : !firewall.enabled ? "disabled" : firewall.inSync ? "in sync" : "OUT OF STEP")
+        text += ", \(firewall.repairs) repairs" + (firewall.lastError.map { ", last error: \($0)" } ?? "") + "\n"
+        if firewall.enabled {
+            let totals = supervisor.firewall.totals()
+            json += ",\"counters\":{" + totals.sorted(by: { $0.key < $1.key }).map { "\(q($0.key)):{\"packets\":\($0.value.packets),\"bytes\":\($0.value.bytes)}" }.joined(separator: ",") + "}"
+            for (name, value) in totals.sorted(by: { $0.key < $1.key }) {
+                text += "  \(pad(name, 28)) \(value.packets) packets\n"
+            }
+        }
+        json += "}}\n"
+        return StatusReport(json: json, text: text)
+    }
+
+    private static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+}

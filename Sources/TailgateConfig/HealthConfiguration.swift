@@ -1,0 +1,22 @@
+import NIOCore
+
+/// The `[health]` table: where the HTTP health, status and metrics endpoint listens.
+public struct HealthConfiguration: Sendable {
+    public var listen: [Located<SocketAddress>]
+}
+
+/// How an upstream's servers are checked (`check*`, `rise`, `fall` in `[upstreams.NAME]`).
+public struct UpstreamCheckConfiguration: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case none, tcp, tls }
+    public var kind: Kind = .none
+    public var interval: Duration = .seconds(10)
+    public var timeout: Duration = .seconds(2)
+    /// SNI and the name the certificate must carry; by default the first exact route name that points here.
+    public var serverName: String?
+    /// PEM bundle to verify against instead of the system store.
+    public var caFile: String?
+    public var rise = 2
+    public var fall = 3
+
+    public init() {}
+}

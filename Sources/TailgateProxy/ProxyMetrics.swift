@@ -1,0 +1,103 @@
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The proxy's Prometheus metrics. Handles are created once per label set and cached, so the
+/// per-connection cost is a dictionary lookup and atomic increments.
+public final class ProxyMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let counters = NIOLockedValueBox<[String: Counter]>([:])
+    private let histograms = NIOLockedValueBox<[String: DurationHistogram]>([:])
+
+    public init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    /// A counter for `descriptor` with `labels`, made on first use.
+    public func counter(_ descriptor: MetricNameDescriptor, _ labels: [(String, String)]) -> Counter {
+        let key = descriptor.name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLockedValue { cache in
+            if let existing = cache[key] { return existing }
+            let made = registry.makeCounter(descriptor: descriptor, labels: labels)
+            cache[key] = made
+            return made
+        }
+    }
+
+    static let connectBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+    ]
+
+    func connectHistogram(upstream: String) -> DurationHistogram {
+        histograms.withLockedValue { cache in
+            if let existing = cache[upstream] { return existing }
+            let made = registry.makeDurationHistogram(
+                descriptor: MetricNameDescriptor(
+                    metricName: "tailgate_upstream_connect_duration", unitName: "seconds",
+                    helpText: "Time to connect to an upstream server."
+                ),
+                labels: [("upstream", upstream)], buckets: Self.connectBuckets
+            )
+            cache[upstream] = made
+            return made
+        }
+    }
+
+    func accepted(listener: String) {
+        counter(Names.accepted, [("listener", listener)]).increment()
+    }
+
+    /// Everything counted when a connection ends.
+    func ended(_ record: ConnectionRecord, outcome: ConnectionOutcome) {
+        let listener = record.listener.name
+        counter(Names.ended, [("listener", listener), ("route", record.route ?? "none"), ("outcome", outcome.rawValue)]).increment()
+        let upstream = record.upstream ?? "none"
+        if record.bytesFromClient > 0 {
+            counter(Names.bytes, [("listener", listener), ("upstream", upstream), ("direction", "in")])
+                .increment(by: Int64(record.bytesFromClient))
+        }
+        if record.bytesFromServer > 0 {
+            counter(Names.bytes, [("listener", listener), ("upstream", upstream), ("direction", "out")])
+                .increment(by: Int64(record.bytesFromServer))
+        }
+        let reason = record.detail ?? "unknown"
+        switch outcome {
+        case .badClientHello:
+            counter(Names.sniffFailures, [("listener", listener), ("reason", reason)]).increment()
+        case .clientHelloTimeout:
+            let name = reason == "waiting_for_proxy_header" ? Names.proxyRejections : Names.sniffFailures
+            counter(name, [("listener", listener), ("reason", "timeout")]).increment()
+        case .badProxyHeader:
+            counter(Names.proxyRejections, [("listener", listener), ("reason", reason)]).increment()
+        default:
+            break
+        }
+    }
+
+    func overLimit(listener: String) {
+        counter(Names.ended, [("listener", listener), ("route", "none"), ("outcome", ConnectionOutcome.overLimit.rawValue)]).increment()
+    }
+
+    func connected(upstream: String, after duration: Duration) {
+        connectHistogram(upstream: upstream).record(duration)
+    }
+
+    func connectFailed(upstream: String, server: String) {
+        counter(Names.connectFailures, [("upstream", upstream), ("server", server)]).increment()
+    }
+
+    /// The proxy's metric names and help texts.
+    public enum Names {
+        static func total(_ name: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(metricName: name, unitName: "total", helpText: help)
+        }
+        static var accepted: MetricNameDescriptor { total("tailgate_connections_accepted", "Connections accepted, by listener.") }
+        static var ended: MetricNameDescriptor { total("tailgate_connections_ended", "Connections ended, by listener, route and outcome.") }
+        static var bytes: MetricNameDescriptor {
+            MetricNameDescriptor(metricName: "tailgate_relayed", unitName: "bytes_total", helpText: "Bytes relayed: in = from clients, out = to clients.")
+        }
+        static var sniffFailures: MetricNameDescriptor { total("tailgate_client_hello_failures", "Connections closed because no usable ClientHello arrived, by reason.") }
+        static var proxyRejections: MetricNameDescriptor { total("tailgate_proxy_header_rejections", "Trusted peers refused for a missing or bad PROXY header, by reason.") }
+        static var connectFailures: MetricNameDescriptor { total("tailgate_upstream_connect_failures", "Failed connects to upstream servers.") }
+    }
+}

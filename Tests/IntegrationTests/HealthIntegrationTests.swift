@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+
+/// The health endpoint, the metrics and the active upstream checks, against real nginx upstreams.
+@Suite(.serialized)
+struct HealthIntegrationTests {
+    static func http(_ port: Int, _ path: String, method: String = "GET") -> (code: String, body: String) {
+        var arguments = ["-s", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"]
+        if method == "HEAD" { arguments.insert("-I", at: 0) } else if method != "GET" { arguments.insert(contentsOf: ["-X", method], at: 0) }
+        let output = runCommand("/usr/bin/curl", arguments).output
+        let code = output.split(separator: "\n", omittingEmptySubsequences: false).last.map(String.init) ?? ""
+        return (code, String(output.dropLast(code.count + 1)))
+    }
+
+    /// Parses /metrics with the reference Python parser and returns `name{labels} value` lines.
+    static func parsedMetrics(_ port: Int) -> (ok: Bool, samples: [String: Double], output: String) {
+        let script = """
+            import sys, urllib.request
+            from prometheus_client.parser import text_string_to_metric_families
+            text = urllib.request.urlopen("http://127.0.0.1:\(port)/metrics", timeout=10).read().decode()
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                    print(f"{s.name}{{{labels}}} {s.value}")
+            """
+        let result = runCommand("/usr/bin/python3", ["-c", script], timeout: 30)
+        var samples: [String: Double] = [:]
+        for line in result.output.split(separator: "\n") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            samples[String(line[..<space])] = value
+        }
+        return (result.status == 0, samples, result.output)
+    }
+
+    @Test func endpointsAnswerAndMetricsParseAndMoveWithTraffic() throws {
+        let sandbox = try Sandbox("health")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        let app = try NginxUpstream.start("app", in: sandbox)
+        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        _ = try TailgateInstance.start(config: """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            [listeners.public.routes]
+            "app.example.com" = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(app.proxyPort)"]
+            send_proxy = "v2"
+            check = "tls"
+            check_interval = "300ms"
+            check_ca = "\(sandbox.path("ca.crt"))"
+            """, in: sandbox)
+        #expect(Sandbox.waitForPort(healthPort))
+        #expect(Self.http(healthPort, "/healthz") == ("200", "ok\n"))
+        #expect(Self.http(healthPort, "/healthz", method: "HEAD").code == "200")
+        #expect(Self.http(healthPort, "/nope").code == "404")
+        #expect(Self.http(healthPort, "/healthz", method: "POST").code == "405")
+        #expect(Self.http(healthPort, "/readyz") == ("200", "{\"ready\":true}\n"))
+
+        for _ in 0..<3 { #expect(curl(sandbox, host: "app.example.com", port: port).output == "app 127.0.0.1 app.example.com\n") }
+        let garbage = try RawClient(host: "127.0.0.1", port: port)
+        garbage.send("hello?")
+        #expect(garbage.waitForClose(timeout: 5))
+
+        // The TLS check (with a PROXY v2 LOCAL preamble, since the upstream expects PROXY protocol) marks it up.
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.contains("\"state\":\"up\"") })
+        let status = Self.http(healthPort, "/status")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(status.body.utf8)) as? [String: Any])
+        #expect((json["config"] as? [String: Any])?["generation"] as? Int == 1)
+        #expect(((json["config"] as? [String: Any])?["hash"] as? String)?.count == 64)
+        let listeners = try #require(json["listeners"] as? [[String: Any]])
+        #expect(listeners.first?["name"] as? String == "public")
+        #expect(listeners.first?["accepted_connections"] as? Int == 4)
+        let upstreams = try #require(json["upstreams"] as? [[String: Any]])
+        let server = try #require((upstreams.first?["servers"] as? [[String: Any]])?.first)
+        #expect(server["state"] as? String == "up")
+        #expect((server["certificate_not_after"] as? Int ?? 0) > Int(Date().timeIntervalSince1970))
+        #expect(((server["last_check"] as? [String: Any])?["result"] as? String) == "ok")
+
+        let metrics = Self.parsedMetrics(healthPort)
+        #expect(metrics.ok, "prometheus_client could not parse /metrics: \(metrics.output)")
+        let s = metrics.samples
+        #expect(s["tailgate_connections_accepted_total{listener=\"public\"}"] == 4)
+        #expect(s["tailgate_connections_ended_total{listener=\"public\",outcome=\"closed\",route=\"app.example.com\"}"] == 3)
+        #expect(s["tailgate_client_hello_failures_total{listener=\"public\",reason=\"not_tls\"}"] == 1)
+        #expect((s["tailgate_relayed_bytes_total{direction=\"out\",listener=\"public\",upstream=\"app\"}"] ?? 0) > 1_000)
+        #expect(s["tailgate_upstream_server_up{server=\"127.0.0.1:\(app.proxyPort)\",upstream=\"app\"}"] == 1)
+        #expect((s["tailgate_upstream_certificate_expiry_timestamp_seconds{server=\"127.0.0.1:\(app.proxyPort)\",upstream=\"app\"}"] ?? 0) > Date().timeIntervalSince1970)
+        #expect(s["tailgate_upstream_connect_duration_seconds_count{upstream=\"app\"}"] == 3)
+        #expect(s["tailgate_config_generation{}"] == 1)
+        #expect(s["tailgate_ready{}"] == 1)
+
+        let text = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:\(healthPort)"])
+        #expect(text.status == 0)
+        #expect(text.output.contains("public"))
+        #expect(text.output.contains("127.0.0.1:\(app.proxyPort)"))
+        #expect(text.output.contains(" up "))
+    }
+
+    @Test func aStoppedServerIsMarkedDownAfterFallAndTrafficGoesToTheOther() throws {
+        let sandbox = try Sandbox("checks")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        let blue = try NginxUpstream.start("blue", in: sandbox)
+        let green = try NginxUpstream.start("green", in: sandbox)
+        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: """
+            [health]
+            listen = ["127.0.0.1:\(healthPort)"]
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(blue.plainPort)", "127.0.0.1:\(green.plainPort)"]
+            check = "tls"
+            check_sni = "app.example.com"
+            check_ca = "\(sandbox.path("ca.crt"))"
+            check_interval = "200ms"
+            rise = 2
+            fall = 3
+            """, in: sandbox)
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.components(separatedBy: "\"state\":\"up\"").count == 3 })
+        blue.process.stop()
+        #expect(tailgate.process.waitForOutput("upstream server is down"))
+        let downLine = tailgate.process.output.split(separator: "\n").first { $0.contains("upstream server is down") } ?? ""
+        #expect(downLine.contains("server=127.0.0.1:\(blue.plainPort)"))
+        #expect(downLine.contains("result=\"connection refused\""))
+        // Traffic goes to green only, without a failed connect to blue first.
+        for _ in 0..<6 {
+            #expect(curl(sandbox, host: "app.example.com", port: port).output == "green  app.example.com\n")
+        }
+        // Logged once, not on every check.
+        usleep(1_000_000)
+        #expect(tailgate.process.output.components(separatedBy: "upstream server is down").count == 2)
+        // Blue comes back on the same port: up again after `rise` successes.
+        let revived = try sandbox.start("nginx-blue-again", Sandbox.tool("nginx") ?? "/usr/sbin/nginx",
+                                        ["-p", sandbox.directory, "-c", sandbox.path("nginx-blue.conf")])
+        #expect(Sandbox.waitForPort(blue.plainPort))
+        #expect(tailgate.process.waitForOutput("upstream server is up server=127.0.0.1:\(blue.plainPort)") || Poll.until(timeout: 10) {
+            tailgate.process.output.components(separatedBy: "server=127.0.0.1:\(blue.plainPort)").count > 2
+        })
+        _ = revived
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.components(separatedBy: "\"state\":\"up\"").count == 3 })
+    }
+
+    @Test func readyzFailsWhileANewListenerCannotBeBoundAndRecovers() throws {
+        let sandbox = try Sandbox("readyz")
+        defer { sandbox.tearDown() }
+        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        var holder: RawListener? = try RawListener()
+        let busy = holder?.port ?? 0
+        func config(_ binds: [Int]) -> String {
+            """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            [listeners.public]
+            bind = [\(binds.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", "))]
+            default = "u"
+            [upstreams.u]
+            servers = ["127.0.0.1:9"]
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)
+        #expect(Sandbox.waitForPort(healthPort))
+        #expect(Self.http(healthPort, "/readyz").code == "200")
+        #expect(try tailgate.reload(config([port, busy])) == false)
+        let notReady = Self.http(healthPort, "/readyz")
+        #expect(notReady.code == "503")
+        #expect(notReady.body.contains("a listener cannot be bound"))
+        #expect(notReady.body.contains("127.0.0.1:\(busy)"))
+        let status = Self.http(healthPort, "/status").body
+        #expect(status.contains("\"ok\":false"))
+        holder = nil
+        #expect(try tailgate.reload(config([port, busy])))
+        #expect(Self.http(healthPort, "/readyz").code == "200")
+        #expect(Self.parsedMetrics(healthPort).samples["tailgate_reload_failures_total{}"] == 1)
+    }
+
+    @Test func badCertificatesAreReportedAsSuch() throws {
+        let sandbox = try Sandbox("certs")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.makeCertificate("expired", dnsName: "app.example.com", start: "20200101000000Z", end: "20200102000000Z")
+        try sandbox.makeSelfSignedCertificate("selfsigned", dnsName: "app.example.com")
+        try sandbox.makeCertificate("other", dnsNames: ["other.example.com"])
+        let expired = try NginxUpstream.start("expired", in: sandbox, certificate: "expired")
+        let selfSigned = try NginxUpstream.start("selfsigned", in: sandbox, certificate: "selfsigned")
+        let other = try NginxUpstream.start("other", in: sandbox, certificate: "other")
+        let good = try NginxUpstream.start("good", in: sandbox)
+        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        _ = try TailgateInstance.start(config: """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            [listeners.public.routes]
+            "app.example.com" = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(expired.plainPort)", "127.0.0.1:\(selfSigned.plainPort)", "127.0.0.1:\(other.plainPort)", "127.0.0.1:\(good.plainPort)"]
+            check = "tls"
+            check_ca = "\(sandbox.path("ca.crt"))"
+            check_interval = "200ms"
+            fall = 1
+            rise = 1
+            """, in: sandbox)
+        #expect(Sandbox.waitForPort(healthPort))
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.components(separatedBy: "\"last_check\"").count == 5 })
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(Self.http(healthPort, "/status").body.utf8)) as? [String: Any])
+        let servers = try #require(((json["upstreams"] as? [[String: Any]])?.first?["servers"]) as? [[String: Any]])
+        func result(_ upstream: NginxUpstream) -> (state: String?, result: String?, notAfter: Int?) {
+            let server = servers.first { $0["address"] as? String == "127.0.0.1:\(upstream.plainPort)" }
+            return (server?["state"] as? String, (server?["last_check"] as? [String: Any])?["result"] as? String, server?["certificate_not_after"] as? Int)
+        }
+        #expect(result(expired).state == "down")
+        #expect(result(expired).result == "certificate expired")
+        #expect((result(expired).notAfter ?? .max) < Int(Date().timeIntervalSince1970))
+        #expect(result(selfSigned).state == "down")
+        #expect(result(selfSigned).result?.hasPrefix("certificate not trusted") == true)
+        #expect(result(other).state == "down")
+        #expect(result(other).result == "certificate is for another name")
+        #expect(result(good).state == "up")
+        #expect(result(good).result == "ok")
+        // Balancing skips the three down servers.
+        for _ in 0..<4 {
+            #expect(curl(sandbox, host: "app.example.com", port: port).output == "good  app.example.com\n")
+        }
+    }
+}
