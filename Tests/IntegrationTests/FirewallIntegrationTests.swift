@@ -192,4 +192,34 @@ struct FirewallIntegrationTests {
         #expect(summary.hasPrefix("tries ") && !summary.hasPrefix("tries 0 "))
         #expect(effects.isEmpty, "\(effects)")
     }
+
+    @Test func readyzReportsAFirewallOutOfStepUntilItIsRepaired() throws {
+        #expect(!NetworkLab.requiredButMissing)
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let sandbox = try Sandbox("fw-readyz")
+        defer { sandbox.tearDown() }
+        let healthPort = Sandbox.freePort()
+        let tailgate = try Self.startTailgate(lab, sandbox, config: Self.firewallConfig(tcpPorts: [5432], interval: "4s")
+            + "\n[health]\nlisten = \"127.0.0.1:\(healthPort)\"\n")
+        func readyz() -> String {
+            runCommand(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "--max-time", "5", "-w", " %{http_code}",
+                                "http://127.0.0.1:\(healthPort)/readyz"]).output
+        }
+        #expect(Poll.until(timeout: 10) { readyz().hasSuffix(" 200") })
+        // Dropped packets show up per port in /metrics.
+        #expect(!lab.reaches(from: lab.outsider, NetworkLab.hostOutside4, 5432, timeout: 1))
+        let metrics = runCommand(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(healthPort)/metrics"]).output
+        let dropped = metrics.split(separator: "\n").first { $0.hasPrefix("tailgate_firewall_dropped_packets_total{") && $0.contains("ports=\"5432\"") }
+        #expect(dropped.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true, "\(metrics)")
+        #expect(metrics.contains("tailgate_firewall_in_sync 1"))
+
+        _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "ruleset"])
+        let outOfStep = readyz()
+        #expect(outOfStep.hasSuffix(" 503"), "\(outOfStep)")
+        #expect(outOfStep.contains("firewall out of step"))
+        // Within check_interval the agent repairs the table and is ready again.
+        #expect(Poll.until(timeout: 10) { readyz().hasSuffix(" 200") })
+        #expect(tailgate.process.output.contains("firewall repaired"))
+    }
 }

@@ -227,4 +227,30 @@ struct HealthIntegrationTests {
             #expect(curl(sandbox, host: "app.example.com", port: port).output == "good  app.example.com\n")
         }
     }
+
+    @Test func whenEveryServerIsDownConnectionsAreStillTriedAndTheLogSaysSo() throws {
+        let sandbox = try Sandbox("all-down")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        let only = try NginxUpstream.start("only", in: sandbox)
+        let port = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: """
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(only.plainPort)"]
+            check = "tcp"
+            check_interval = "200ms"
+            fall = 1
+            rise = 100
+            """, in: sandbox)
+        only.process.stop()
+        #expect(tailgate.process.waitForOutput("upstream server is down"))
+        // The server is back, but its checks need 100 successes (20 s) to mark it up: it is still tried.
+        _ = try sandbox.start("nginx-only-again", Sandbox.tool("nginx") ?? "/usr/sbin/nginx", ["-p", sandbox.directory, "-c", sandbox.path("nginx-only.conf")])
+        #expect(Sandbox.waitForPort(only.plainPort))
+        #expect(curl(sandbox, host: "app.example.com", port: port).output == "only  app.example.com\n")
+        #expect(tailgate.process.output.contains("every server of the upstream is marked down by its checks; trying them anyway upstream=app"))
+    }
 }
