@@ -66,6 +66,10 @@ extension Loopback {
             guard try address.withSockAddr({ connect(client, $0, socklen_t($1)) }) == 0 else {
                 throw TestFailure("connect: \(String(cString: strerror(errno)))")
             }
+            // connect returns once the client has sent its ACK; the listener is readable once
+            // the kernel has put the connection in the accept queue.
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 5000) == 1 else { throw TestFailure("the accept queue did not fill") }
         }
     }
 }
