@@ -1,4 +1,6 @@
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import TailgateConfig
 import TailgateProxy
@@ -32,6 +34,8 @@ public enum TailgateMain {
         let logger = Logger(label: "tailgate")
         let notifier = SystemdNotifier()
         let supervisor = Supervisor(configPath: configPath, logger: logger, notifier: notifier, initialHealth: loaded.0.health)
+        // Metrics that libraries record through swift-metrics land in the same registry as tailgate's own.
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: supervisor.registry))
         let (stopRequests, stop) = AsyncStream.makeStream(of: Void.self)
         // Shut down in reverse order: the proxy drains first, signals stay handled until it is done.
         let group = ServiceGroup(configuration: .init(
