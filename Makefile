@@ -9,3 +9,9 @@ run:
 	scripts/run
 check: build
 	.build/debug/tailgate check --config conf/tailgate.toml
+
+.PHONY: deb deb-test
+deb:
+	packaging/build-deb
+deb-test: deb
+	packaging/test-deb

@@ -31,9 +31,14 @@ enum MetricsExport {
         for (name, runtime) in runtimes {
             gauge("tailgate_connections", "active", "Connections open now, by listener.", [("listener", name)]).set(Int64(runtime.activeConnections))
         }
-        for (server, count) in supervisor.usage.snapshot {
+        let usage = supervisor.usage.snapshot
+        var servers = Set(usage.keys)
+        if let plan = await supervisor.plan {
+            for name in plan.configuration.upstreams.keys { servers.formUnion(plan.servers(of: name)) }
+        }
+        for server in servers {
             gauge("tailgate_upstream_server_connections", "active", "Connections relayed to each server now.", [("server", server.endpointDescription)])
-                .set(Int64(count))
+                .set(Int64(usage[server] ?? 0))
         }
         for state in supervisor.checker.snapshot {
             let labels = [("upstream", state.upstream), ("server", state.server.endpointDescription)]

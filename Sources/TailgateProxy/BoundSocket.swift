@@ -31,6 +31,9 @@ public final class BoundSocket: Sendable {
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1_024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // IP_FREEBIND: a tailnet address (100.x) may not exist yet when tailgate starts at boot,
+            // before tailscaled; the socket binds now and accepts once the address appears.
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: IP_FREEBIND)), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in

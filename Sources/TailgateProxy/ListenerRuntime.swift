@@ -19,6 +19,7 @@ public final class ListenerRuntime: Sendable {
     public init(policy: ListenerPolicy, metrics: ProxyMetrics) {
         self.metrics = metrics
         self.name = policy.name
+        metrics.initialize(listener: policy.name)
         self.policyBox = NIOLockedValueBox(policy)
     }
 

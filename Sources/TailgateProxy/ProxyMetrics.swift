@@ -43,6 +43,24 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
+    /// Creates a listener's main series at zero, so dashboards and alerts see them before the first event.
+    func initialize(listener: String) {
+        _ = counter(Names.accepted, [("listener", listener)])
+        for reason in ["not_tls", "timeout"] {
+            _ = counter(Names.sniffFailures, [("listener", listener), ("reason", reason)])
+        }
+        for reason in ["missing_proxy_header", "timeout"] {
+            _ = counter(Names.proxyRejections, [("listener", listener), ("reason", reason)])
+        }
+    }
+
+    /// Creates an upstream's per-server failure series at zero.
+    func initialize(upstream: String, servers: [String]) {
+        for server in servers {
+            _ = counter(Names.connectFailures, [("upstream", upstream), ("server", server)])
+        }
+    }
+
     func accepted(listener: String) {
         counter(Names.accepted, [("listener", listener)]).increment()
     }

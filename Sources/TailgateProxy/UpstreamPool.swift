@@ -22,6 +22,7 @@ public final class UpstreamPool: Sendable {
         self.usage = usage
         self.health = health
         self.metrics = metrics
+        metrics.initialize(upstream: name, servers: servers.map(\.endpointDescription))
         precondition(!servers.isEmpty, "the loader refuses an upstream without servers")
         self.name = name
         self.servers = servers

@@ -213,6 +213,9 @@ struct FirewallIntegrationTests {
         let dropped = metrics.split(separator: "\n").first { $0.hasPrefix("tailgate_firewall_dropped_packets_total{") && $0.contains("ports=\"5432\"") }
         #expect(dropped.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true, "\(metrics)")
         #expect(metrics.contains("tailgate_firewall_in_sync 1"))
+        let exposed = DashboardMetrics.exposed(metrics)
+        let missing = try DashboardMetrics.referenced().filter { $0.hasPrefix("tailgate_firewall_") && !exposed.contains($0) }
+        #expect(missing.isEmpty, "the dashboard or alerts use firewall metrics /metrics does not have: \(missing.sorted())")
 
         _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "ruleset"])
         let outOfStep = readyz()

@@ -92,6 +92,11 @@ struct HealthIntegrationTests {
         #expect(s["tailgate_config_generation{}"] == 1)
         #expect(s["tailgate_ready{}"] == 1)
 
+        // Every metric the shipped dashboard and alert rules use exists (firewall ones: FirewallIntegrationTests).
+        let exposed = DashboardMetrics.exposed(Self.http(healthPort, "/metrics").body)
+        let missing = try DashboardMetrics.referenced().filter { !$0.hasPrefix("tailgate_firewall_") && !exposed.contains($0) }
+        #expect(missing.isEmpty, "the dashboard or alerts use metrics /metrics does not have: \(missing.sorted())")
+
         let text = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:\(healthPort)"])
         #expect(text.status == 0)
         #expect(text.output.contains("public"))
