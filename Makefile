@@ -12,6 +12,7 @@ check: build
 
 .PHONY: deb deb-test
 deb:
+	packaging/install-deps
 	packaging/build-deb
 deb-test: deb
 	packaging/test-deb
