@@ -31,6 +31,12 @@ public enum ConfigurationFile {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ReadError(description: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw ReadError(description: "cannot stat: \(String(cString: strerror(errno)))") }
+        // Anyone could rewrite routes or open the firewall through a world-writable file.
+        guard info.st_mode & S_IWOTH == 0 else {
+            throw ReadError(description: "refusing a world-writable configuration file (run: chmod o-w \(path))")
+        }
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {

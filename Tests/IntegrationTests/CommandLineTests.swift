@@ -31,6 +31,18 @@ struct CommandLineTests {
         #expect(lines.contains { $0.contains(":7:12: upstreams.service.servers[0]: \"10.0.0.1:70000\" has an invalid port") })
     }
 
+    @Test func aWorldWritableConfigIsRefused() throws {
+        let sandbox = try Sandbox("world-writable")
+        defer { sandbox.tearDown() }
+        try sandbox.write("open.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n")
+        chmod(sandbox.path("open.toml"), 0o666)
+        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("open.toml")])
+        #expect(result.status == 1)
+        #expect(result.output.contains("refusing a world-writable configuration file"))
+        chmod(sandbox.path("open.toml"), 0o644)
+        #expect(runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("open.toml")]).status == 0)
+    }
+
     @Test func checkReportsAMissingFile() {
         let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", "/nonexistent/tailgate.toml"])
         #expect(result.status == 1)
