@@ -33,6 +33,8 @@ final class RawServer: @unchecked Sendable {
     private func serve(_ behaviour: Behaviour) {
         guard let listener else { return }
         let fd = accept(listener.fd, nil, nil)
+        // CLOEXEC: a child spawned meanwhile by another test must not keep this connection open.
+        if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         guard fd >= 0 else { return }
         defer {
             close(fd)
