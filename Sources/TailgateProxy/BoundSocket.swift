@@ -87,13 +87,13 @@ public final class BoundSocket: Sendable {
         let listener = self.listener
         let policy = listener.policy
         guard listener.admit(limit: policy.maxConnections) else {
-            listener.count(ConnectionOutcome.overLimit.rawValue)
+            listener.countRefusedOverLimit()
             listener.metrics.overLimit(listener: listener.name)
             channel.close(promise: nil)
             if listener.shouldWarnOverLimit() {
                 logger.warning("listener is at max_connections; closing new connections", metadata: [
                     "listener": .string(listener.name), "max_connections": .stringConvertible(policy.maxConnections),
-                    "rejected_so_far": .stringConvertible(listener.outcomeCounts[ConnectionOutcome.overLimit.rawValue] ?? 0),
+                    "rejected_so_far": .stringConvertible(listener.refusedOverLimitCount),
                 ])
             }
             return

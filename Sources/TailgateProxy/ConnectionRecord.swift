@@ -58,9 +58,7 @@ final class ConnectionRecord {
         let outcome = self.outcome ?? .closed
         listener.release()
         if let connectedServer { connectedServer.usage.release(connectedServer.address) }
-        listener.count(outcome.rawValue)
         listener.metrics.ended(self, outcome: outcome)
-        if let detail, outcome != .closed { listener.count("\(outcome.rawValue):\(detail)") }
         var metadata: Logger.Metadata = [
             "listener": .string(listener.name),
             "client": .string(client?.endpointDescription ?? "-"),

@@ -9,7 +9,7 @@ public final class ListenerRuntime: Sendable {
     public let name: String
     private let policyBox: NIOLockedValueBox<ListenerPolicy>
     private let active = Atomic<Int>(0)
-    private let outcomes = NIOLockedValueBox<[String: Int]>([:])
+    private let refusedOverLimit = Atomic<Int>(0)
     private let accepted = Atomic<Int>(0)
     /// Uptime nanoseconds of the last over-limit warning, to log it at most once a second.
     private let lastLimitWarning = Atomic<Int64>(Int64.min / 2)
@@ -39,8 +39,8 @@ public final class ListenerRuntime: Sendable {
     /// Connections accepted since start.
     public var acceptedConnections: Int { accepted.load(ordering: .relaxed) }
 
-    /// Counts of connection outcomes and rejection reasons, by label.
-    public var outcomeCounts: [String: Int] { outcomes.withLockedValue { $0 } }
+    /// Connections refused because the listener was at max_connections (outcomes are in the metrics).
+    public var refusedOverLimitCount: Int { refusedOverLimit.load(ordering: .relaxed) }
 
     /// Takes a slot for a new connection; false when the listener is full.
     func admit(limit: Int) -> Bool {
@@ -66,7 +66,7 @@ public final class ListenerRuntime: Sendable {
         active.subtract(1, ordering: .relaxed)
     }
 
-    func count(_ label: String) {
-        outcomes.withLockedValue { $0[label, default: 0] += 1 }
+    func countRefusedOverLimit() {
+        refusedOverLimit.add(1, ordering: .relaxed)
     }
 }
