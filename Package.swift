@@ -11,6 +11,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tailgate", targets: ["tailgate"]),
+        .library(name: "TailgateWire", targets: ["TailgateWire"]),
+        .library(name: "TailgateConfig", targets: ["TailgateConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,6 +26,8 @@ let package = Package(
         // System libraries, linked from Debian's packages.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CNftables", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
+        // Linux calls the splice relay needs that the Glibc module does not import (splice, pipe2, epoll, eventfd).
+        .target(name: "CTailgateLinux"),
         // Pure: TOML 1.0 with source positions.
         .target(name: "TailgateTOML", swiftSettings: swiftSettings),
         // Pure: the config model and its validation.
@@ -41,7 +45,7 @@ let package = Package(
         .target(
             name: "TailgateProxy",
             dependencies: [
-                "TailgateConfig", "TailgateWire",
+                "TailgateConfig", "TailgateWire", "CTailgateLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

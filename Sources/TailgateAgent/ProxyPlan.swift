@@ -12,7 +12,8 @@ struct ProxyPlan: Sendable {
     /// Resolves upstream hostnames (blocking getaddrinfo, once per load, as nginx does at startup).
     static func make(
         _ configuration: TailgateConfiguration, file: String, generation: Int, usage: ServerUsage,
-        health: ServerHealthBoard = ServerHealthBoard(), metrics: ProxyMetrics = ProxyMetrics(registry: .init())
+        health: ServerHealthBoard = ServerHealthBoard(), metrics: ProxyMetrics = ProxyMetrics(registry: .init()),
+        splice: SpliceRelayEngine? = nil
     ) throws(ConfigurationErrors) -> ProxyPlan {
         var errors: [ConfigurationError] = []
         var pools: [String: UpstreamPool] = [:]
@@ -43,7 +44,10 @@ struct ProxyPlan: Sendable {
         if !errors.isEmpty { throw ConfigurationErrors(errors) }
         var policies: [String: ListenerPolicy] = [:]
         for listener in configuration.listeners {
-            policies[listener.name] = ListenerPolicy(configuration: listener, upstreams: pools, generation: generation)
+            policies[listener.name] = ListenerPolicy(
+                configuration: listener, upstreams: pools, generation: generation,
+                splice: configuration.relay == .splice ? splice : nil
+            )
         }
         return ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation)
     }

@@ -28,6 +28,8 @@ actor Supervisor {
     let logger: Logger
     let notifier: SystemdNotifier
     let group: MultiThreadedEventLoopGroup
+    /// Relays routed connections with splice(2); nil when the kernel refused its descriptors (NIO relays then).
+    let splice: SpliceRelayEngine?
     let usage: ServerUsage
     let registry: PrometheusCollectorRegistry
     let metrics: ProxyMetrics
@@ -58,6 +60,12 @@ actor Supervisor {
         self.logger = logger
         self.notifier = notifier
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        do {
+            self.splice = try SpliceRelayEngine(threads: System.coreCount)
+        } catch {
+            logger.warning("splice relay unavailable; relaying through the agent's buffers", metadata: ["error": .string("\(error)")])
+            self.splice = nil
+        }
         self.usage = ServerUsage(logger: logger)
         self.registry = PrometheusCollectorRegistry()
         self.metrics = ProxyMetrics(registry: registry)
@@ -77,7 +85,7 @@ actor Supervisor {
 
     /// Applies the first configuration; throws when a listener cannot be bound.
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
-        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics)
+        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
         do {
             try await ReloadTransaction.run(steps, plan: plan)
         } catch {
@@ -108,7 +116,7 @@ actor Supervisor {
         var errors: [String] = []
         do throws(ConfigurationErrors) {
             let (configuration, bytes) = try ConfigurationFile.load(path: configPath)
-            let plan = try ProxyPlan.make(configuration, file: configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics)
+            let plan = try ProxyPlan.make(configuration, file: configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
             do {
                 try await ReloadTransaction.run(steps, plan: plan)
                 lastBindFailure = nil
@@ -186,6 +194,7 @@ actor Supervisor {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
+        splice?.shutdown()
         logger.info("stopped")
     }
 

@@ -31,10 +31,12 @@ public enum ConfigurationLoader {
     private static func read(_ document: TOMLTable, errors: ErrorCollector) -> TailgateConfiguration {
         var root = TableReader(document, path: "", errors: errors)
         var drainTimeout = ConfigurationDefaults.drainTimeout
+        var relay = RelayMode.splice
         if let global = root.table("global") {
             var reader = TableReader(global.value, path: "global", errors: errors)
             drainTimeout = reader.duration("drain_timeout") ?? drainTimeout
-            reader.reportUnknownKeys(expected: ["drain_timeout"])
+            relay = reader.choice("relay", RelayMode.self) ?? relay
+            reader.reportUnknownKeys(expected: ["drain_timeout", "relay"])
         }
         var log = LogConfiguration()
         if let table = root.table("log") {
@@ -97,7 +99,7 @@ public enum ConfigurationLoader {
         checkBindConflicts(listeners, errors: errors)
         applyCheckServerNames(&upstreams, listeners: listeners)
         return TailgateConfiguration(
-            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, firewall: firewall, health: health
+            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, firewall: firewall, health: health
         )
     }
 

@@ -10,10 +10,20 @@ public struct TailgateConfiguration: Sendable {
     public var log: LogConfiguration
     /// How long connections may take to finish on shutdown or when their listener is removed.
     public var drainTimeout: Duration
+    /// How admitted connections are relayed (`[global] relay`).
+    public var relay: RelayMode = .splice
     /// The `[firewall]` table; nil when absent (tailgate then leaves nftables alone).
     public var firewall: FirewallConfiguration?
     /// The `[health]` table; nil when absent (no HTTP endpoint).
     public var health: HealthConfiguration?
+}
+
+/// How bytes move between client and server once a connection is routed.
+public enum RelayMode: String, Sendable, CaseIterable {
+    /// splice(2) through a kernel pipe: the bytes never enter the agent's memory.
+    case splice
+    /// Read into the agent's buffers and written out (SwiftNIO channels); the fallback.
+    case copy
 }
 
 /// One `[listeners.NAME]` table.

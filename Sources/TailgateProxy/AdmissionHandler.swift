@@ -15,12 +15,16 @@ final class AdmissionHandler: ChannelDuplexHandler {
         case admitting
         case connecting
         case relaying
+        /// The splice engine owns the connection now; this channel only closes.
+        case handedOff
         case closed
     }
 
     let policy: ListenerPolicy
     let record: ConnectionRecord
-    let clientRelay: RelayHandler
+    /// The client side of the NIO relay; nil when admitted connections go to the splice engine.
+    let clientRelay: RelayHandler?
+    let registry: ConnectionRegistry
     var machine: AdmissionStateMachine
     var phase = Phase.admitting
     var buffered: ByteBuffer?
@@ -28,10 +32,13 @@ final class AdmissionHandler: ChannelDuplexHandler {
     var inputClosedWhileConnecting = false
     var timer: Scheduled<Void>?
 
-    init(policy: ListenerPolicy, record: ConnectionRecord, clientRelay: RelayHandler, expectProxyHeader: Bool) {
+    init(
+        policy: ListenerPolicy, record: ConnectionRecord, clientRelay: RelayHandler?, registry: ConnectionRegistry, expectProxyHeader: Bool
+    ) {
         self.policy = policy
         self.record = record
         self.clientRelay = clientRelay
+        self.registry = registry
         self.machine = AdmissionStateMachine(expectProxyHeader: expectProxyHeader)
     }
 
@@ -88,7 +95,7 @@ final class AdmissionHandler: ChannelDuplexHandler {
             case .connecting:
                 inputClosedWhileConnecting = true
                 return
-            case .relaying, .closed:
+            case .relaying, .handedOff, .closed:
                 break
             }
         }
@@ -97,9 +104,16 @@ final class AdmissionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
-        if case .relaying = phase {} else {
+        switch phase {
+        case .handedOff:
+            return
+        case .relaying:
+            break
+        case .admitting, .connecting, .closed:
             if record.outcome == nil { record.quiet = buffered.map { $0.readableBytes == 0 } ?? true }
             record.end(.clientClosedEarly)
+            // Without a relay handler behind us, nobody else ends the record.
+            if clientRelay == nil { record.channelClosed() }
         }
         phase = .closed
         context.fireChannelInactive()
@@ -109,6 +123,8 @@ final class AdmissionHandler: ChannelDuplexHandler {
         switch phase {
         case .connecting:
             heldRead = true
+        case .handedOff:
+            break
         case .admitting, .relaying, .closed:
             context.read()
         }

@@ -99,11 +99,13 @@ public final class BoundSocket: Sendable {
             return
         }
         let record = ConnectionRecord(listener: listener, logger: logger, peer: channel.remoteAddress)
-        let relay = RelayHandler(side: .client, record: record)
+        let relay = policy.splice == nil ? RelayHandler(side: .client, record: record) : nil
         let admission = AdmissionHandler(
-            policy: policy, record: record, clientRelay: relay, expectProxyHeader: policy.trusts(channel.remoteAddress)
+            policy: policy, record: record, clientRelay: relay, registry: connections,
+            expectProxyHeader: policy.trusts(channel.remoteAddress)
         )
-        try channel.pipeline.syncOperations.addHandlers(admission, relay)
+        try channel.pipeline.syncOperations.addHandler(admission)
+        if let relay { try channel.pipeline.syncOperations.addHandler(relay) }
         connections.add(channel)
     }
 }

@@ -53,7 +53,13 @@ final class ConnectionRecord {
     /// Called by each channel of the pair as it closes; the last one writes the log line.
     func channelClosed() {
         openChannels -= 1
-        guard openChannels == 0, !finished else { return }
+        guard openChannels == 0 else { return }
+        finish()
+    }
+
+    /// Releases the connection's slots, counts it and writes its log line (once).
+    func finish() {
+        guard !finished else { return }
         finished = true
         let outcome = self.outcome ?? .closed
         listener.release()

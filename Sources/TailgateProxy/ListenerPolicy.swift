@@ -14,10 +14,13 @@ public struct ListenerPolicy: Sendable {
     public let trustedProxies: [IPNetwork]
     /// The configuration generation this policy came from (for logs).
     public let generation: Int
+    /// Where routed connections are relayed; nil: by NIO channels in the agent's memory (`relay = "copy"`).
+    public let splice: SpliceRelayEngine?
 
     public init(
-        configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int
+        configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int, splice: SpliceRelayEngine? = nil
     ) {
+        self.splice = splice
         self.name = configuration.name
         self.routes = configuration.routes
         self.upstreams = upstreams

@@ -1,0 +1,34 @@
+// Thin wrappers over the Linux calls the splice relay needs that Swift's Glibc module does not
+// import (they sit behind _GNU_SOURCE or in headers the module map leaves out).
+#ifndef TAILGATE_LINUX_H
+#define TAILGATE_LINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// pipe2(2) with O_NONBLOCK | O_CLOEXEC.
+int tailgate_pipe(int fds[2]);
+/// splice(2) without offsets, SPLICE_F_NONBLOCK | SPLICE_F_MOVE.
+ssize_t tailgate_splice(int from, int to, size_t length);
+/// eventfd(2), non-blocking and close-on-exec.
+int tailgate_eventfd(void);
+/// epoll_create1(EPOLL_CLOEXEC).
+int tailgate_epoll_create(void);
+/// epoll_ctl(2) with `events` and a 64-bit token; `operation` 0 add, 1 modify, 2 delete.
+int tailgate_epoll_control(int epoll, int operation, int fd, uint32_t events, uint64_t token);
+/// epoll_wait(2) into parallel arrays of events and tokens.
+int tailgate_epoll_wait(int epoll, uint32_t *events, uint64_t *tokens, int capacity, int timeout_ms);
+
+/// Names the calling thread (at most 15 bytes are kept), as ps and top show it.
+void tailgate_name_thread(const char *name);
+
+enum {
+    TAILGATE_EPOLLIN = 0x001,
+    TAILGATE_EPOLLOUT = 0x004,
+    TAILGATE_EPOLLERR = 0x008,
+    TAILGATE_EPOLLHUP = 0x010,
+    TAILGATE_EPOLLRDHUP = 0x2000,
+};
+
+#endif

@@ -1,0 +1,61 @@
+import CTailgateLinux
+import Glibc
+import Synchronization
+
+/// Relays routed connections with splice(2): bytes go socket → pipe → socket inside the kernel and never
+/// enter the agent's memory, and an idle connection holds no buffer at all (HAProxy's technique).
+///
+/// Admission (PROXY header, ClientHello, routing) stays in SwiftNIO; once a connection is routed its client
+/// socket is handed to one of the engine's threads, which connects to the upstream, sends the PROXY header
+/// and the buffered ClientHello, and relays until both directions are done. Each thread runs its own epoll
+/// loop; connections are spread over the threads round robin.
+public final class SpliceRelayEngine: Sendable {
+    private let workers: [SpliceWorker]
+    private let cursor = Atomic<Int>(0)
+
+    /// Starts `threads` relay threads. Throws when the kernel refuses an epoll or eventfd descriptor.
+    public init(threads: Int) throws(SystemCallError) {
+        // A write to a socket whose peer is gone must fail with EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        var workers: [SpliceWorker] = []
+        for index in 0..<max(1, threads) {
+            workers.append(try SpliceWorker(index: index))
+        }
+        self.workers = workers
+    }
+
+    /// Connections being connected or relayed, over all threads.
+    public var activeSessions: Int {
+        workers.reduce(0) { $0 + $1.activeSessions }
+    }
+
+    /// Takes over a routed connection. The caller must not touch `ticket.record` afterwards.
+    func adopt(_ ticket: SpliceTicket) {
+        let index = Int(UInt(bitPattern: cursor.add(1, ordering: .relaxed).oldValue) % UInt(workers.count))
+        let worker = workers[index]
+        let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
+        ticket.registry.add(connection)
+        worker.post(.adopt(ticket, connection))
+    }
+
+    /// Closes whatever is still relayed and stops the threads; waits until they have exited.
+    public func shutdown() {
+        for worker in workers { worker.post(.stop) }
+        for worker in workers { worker.join() }
+    }
+}
+
+/// A failed system call: its name and errno, as an operator reads them.
+public struct SystemCallError: Error, CustomStringConvertible, Sendable {
+    public let call: String
+    public let errno: CInt
+
+    public init(_ call: String, errno: CInt = Glibc.errno) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String {
+        "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
+    }
+}

@@ -1,0 +1,96 @@
+import CTailgateLinux
+import Glibc
+import NIOCore
+
+extension SpliceSession {
+    /// Starts a non-blocking connect to the next server; past the last one the connection is refused.
+    func connectNext(loop: SpliceLoop) {
+        while attempt < servers.count {
+            let server = servers[attempt]
+            record.server = server
+            connectStarted = .now()
+            let descriptor = socket(server.protocol.rawValue, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard descriptor >= 0 else {
+                fail(.upstreamUnavailable, detail: "\(server.endpointDescription): \(SystemCallError("socket"))", loop: loop)
+                return
+            }
+            var one: CInt = 1
+            _ = setsockopt(descriptor, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
+            let result = server.withSockAddr { address, length in
+                Glibc.connect(descriptor, address, socklen_t(length))
+            }
+            if result == 0 || errno == EINPROGRESS {
+                upstream = descriptor
+                upstreamEvents = UInt32(TAILGATE_EPOLLOUT)
+                guard loop.watch(descriptor, events: upstreamEvents, for: self) else {
+                    fail(.error, detail: "upstream: \(SystemCallError("epoll_ctl"))", loop: loop)
+                    return
+                }
+                connectDeadline = connectStarted + pool.connectTimeout
+                return
+            }
+            let error = SystemCallError("connect")
+            Glibc.close(descriptor)
+            noteConnectFailure(server, error.description, loop: loop)
+        }
+    }
+
+    /// The upstream socket became writable (or failed): the connect is done one way or the other.
+    func finishConnect(loop: SpliceLoop) {
+        let error = pendingSocketError(upstream)
+        guard error == 0 else {
+            connectFailed(SystemCallError("connect", errno: error).description, loop: loop)
+            return
+        }
+        pool.metrics.connected(upstream: pool.name, after: .nanoseconds((NIODeadline.now() - connectStarted).nanoseconds))
+        if let server = record.server {
+            pool.usage.acquire(server)
+            record.connectedServer = (server, pool.usage)
+        }
+        lastActivity = .now()
+        stage = .greeting
+        sendGreeting(loop: loop)
+    }
+
+    /// The current attempt failed: close its socket and try the next server.
+    func connectFailed(_ reason: String, loop: SpliceLoop) {
+        loop.forget(upstream)
+        Glibc.close(upstream)
+        upstream = -1
+        upstreamEvents = 0
+        noteConnectFailure(servers[attempt], reason, loop: loop)
+        if stage == .connecting { connectNext(loop: loop) }
+    }
+
+    private func noteConnectFailure(_ server: SocketAddress, _ reason: String, loop: SpliceLoop) {
+        pool.metrics.connectFailed(upstream: pool.name, server: server.endpointDescription)
+        attempt += 1
+        if attempt >= servers.count {
+            fail(.upstreamUnavailable, detail: "\(server.endpointDescription): \(reason)", loop: loop)
+        } else {
+            record.logger.debug("upstream server failed, trying the next", metadata: [
+                "upstream": .string(pool.name), "server": .string(server.endpointDescription), "error": .string(reason),
+            ])
+        }
+    }
+
+    /// Writes the PROXY header and the ClientHello; relaying starts once all of it is out.
+    func sendGreeting(loop: SpliceLoop) {
+        while greetingSent < greeting.count {
+            let written = greeting.withUnsafeBytes { bytes in
+                write(upstream, bytes.baseAddress! + greetingSent, bytes.count - greetingSent)  // non-empty: checked by the loop
+            }
+            if written > 0 {
+                greetingSent += written
+            } else if errno == EAGAIN {
+                return  // still watching EPOLLOUT
+            } else {
+                fail(.error, detail: "upstream: \(SystemCallError("write"))", loop: loop)
+                return
+            }
+        }
+        greeting = []
+        stage = .relaying
+        updateEvents(loop: loop)
+    }
+}

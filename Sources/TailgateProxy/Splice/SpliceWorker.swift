@@ -1,0 +1,128 @@
+import CTailgateLinux
+import Glibc
+import NIOCore
+import Synchronization
+
+/// What the admission hands to the splice engine: the client socket (a duplicate the engine now owns),
+/// where to connect, and the bytes to send first.
+///
+/// `@unchecked Sendable` because it carries the connection's record across threads: the admission handler
+/// hands it over and never touches it again, so only one thread uses the record at a time.
+struct SpliceTicket: @unchecked Sendable {
+    let client: CInt
+    let record: ConnectionRecord
+    let pool: UpstreamPool
+    let servers: [SocketAddress]
+    /// The outbound PROXY header (if any) followed by the client's bytes read during admission.
+    let greeting: [UInt8]
+    let registry: ConnectionRegistry
+}
+
+/// A message to a relay thread.
+enum SpliceCommand: Sendable {
+    case adopt(SpliceTicket, SpliceConnection)
+    case closeAtDrainDeadline(UInt64)
+    case stop
+}
+
+/// A relayed connection as the drain sees it.
+final class SpliceConnection: TrackedConnection {
+    let id: UInt64
+    let worker: SpliceWorker
+
+    init(id: UInt64, worker: SpliceWorker) {
+        self.id = id
+        self.worker = worker
+    }
+
+    func closeAtDrainDeadline() {
+        worker.post(.closeAtDrainDeadline(id))
+    }
+}
+
+/// One relay thread: its epoll and wake-up descriptors and the inbox other threads post to.
+/// The connections themselves live in the thread's `SpliceLoop` and are touched by no other thread.
+final class SpliceWorker: Sendable {
+    let epoll: CInt
+    let wakeup: CInt
+    let name: String
+    private let inbox = Mutex<[SpliceCommand]>([])
+    private let sessionIDs = Atomic<UInt64>(0)
+    private let sessions = Atomic<Int>(0)
+    private let thread = Mutex<pthread_t?>(nil)
+
+    init(index: Int) throws(SystemCallError) {
+        let epoll = tailgate_epoll_create()
+        guard epoll >= 0 else { throw SystemCallError("epoll_create1") }
+        let wakeup = tailgate_eventfd()
+        guard wakeup >= 0 else {
+            let error = SystemCallError("eventfd")
+            close(epoll)
+            throw error
+        }
+        guard tailgate_epoll_control(epoll, 0, wakeup, UInt32(TAILGATE_EPOLLIN), SpliceLoop.wakeupToken) == 0 else {
+            let error = SystemCallError("epoll_ctl")
+            close(epoll)
+            close(wakeup)
+            throw error
+        }
+        self.epoll = epoll
+        self.wakeup = wakeup
+        self.name = "splice-\(index)"
+        try start()
+    }
+
+    var activeSessions: Int { sessions.load(ordering: .relaxed) }
+
+    func nextSessionID() -> UInt64 {
+        sessionIDs.add(1, ordering: .relaxed).newValue
+    }
+
+    /// Queues `command` and wakes the thread.
+    func post(_ command: SpliceCommand) {
+        inbox.withLock { $0.append(command) }
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    /// Everything posted since the last call.
+    func takeCommands() -> [SpliceCommand] {
+        var drained: UInt64 = 0
+        _ = read(wakeup, &drained, 8)
+        return inbox.withLock { commands in
+            let taken = commands
+            commands.removeAll(keepingCapacity: true)
+            return taken
+        }
+    }
+
+    func sessionStarted() { sessions.add(1, ordering: .relaxed) }
+    func sessionEnded() { sessions.subtract(1, ordering: .relaxed) }
+
+    private func start() throws(SystemCallError) {
+        var handle = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let result = pthread_create(&handle, nil, { context in
+            let worker = Unmanaged<SpliceWorker>.fromOpaque(context!).takeRetainedValue()  // passed below
+            tailgate_name_thread(worker.name)
+            SpliceLoop(worker: worker).run()
+            return nil
+        }, context)
+        guard result == 0 else {
+            Unmanaged<SpliceWorker>.fromOpaque(context).release()
+            throw SystemCallError("pthread_create", errno: result)
+        }
+        thread.withLock { $0 = handle }
+    }
+
+    /// Waits for the thread to finish after `.stop`, then closes the worker's descriptors.
+    func join() {
+        guard let handle = thread.withLock({ handle -> pthread_t? in
+            defer { handle = nil }
+            return handle
+        }) else { return }
+        pthread_join(handle, nil)
+        close(epoll)
+        close(wakeup)
+    }
+}
