@@ -1,4 +1,4 @@
-.PHONY: build release test run check
+.PHONY: build release test run check bench
 build:
 	swift build
 release:
@@ -9,6 +9,8 @@ run:
 	scripts/run
 check: build
 	.build/debug/tailgate check --config conf/tailgate.toml
+bench: release
+	bench/run
 
 .PHONY: deb deb-test
 deb:

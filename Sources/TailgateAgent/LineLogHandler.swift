@@ -34,12 +34,11 @@ public struct LineLogHandler: LogHandler {
         if let extra = event.metadata {
             merged.merge(extra) { _, new in new }
         }
-        let line: String
+        var bytes: [UInt8]
         switch format {
-        case .text: line = Self.textLine(level: event.level, message: "\(event.message)", metadata: merged)
-        case .json: line = Self.jsonLine(level: event.level, message: "\(event.message)", metadata: merged)
+        case .text: bytes = Self.textLine(level: event.level, message: "\(event.message)", metadata: merged)
+        case .json: bytes = Array(Self.jsonLine(level: event.level, message: "\(event.message)", metadata: merged).utf8)
         }
-        var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
         Self.writeToStandardError(bytes)
     }
@@ -58,13 +57,22 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
-    static func textLine(level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
-        var line = "\(Timestamp.now()) \(level.rawValue) \(message)"
-        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where !orderedKeys.contains(key) {
-            line += " \(key)=\(textValue(value))"
+    /// `time level message key=value…`: other keys sorted first, then the connection fields in reading order.
+    static func textLine(level: Logger.Level, message: String, metadata: Logger.Metadata) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        Timestamp.appendNow(to: &line)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: level.rawValue.utf8)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: message.utf8)
+        if metadata.contains(where: { !orderedKeySet.contains($0.key) }) {
+            for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where !orderedKeySet.contains(key) {
+                appendField(key, value, to: &line)
+            }
         }
         for key in orderedKeys {
-            if let value = metadata[key] { line += " \(key)=\(textValue(value))" }
+            if let value = metadata[key] { appendField(key, value, to: &line) }
         }
         return line
     }
@@ -73,11 +81,24 @@ public struct LineLogHandler: LogHandler {
     private static let orderedKeys = [
         "listener", "client", "peer", "sni", "alpn", "upstream", "server", "bytes_in", "bytes_out", "duration_ms", "outcome", "reason",
     ]
+    private static let orderedKeySet = Set(orderedKeys)
 
-    private static func textValue(_ value: Logger.Metadata.Value) -> String {
-        let text = "\(value)"
-        let needsQuotes = text.isEmpty || text.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }
-        return needsQuotes ? JSONText.quote(text) : text
+    private static func appendField(_ key: String, _ value: Logger.Metadata.Value, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: key.utf8)
+        line.append(UInt8(ascii: "="))
+        let text: String
+        switch value {
+        case .string(let string): text = string
+        case .stringConvertible(let convertible): text = convertible.description
+        default: text = "\(value)"
+        }
+        let needsQuotes = text.isEmpty || text.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") || $0 < 0x20 || $0 == 0x7F }
+        if needsQuotes {
+            line.append(contentsOf: JSONText.quote(text).utf8)
+        } else {
+            line.append(contentsOf: text.utf8)
+        }
     }
 
     static func jsonLine(level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {

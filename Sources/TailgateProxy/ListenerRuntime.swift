@@ -15,11 +15,13 @@ public final class ListenerRuntime: Sendable {
     private let lastLimitWarning = Atomic<Int64>(Int64.min / 2)
 
     let metrics: ProxyMetrics
+    let counters: ListenerCounters
 
     public init(policy: ListenerPolicy, metrics: ProxyMetrics) {
         self.metrics = metrics
         self.name = policy.name
         metrics.initialize(listener: policy.name)
+        self.counters = ListenerCounters(listener: policy.name, metrics: metrics)
         self.policyBox = NIOLockedValueBox(policy)
     }
 
@@ -45,7 +47,7 @@ public final class ListenerRuntime: Sendable {
     /// Takes a slot for a new connection; false when the listener is full.
     func admit(limit: Int) -> Bool {
         accepted.add(1, ordering: .relaxed)
-        metrics.accepted(listener: name)
+        counters.accepted.increment()
         let now = active.add(1, ordering: .relaxed).newValue
         if now > limit {
             active.subtract(1, ordering: .relaxed)

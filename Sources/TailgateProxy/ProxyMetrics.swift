@@ -61,22 +61,16 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
-    func accepted(listener: String) {
-        counter(Names.accepted, [("listener", listener)]).increment()
-    }
 
     /// Everything counted when a connection ends.
     func ended(_ record: ConnectionRecord, outcome: ConnectionOutcome) {
         let listener = record.listener.name
-        counter(Names.ended, [("listener", listener), ("route", record.route ?? "none"), ("outcome", outcome.rawValue)]).increment()
-        let upstream = record.upstream ?? "none"
-        if record.bytesFromClient > 0 {
-            counter(Names.bytes, [("listener", listener), ("upstream", upstream), ("direction", "in")])
-                .increment(by: Int64(record.bytesFromClient))
-        }
-        if record.bytesFromServer > 0 {
-            counter(Names.bytes, [("listener", listener), ("upstream", upstream), ("direction", "out")])
-                .increment(by: Int64(record.bytesFromServer))
+        let counters = record.listener.counters
+        counters.ended(route: record.route ?? "none", outcome: outcome).increment()
+        if record.bytesFromClient > 0 || record.bytesFromServer > 0 {
+            let relayed = counters.relayed(upstream: record.upstream ?? "none")
+            if record.bytesFromClient > 0 { relayed.fromClients.increment(by: Int64(record.bytesFromClient)) }
+            if record.bytesFromServer > 0 { relayed.toClients.increment(by: Int64(record.bytesFromServer)) }
         }
         let reason = record.detail ?? "unknown"
         switch outcome {

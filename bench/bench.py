@@ -1,0 +1,897 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of TLS-passthrough SNI proxies sending PROXY protocol headers:
+tailgate, HAProxy and nginx stream, with a direct client → backend row as the physical reference.
+
+Everything runs on loopback (127.0.0.0/8) in one run: an nginx instance with two TLS backends (A and
+B, own certificates from a CA made here), the three proxies routing a.bench.test → A, b.bench.test →
+B and anything else → A with a PROXY header, and wrk / curl / bench/hold_connections.py as clients.
+Every process started here runs in its own process group and is stopped by PID at exit.
+
+Prints one Markdown table and ratio lines, and writes them, the machine description and every raw
+sample to bench/results/YYYY-MM-DD-<hostname>.md/.json. See docs/performance.md.
+
+Needs root (wrk runs in a private mount namespace with its own /etc/hosts), haproxy, nginx with the
+stream module, wrk, curl and openssl: `make bench` installs them (bench/install-deps).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.environ.get("TAILGATE_BINARY", os.path.join(ROOT, ".build/release/tailgate"))
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+ROWS = ("direct", "haproxy", "nginx", "tailgate")
+PROXIES = ("haproxy", "nginx", "tailgate")
+HOSTS = {"a": "a.bench.test", "b": "b.bench.test"}
+BULK_SIZE = 1 << 30          # the bulk file: 1 GiB
+SOURCE_ADDRESS = "127.0.0.7"  # curl's source address in the correctness checks
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args():
+    env = os.environ.get
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "3")),
+                   help="interleaved rounds; each table cell is the median (default 3)")
+    p.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "10")),
+                   help="seconds per wrk run (default 10)")
+    p.add_argument("--hold", type=int, default=int(env("BENCH_HOLD", "5000")),
+                   help="idle TLS connections held for the memory column (default 5000)")
+    p.add_argument("--only", default=env("BENCH_ONLY", ",".join(ROWS)),
+                   help=f"comma-separated rows among {','.join(ROWS)}")
+    p.add_argument("--quick", action="store_true", default=env("BENCH_QUICK") == "1",
+                   help="development run: 1 round, 3 s per wrk run, 1000 held connections")
+    p.add_argument("--skip-reload", action="store_true", default=env("BENCH_SKIP_RELOAD") == "1",
+                   help="do not run bench/reload_latency.py at the end")
+    p.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
+    p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs (printed path)")
+    args = p.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.hold = 1, 3.0, 1000
+    args.only = [r.strip() for r in args.only.split(",") if r.strip()]
+    unknown = set(args.only) - set(ROWS)
+    if unknown:
+        p.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    return args
+
+
+# ── Processes: every child in its own process group, stopped by PID ─────────────────────────────
+
+class Processes:
+    """The long-running processes of this run (backends, proxies). stop_all() ends each group."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, name, argv, stdout_path, **kwargs):
+        out = open(stdout_path, "ab")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, **kwargs)
+        out.close()
+        self.started.append((name, proc))
+        return proc
+
+    def stop(self, proc):
+        stop_group(proc)
+        self.started = [(n, p) for n, p in self.started if p is not proc]
+
+    def stop_all(self):
+        for name, proc in reversed(self.started):
+            stop_group(proc)
+        self.started.clear()
+
+
+def stop_group(proc, grace=10.0):
+    """SIGTERM to the process group we created for proc (its PGID is its PID), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_client(argv, timeout):
+    """Runs a short-lived client (wrk, curl) in its own process group; returns (rc, stdout, stderr)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        stop_group(proc, grace=2.0)
+        raise
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=15.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.pid} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def raise_nofile_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# ── /proc: CPU time and resident memory of a process and its descendants ────────────────────────
+
+def process_tree(pid):
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    todo += [int(child) for child in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return pids
+
+
+def cpu_seconds(pids):
+    """utime + stime of the processes (all their threads), in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return ticks / CLK_TCK
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+# ── Certificates ─────────────────────────────────────────────────────────────────────────────────
+
+def openssl(*argv):
+    subprocess.run(["openssl", *argv], check=True, capture_output=True)
+
+
+def make_certificates(workdir):
+    """A throwaway CA and one ECDSA P-256 certificate per backend name; returns paths."""
+    d = os.path.join(workdir, "certs")
+    os.makedirs(d)
+    ca_key, ca = os.path.join(d, "ca.key"), os.path.join(d, "ca.pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", ca_key, "-out", ca, "-days", "3", "-subj", "/CN=tailgate bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    certs = {"ca": ca}
+    for name, host in HOSTS.items():
+        key, csr, pem, ext = (os.path.join(d, f"{name}.{s}") for s in ("key", "csr", "pem", "ext"))
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName=DNS:{host}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+                    "keyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\n"
+                    "authorityKeyIdentifier=keyid\n")
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", key, "-out", csr, "-subj", f"/CN={host}")
+        openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                "-out", pem, "-days", "3", "-extfile", ext)
+        certs[name] = (pem, key)
+    return certs
+
+
+def write_hosts_file(workdir):
+    """/etc/hosts for the load generator's private mount namespace only."""
+    path = os.path.join(workdir, "hosts")
+    with open(path, "w") as f:
+        f.write("127.0.0.1 localhost\n127.0.0.1 " + " ".join(HOSTS.values()) + " c.bench.test\n")
+    os.chmod(path, 0o644)
+    return path
+
+
+# ── Backends: one nginx, server A and server B, each with a plain and a proxy_protocol listen ────
+
+def nginx_temp_paths(prefix):
+    return "\n".join(f"    {kind}_temp_path {prefix}/tmp/{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+
+
+def backend_config(prefix, certs, ports, nofile):
+    servers = []
+    for name, host in HOSTS.items():
+        pem, key = certs[name]
+        servers.append(f"""
+    server {{
+        listen 127.0.0.1:{ports[name]['plain']} ssl;
+        listen 127.0.0.1:{ports[name]['pp']} ssl proxy_protocol;
+        server_name {host};
+        ssl_certificate {pem};
+        ssl_certificate_key {key};
+        root {prefix}/www;
+        location = / {{ return 200 "backend={name.upper()} client=$bench_client\\n"; }}
+        location /files/ {{ }}
+    }}""")
+    return f"""# generated by bench/bench.py
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {prefix}/backend.pid;
+error_log {prefix}/backend.log error;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    keepalive_requests 1000000;
+    keepalive_timeout 600s;
+    client_header_timeout 600s;
+    ssl_protocols TLSv1.3;
+    ssl_session_tickets off;
+    ssl_session_cache off;
+{nginx_temp_paths(prefix)}
+    # The client as the backend sees it: from the PROXY header on proxy_protocol listens.
+    map $proxy_protocol_addr $bench_client {{ "" $remote_addr; default $proxy_protocol_addr; }}
+{''.join(servers)}
+}}
+"""
+
+
+def start_backends(procs, workdir, certs, nofile):
+    prefix = os.path.join(workdir, "backend")
+    for sub in ("www/files", "tmp"):
+        os.makedirs(os.path.join(prefix, sub))
+    os.chmod(prefix, 0o755)
+    for sub in ("www", "www/files"):
+        os.chmod(os.path.join(prefix, sub), 0o755)
+    big = os.path.join(prefix, "www/files/big.bin")
+    with open(big, "wb") as f:
+        f.truncate(BULK_SIZE)   # sparse: served from the page cache, no disk in the measurement
+    os.chmod(big, 0o644)
+    ports = {name: {"plain": free_port(), "pp": free_port()} for name in HOSTS}
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(backend_config(prefix, certs, ports, nofile))
+    proc = procs.start("backend", ["nginx", "-p", prefix, "-c", conf, "-e", f"{prefix}/backend.log"],
+                       os.path.join(prefix, "stdout.log"))
+    for name in HOSTS:
+        wait_for_port(ports[name]["plain"], proc)
+    return {"proc": proc, "ports": ports, "log": f"{prefix}/backend.log", "config": conf}
+
+
+# ── Proxies: same routes (a → A, b → B, default → A), PROXY header to the backends' pp listens ───
+
+def tailgate_config(port, ports):
+    return f"""# generated by bench/bench.py; default log settings (info: one line per connection)
+[listeners.bench]
+bind = ["127.0.0.1:{port}"]
+default = "a"
+max_connections = 20000
+
+[listeners.bench.routes]
+"{HOSTS['a']}" = "a"
+"{HOSTS['b']}" = "b"
+
+[upstreams.a]
+servers = ["127.0.0.1:{ports['a']['pp']}"]
+send_proxy = "v2"
+
+[upstreams.b]
+servers = ["127.0.0.1:{ports['b']['pp']}"]
+send_proxy = "v2"
+"""
+
+
+def haproxy_config(port, ports):
+    return f"""# generated by bench/bench.py
+global
+    nbthread 2
+    maxconn 9000
+
+defaults
+    mode tcp
+    timeout connect 3s
+    timeout client 10m
+    timeout server 10m
+
+frontend bench
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 5s
+    tcp-request content accept if {{ req.ssl_hello_type 1 }}
+    use_backend b if {{ req.ssl_sni -i {HOSTS['b']} }}
+    use_backend a if {{ req.ssl_sni -i {HOSTS['a']} }}
+    default_backend a
+
+backend a
+    server a 127.0.0.1:{ports['a']['pp']} send-proxy-v2
+
+backend b
+    server b 127.0.0.1:{ports['b']['pp']} send-proxy-v2
+"""
+
+
+def nginx_stream_config(prefix, port, ports, nofile):
+    return f"""# generated by bench/bench.py
+load_module {NGINX_STREAM_MODULE};
+daemon off;
+master_process on;
+worker_processes 2;
+worker_rlimit_nofile {nofile};
+pid {prefix}/nginx.pid;
+error_log {prefix}/nginx.log error;
+events {{ worker_connections 20000; }}
+stream {{
+    map $ssl_preread_server_name $bench_upstream {{
+        {HOSTS['a']} a;
+        {HOSTS['b']} b;
+        default a;
+    }}
+    upstream a {{ server 127.0.0.1:{ports['a']['pp']}; }}
+    upstream b {{ server 127.0.0.1:{ports['b']['pp']}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        ssl_preread on;
+        proxy_pass $bench_upstream;
+        proxy_protocol on;
+    }}
+}}
+"""
+
+
+def start_proxy(procs, kind, workdir, backend_ports, nofile):
+    prefix = os.path.join(workdir, kind)
+    os.makedirs(prefix, exist_ok=True)
+    port = free_port()
+    logfile = os.path.join(prefix, f"{kind}.log")
+    if kind == "tailgate":
+        conf = os.path.join(prefix, "tailgate.toml")
+        with open(conf, "w") as f:
+            f.write(tailgate_config(port, backend_ports))
+        argv = [BINARY, "run", "--config", conf]
+    elif kind == "haproxy":
+        conf = os.path.join(prefix, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(haproxy_config(port, backend_ports))
+        subprocess.run(["haproxy", "-c", "-q", "-f", conf], check=True)
+        argv = ["haproxy", "-db", "-f", conf]
+    else:
+        conf = os.path.join(prefix, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_stream_config(prefix, port, backend_ports, nofile))
+        argv = ["nginx", "-p", prefix, "-c", conf, "-e", logfile]
+    proc = procs.start(kind, argv, logfile)
+    wait_for_port(port, proc)
+    return {"name": kind, "proc": proc, "port": port, "log": logfile, "config": conf,
+            "restart": lambda: start_proxy(procs, kind, workdir, backend_ports, nofile)}
+
+
+def restart_proxy(procs, row):
+    """Stops the row's proxy and starts a fresh one (new port, same configuration otherwise)."""
+    procs.stop(row["proc"])
+    row.update(row["restart"]())
+
+
+def direct_row(backend):
+    return {"name": "direct", "proc": None, "log": None,
+            "port": backend["ports"]["a"]["plain"],
+            "ports_by_sni": {HOSTS[n]: backend["ports"][n]["plain"] for n in HOSTS}}
+
+
+def row_port(row, host):
+    return row.get("ports_by_sni", {}).get(host, row["port"])
+
+
+def row_pids(row):
+    return process_tree(row["proc"].pid) if row["proc"] else []
+
+
+# ── Clients ──────────────────────────────────────────────────────────────────────────────────────
+
+def curl(port, host, path="/", source=None, cafile=None, extra=()):
+    argv = ["curl", "-sS", "--tlsv1.3", "--max-time", "120", "--resolve", f"{host}:{port}:127.0.0.1"]
+    argv += ["--cacert", cafile] if cafile else ["--insecure"]
+    if source:
+        argv += ["--interface", source]
+    argv += [*extra, f"https://{host}:{port}{path}"]
+    return run_client(argv, timeout=150)
+
+
+def in_hosts_namespace(hosts_file, argv):
+    """argv run in a private mount namespace where hosts_file is /etc/hosts (wrk takes the SNI from the
+    URL, so the name must resolve; the rest of the machine keeps its /etc/hosts)."""
+    return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts_file, *argv]
+
+
+def check_hosts_namespace(hosts_file):
+    rc, out, err = run_client(in_hosts_namespace(hosts_file, ["getent", "hosts", HOSTS["a"]]), timeout=10)
+    if rc != 0 or not out.startswith("127.0.0.1"):
+        raise RuntimeError(f"private /etc/hosts does not work (need root and unshare): {out}{err}")
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_latency_ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def parse_wrk(out):
+    result = {"requests": None, "rps": None, "non2xx": 0,
+              "socket_errors": {"connect": 0, "read": 0, "write": 0, "timeout": 0}, "latency_ms": {}}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    if m:
+        result["requests"] = int(m.group(1))
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        result["rps"] = float(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if m:
+        result["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        result["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+    for pct, value in re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", out, re.M):
+        result["latency_ms"][pct] = parse_latency_ms(value)
+    return result
+
+
+def wrk(ctx, row, connections, extra):
+    port = row_port(row, HOSTS["a"])
+    argv = in_hosts_namespace(ctx["hosts"], ["wrk", "-t1", f"-c{connections}", f"-d{ctx['duration']:g}s",
+                                              *extra, f"https://{HOSTS['a']}:{port}/"])
+    rc, out, err = run_client(argv, timeout=ctx["duration"] + 60)
+    result = parse_wrk(out)
+    result["raw"] = out
+    problems = []
+    if rc != 0 or result["requests"] is None:
+        problems.append(f"wrk exit {rc}: {err.strip()[:200]}")
+    if result["non2xx"]:
+        problems.append(f"{result['non2xx']} non-2xx responses")
+    errors = {k: v for k, v in result["socket_errors"].items() if v}
+    if errors:
+        problems.append("socket errors " + ", ".join(f"{k} {v}" for k, v in errors.items()))
+    result["problems"] = problems
+    return result
+
+
+# ── Correctness, before a row is measured ────────────────────────────────────────────────────────
+
+def check_row(ctx, row):
+    """SNI a → A, b → B, unknown → A (proxies), and the backend saw the client's own address."""
+    problems = []
+    cases = [(HOSTS["a"], "A", ctx["ca"]), (HOSTS["b"], "B", ctx["ca"])]
+    if row["name"] != "direct":
+        cases.append(("c.bench.test", "A", None))   # no route: the default, with A's certificate
+    for host, backend, ca in cases:
+        rc, out, err = curl(row_port(row, host), host, source=SOURCE_ADDRESS, cafile=ca)
+        expected = f"backend={backend} client={SOURCE_ADDRESS}"
+        if rc != 0 or out.strip() != expected:
+            problems.append(f"SNI {host}: expected '{expected}', got '{out.strip()}' {err.strip()[:200]}")
+    return problems
+
+
+# ── Measurements ─────────────────────────────────────────────────────────────────────────────────
+
+def measure_wrk(ctx, row, connections, extra):
+    pids = row_pids(row)
+    backend_pids = process_tree(ctx["backend"]["proc"].pid)
+    cpu0, bcpu0 = cpu_seconds(pids), cpu_seconds(backend_pids)
+    result = wrk(ctx, row, connections, extra)
+    cpu, bcpu = cpu_seconds(pids) - cpu0, cpu_seconds(backend_pids) - bcpu0
+    result.update(proxy_cpu_s=cpu if pids else None, backend_cpu_s=bcpu)
+    return result
+
+
+def measure_connections(ctx, row):
+    r = measure_wrk(ctx, row, 32, ["-H", "Connection: close"])
+    n = r["requests"] or 0
+    r["conn_per_s"] = r["rps"]
+    r["cpu_ms_per_1k"] = r["proxy_cpu_s"] * 1e6 / n if n and r["proxy_cpu_s"] is not None else None
+    return r
+
+
+def measure_keepalive(ctx, row):
+    r = measure_wrk(ctx, row, 50, ["--latency"])
+    n = r["requests"] or 0
+    r["req_per_s"] = r["rps"]
+    r["p50_ms"] = r["latency_ms"].get("50")
+    r["p99_ms"] = r["latency_ms"].get("99")
+    r["cpu_us_per_req"] = r["proxy_cpu_s"] * 1e6 / n if n and r["proxy_cpu_s"] is not None else None
+    return r
+
+
+def measure_bulk(ctx, row):
+    pids = row_pids(row)
+    cpu0 = cpu_seconds(pids)
+    port = row_port(row, HOSTS["a"])
+    rc, out, err = curl(port, HOSTS["a"], path="/files/big.bin", cafile=ctx["ca"],
+                        extra=["-o", "/dev/null", "-w", "%{speed_download} %{size_download} %{http_code}"])
+    cpu = cpu_seconds(pids) - cpu0
+    r = {"problems": []}
+    try:
+        speed, size, code = out.split()
+        r.update(bytes=int(float(size)), http_code=int(code), mb_per_s=float(speed) / 1e6)
+    except ValueError:
+        r["problems"].append(f"curl exit {rc}: {err.strip()[:200]}")
+        return r
+    if rc != 0 or r["http_code"] != 200 or r["bytes"] != BULK_SIZE:
+        r["problems"].append(f"curl exit {rc}, HTTP {r['http_code']}, {r['bytes']} of {BULK_SIZE} bytes")
+    r["proxy_cpu_s"] = cpu if pids else None
+    r["cpu_ms_per_gib"] = cpu * 1000 / (r["bytes"] / (1 << 30)) if pids and r["bytes"] else None
+    return r
+
+
+def measure_memory(ctx, row):
+    """On a freshly started proxy: RSS after one warm-up request, then while holding ctx['hold'] idle TLS
+    connections (one request done on each), then after they closed. A fresh process each round, as
+    allocators keep memory once used: a second hold in the same process would look almost free."""
+    if not row["proc"]:
+        return {"problems": [], "skipped": "no proxy process"}
+    restart_proxy(ctx["procs"], row)
+    problems = check_row(ctx, row)
+    if problems:
+        return {"problems": ["after restart: " + "; ".join(problems)]}
+    before = idle_rss(ctx, row)
+    argv = [sys.executable, os.path.join(ROOT, "bench", "hold_connections.py"), "--port", str(row["port"]),
+            "--sni", HOSTS["a"], "--count", str(ctx["hold"]), "--cafile", ctx["ca"]]
+    holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True, text=True)
+    r = {"problems": [], "rss_idle_kib": before, "held": ctx["hold"]}
+    try:
+        ready, _, _ = select.select([holder.stdout], [], [], 600)
+        line = holder.stdout.readline().strip() if ready else "no answer within 600 s"
+        r["holder"] = line
+        m = re.match(r"ready established=(\d+) failed=(\d+)", line)
+        if not m:
+            r["problems"].append(f"holder: {line} {holder.stderr.read()[:300] if holder.poll() is not None else ''}")
+            return r
+        established, failed = int(m.group(1)), int(m.group(2))
+        if failed:
+            r["problems"].append(f"{failed} of {ctx['hold']} connections failed: {line}")
+        time.sleep(1.0)    # let the proxy finish bookkeeping for the last connections
+        held = rss_kib(row_pids(row))
+        r.update(rss_held_kib=held, established=established,
+                 kib_per_conn=(held - before) / established if established else None)
+    finally:
+        stop_group(holder, grace=10.0)
+    time.sleep(2.0)        # the proxy sees the closes
+    r["rss_after_kib"] = rss_kib(row_pids(row))
+    return r
+
+
+def idle_rss(ctx, row):
+    """Resident memory after start and one warm-up request."""
+    curl(row_port(row, HOSTS["a"]), HOSTS["a"], cafile=ctx["ca"])
+    time.sleep(0.5)
+    return rss_kib(row_pids(row))
+
+
+METRICS = [("memory", measure_memory), ("connections", measure_connections),
+           ("keepalive", measure_keepalive), ("bulk", measure_bulk)]
+
+
+def run_rounds(ctx, rows, samples, failures):
+    for rnd in range(1, ctx["rounds"] + 1):
+        for metric, measure in METRICS:
+            for row in rows:
+                if row["name"] in failures:
+                    continue
+                log(f"round {rnd}/{ctx['rounds']}: {metric} via {row['name']}")
+                result = measure(ctx, row)
+                if not result["problems"]:
+                    result.pop("raw", None)   # wrk's full output is kept only when something failed
+                result["round"] = rnd
+                samples[row["name"]][metric].append(result)
+                if result["problems"]:
+                    log(f"  {row['name']} {metric}: " + "; ".join(result["problems"]))
+                time.sleep(1.0)
+
+
+# ── Report ───────────────────────────────────────────────────────────────────────────────────────
+
+COLUMNS = [  # (header, metric, key, format)
+    ("conn/s", "connections", "conn_per_s", "{:,.0f}"),
+    ("CPU-ms/1k conns", "connections", "cpu_ms_per_1k", "{:,.0f}"),
+    ("keep-alive req/s", "keepalive", "req_per_s", "{:,.0f}"),
+    ("p50", "keepalive", "p50_ms", "{:.2f} ms"),
+    ("p99", "keepalive", "p99_ms", "{:.2f} ms"),
+    ("CPU-µs/req", "keepalive", "cpu_us_per_req", "{:,.1f}"),
+    ("MB/s", "bulk", "mb_per_s", "{:,.0f}"),
+    ("CPU-ms/GiB", "bulk", "cpu_ms_per_gib", "{:,.0f}"),
+    ("RSS idle", "memory", "rss_idle_kib", "{:,.0f} KiB"),
+    ("KiB/conn @{hold}", "memory", "kib_per_conn", "{:.1f}"),
+]
+
+
+def median_of(samples, row, metric, key):
+    values = [s[key] for s in samples[row][metric] if not s["problems"] and s.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def cell(samples, row, metric, key, fmt):
+    if any(s["problems"] for s in samples[row][metric]):
+        return "FAILED"
+    value = median_of(samples, row, metric, key)
+    return "—" if value is None else fmt.format(value)
+
+
+def results_table(ctx, rows, samples, failures):
+    headers = ["row"] + [c[0].format(hold=f"{ctx['hold'] // 1000}k" if ctx["hold"] >= 1000 else ctx["hold"])
+                         for c in COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|---" + "|---:" * len(COLUMNS) + "|"]
+    for name in rows:
+        if name in failures:
+            reason = "; ".join(failures[name])[:300]
+            lines.append(f"| {name} | FAILED: {reason} |" + " |" * (len(COLUMNS) - 1))
+            continue
+        cells = [cell(samples, name, m, k, f) for _, m, k, f in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ratio_lines(samples, rows, failures):
+    if "tailgate" not in rows or "tailgate" in failures:
+        return []
+    lines = []
+    for other in ("haproxy", "nginx", "direct"):
+        if other not in rows or other in failures:
+            continue
+        parts = []
+        for header, metric, key, _ in COLUMNS:
+            t, o = median_of(samples, "tailgate", metric, key), median_of(samples, other, metric, key)
+            if t is not None and o:
+                parts.append(f"{header.format(hold='')} ×{t / o:.2f}".replace(" @", ""))
+        lines.append(f"- tailgate / {other}: " + ", ".join(parts))
+    if lines:
+        lines.append("\n(tailgate ÷ other, medians: above 1 is better for conn/s, req/s and MB/s; "
+                     "below 1 is better for latency, CPU and memory.)")
+    return lines
+
+
+def command_output(argv):
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        return (p.stdout + p.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "unavailable"
+
+
+def machine_description():
+    def first(path, prefix):
+        try:
+            with open(path) as f:
+                return next((l.split(":", 1)[1].strip() for l in f if l.startswith(prefix)), "?")
+        except OSError:
+            return "?"
+    commit = command_output(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    mem_kib = int(first("/proc/meminfo", "MemTotal").split()[0])
+    return {
+        "host": socket.gethostname(),
+        "cpu": first("/proc/cpuinfo", "model name"),
+        "cores": os.cpu_count(),
+        "ram": f"{mem_kib / (1 << 20):.1f} GiB",
+        "kernel": platform.release(),
+        "debian": open("/etc/debian_version").read().strip() if os.path.exists("/etc/debian_version") else "?",
+        "haproxy": command_output(["haproxy", "-v"]),
+        "nginx": command_output(["nginx", "-v"]),
+        "wrk": command_output(["wrk", "-v"]).split("Copyright")[0].strip(),
+        "openssl": command_output(["openssl", "version"]),
+        "curl": command_output(["curl", "--version"]).split(" (")[0],
+        "python": platform.python_version(),
+        "tailgate": f"{command_output([BINARY, '--version'])} ({BINARY})",
+        "commit": commit + (" (working tree modified)" if dirty else ""),
+        "loadavg_start": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+def log_summary(rows_by_name):
+    """What the proxies wrote to their logs: tailgate's outcomes and anything not info, others' lines."""
+    notes = []
+    for name, row in rows_by_name.items():
+        if not row.get("log") or not os.path.exists(row["log"]):
+            continue
+        with open(row["log"], errors="replace") as f:
+            lines = f.read().splitlines()
+        if name == "tailgate":
+            outcomes, other = {}, []
+            for line in lines:
+                m = re.search(r" outcome=(\S+)", line)
+                if " info connection " in line and m:
+                    reason = re.search(r' reason=("[^"]*"|\S+)', line)
+                    key = m.group(1) + (f" (reason={reason.group(1)[:120]})" if reason else "")
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                elif " info " not in line:
+                    other.append(line)
+            notes.append(f"tailgate log: {len(lines):,} lines ({os.path.getsize(row['log']) / 1e6:.1f} MB); "
+                         f"connection outcomes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())))
+            if other:
+                notes.append(f"tailgate log: {len(other)} lines not at info level, e.g. `{other[0][:300]}`")
+        elif lines:
+            notes.append(f"{name} log: {len(lines)} lines, e.g. `{lines[-1][:300]}`")
+    return notes
+
+
+def run_reload_latency():
+    env = dict(os.environ, TAILGATE_BINARY=BINARY)
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "reload_latency.py")],
+                       capture_output=True, text=True, env=env, timeout=900)
+    return p.stdout.strip() if p.returncode == 0 else f"reload_latency.py failed ({p.returncode}): {p.stderr[-500:]}"
+
+
+FAIRNESS = """\
+- Every proxy gets 2 threads/workers (the machine's cores): HAProxy `nbthread 2`, nginx stream
+  `worker_processes 2`, tailgate one event loop per core (its default). The backend nginx has 1 worker;
+  wrk runs with 1 thread; all share the same cores.
+- TLS 1.3 everywhere (the backends allow only TLSv1.3), ECDSA P-256 certificates, session resumption
+  off on the backends, so every new connection is a full handshake. The proxies never terminate TLS.
+- HAProxy and nginx stream write no per-connection log (their default without a log directive);
+  tailgate runs with its default log level `info`, which writes one line per connection (to a file here).
+- PROXY protocol: tailgate and HAProxy send v2; nginx stream can only send v1 (`proxy_protocol on`).
+- CPU = utime+stime of all the proxy's processes (nginx master+workers) from /proc, before/after each run.
+  The direct row has no proxy: its cost and memory cells are empty."""
+
+
+def render_report(ctx, machine, table, ratios, notes, reload_table):
+    mode = "quick" if ctx["quick"] else "full"
+    lines = [f"# tailgate benchmark — {machine['date']} on {machine['host']}", "",
+             f"Run: {mode} (`--rounds {ctx['rounds']} --duration {ctx['duration']:g} --hold {ctx['hold']}`), "
+             f"medians of {ctx['rounds']} interleaved round(s), took {machine['elapsed_min']:.1f} min.", "",
+             "| machine | |", "|---|---|"]
+    for key in ("cpu", "cores", "ram", "kernel", "debian", "haproxy", "nginx", "wrk", "openssl", "curl",
+                "python", "tailgate", "commit"):
+        lines.append(f"| {key} | {machine[key]} |")
+    lines.append(f"| load average (start → end) | {' '.join(machine['loadavg_start'])} → "
+                 f"{' '.join(machine['loadavg_end'])} |")
+    lines += ["", "## Proxies", "", table, ""] + ratios + ["", "## Notes", "", FAIRNESS] + \
+             [f"- {n}" for n in notes]
+    if reload_table:
+        lines += ["", "## Reload latency (bench/reload_latency.py)", "", reload_table]
+    return "\n".join(lines) + "\n"
+
+
+def save_results(ctx, machine, report, raw):
+    os.makedirs(ctx["results_dir"], exist_ok=True)
+    suffix = "-quick" if ctx["quick"] else ""   # a development run does not replace a full one
+    base = os.path.join(ctx["results_dir"], f"{machine['date']}-{machine['host']}{suffix}")
+    with open(base + ".md", "w") as f:
+        f.write(report)
+    with open(base + ".json", "w") as f:
+        json.dump(raw, f, indent=1, default=str)
+    return base
+
+
+# ── Main ─────────────────────────────────────────────────────────────────────────────────────────
+
+def preflight(args):
+    if os.geteuid() != 0:
+        sys.exit("bench.py needs root (wrk runs in a private mount namespace with its own /etc/hosts)")
+    if "tailgate" in args.only and not os.access(BINARY, os.X_OK):
+        sys.exit(f"{BINARY} not found: run `make release` first (or set TAILGATE_BINARY)")
+    for tool in ("wrk", "curl", "openssl", "nginx", "haproxy", "unshare"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: run bench/install-deps")
+    if "nginx" in args.only and not os.path.exists(NGINX_STREAM_MODULE):
+        sys.exit(f"{NGINX_STREAM_MODULE} missing: run bench/install-deps (libnginx-mod-stream)")
+
+
+def main():
+    args = parse_args()
+    preflight(args)
+    started = time.monotonic()
+    machine = machine_description()
+    machine["date"] = datetime.date.today().isoformat()
+    nofile = raise_nofile_limit()
+    if nofile < 2 * args.hold + 1000:
+        log(f"warning: open file limit {nofile} is low for {args.hold} held connections")
+    procs = Processes()
+    workdir = tempfile.mkdtemp(prefix="tailgate-bench-")
+    os.chmod(workdir, 0o711)   # nginx workers (user nobody) read the backend's files below it
+    old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # run the cleanup below
+    signal.signal(signal.SIGINT, signal.default_int_handler)             # also when started with & 
+    try:
+        log(f"work directory {workdir}")
+        certs = make_certificates(workdir)
+        hosts = write_hosts_file(workdir)
+        check_hosts_namespace(hosts)
+        backend = start_backends(procs, workdir, certs, nofile)
+        rows = {}
+        for name in args.only:
+            rows[name] = direct_row(backend) if name == "direct" else \
+                start_proxy(procs, name, workdir, backend["ports"], nofile)
+        ctx = {"procs": procs, "ca": certs["ca"], "hosts": hosts, "backend": backend, "rounds": args.rounds,
+               "duration": args.duration, "hold": args.hold, "quick": args.quick,
+               "results_dir": args.results_dir}
+        failures, samples = {}, {}
+        for name, row in rows.items():
+            problems = check_row(ctx, row)
+            if problems:
+                failures[name] = problems
+                log(f"{name}: FAILED correctness: {'; '.join(problems)}")
+            samples[name] = {metric: [] for metric, _ in METRICS}
+        run_rounds(ctx, list(rows.values()), samples, failures)
+        for name in rows:   # a failed measurement marks its row, not only its cell
+            for metric, _ in METRICS:
+                for s in samples[name][metric]:
+                    if s["problems"]:
+                        failures.setdefault(f"{name} {metric}", []).extend(s["problems"])
+        row_failures = {n: f for n, f in failures.items() if n in rows}
+        table = results_table(ctx, args.only, samples, row_failures)
+        ratios = ratio_lines(samples, args.only, row_failures)
+        notes = log_summary(rows)
+        notes += [f"FAILED {n}: {'; '.join(sorted(set(f)))[:500]}" for n, f in failures.items()
+                  if n not in rows]
+        print("\n".join([table, "", *ratios, "",
+                         "tailgate logs one line per connection (default level info); "
+                         "HAProxy and nginx stream log none.", *[f"- {n}" for n in notes]]))
+        procs.stop_all()
+        reload_table = None
+        if not args.skip_reload and "tailgate" in rows:
+            log("reload latency (bench/reload_latency.py)")
+            reload_table = run_reload_latency()
+            print("\n" + reload_table)
+        machine["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+        machine["elapsed_min"] = (time.monotonic() - started) / 60
+        report = render_report(ctx, machine, table, ratios, notes, reload_table)
+        raw = {"machine": machine, "options": vars(args), "samples": samples, "failures": failures,
+               "reload_latency": reload_table,
+               "configs": {n: open(r["config"]).read() for n, r in [("backend", backend), *rows.items()]
+                           if r.get("config")}}
+        base = save_results(ctx, machine, report, raw)
+        log(f"wrote {base}.md and {base}.json ({machine['elapsed_min']:.1f} min)")
+        return 1 if failures else 0
+    finally:
+        procs.stop_all()
+        signal.signal(signal.SIGTERM, old_term)
+        if args.keep_workdir:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
