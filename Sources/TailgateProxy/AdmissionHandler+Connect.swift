@@ -7,30 +7,12 @@ import TailgateWire
 extension AdmissionHandler {
     /// Routes a complete ClientHello and starts connecting to the upstream.
     func admit(_ hello: ClientHelloInfo, context: ChannelHandlerContext) {
-        record.serverName = hello.serverName
-        record.alpn = hello.alpn
-        if let header = machine.proxyHeader, header.command == .proxy, let source = header.source {
-            record.client = source
-        }
-        let match = policy.routes.route(serverName: hello.serverName)
-        switch match {
-        case .exact(let upstream): record.route = hello.serverName ?? upstream
-        case .wildcard(let pattern, _): record.route = pattern
-        case .fallback: record.route = "default"
-        case .none: record.route = "none"
-        }
-        guard let upstreamName = match.upstream, let pool = policy.upstreams[upstreamName] else {
+        guard let pool = policy.route(hello, proxyHeader: machine.proxyHeader, record: record) else {
             reject(.noRoute, detail: nil, context: context)
             return
         }
-        record.upstream = upstreamName
         phase = .connecting
-        let (servers, allDown) = pool.candidates()
-        if allDown, pool.health.shouldWarnAllDown(pool.name) {
-            record.logger.warning("every server of the upstream is marked down by its checks; trying them anyway", metadata: [
-                "upstream": .string(pool.name),
-            ])
-        }
+        let servers = policy.servers(of: pool, record: record)
         if let engine = policy.splice {
             handOff(to: engine, pool: pool, servers: servers, context: context)
         } else {
@@ -132,23 +114,10 @@ extension AdmissionHandler {
     }
 
     func writeProxyHeader(_ mode: ProxyProtocolMode, into payload: inout ByteBuffer, context: ChannelHandlerContext) {
-        guard mode != .none else { return }
-        var source = context.channel.remoteAddress
-        var destination = context.channel.localAddress
-        if let header = machine.proxyHeader, header.command == .proxy, header.source != nil {
-            source = header.source
-            destination = header.destination
-        }
-        source = source?.unmappingIPv4()
-        destination = destination?.unmappingIPv4()
-        switch mode {
-        case .none:
-            break
-        case .v1:
-            ProxyHeaderEncoder.writeV1(source: source, destination: destination, into: &payload)
-        case .v2:
-            ProxyHeaderEncoder.writeV2(command: .proxy, source: source, destination: destination, authority: record.serverName, into: &payload)
-        }
+        ListenerPolicy.writeProxyHeader(
+            mode, peer: context.channel.remoteAddress, local: context.channel.localAddress, inbound: machine.proxyHeader,
+            authority: record.serverName, into: &payload
+        )
     }
 
     /// Closes the pair once nothing has moved in either direction for `limit`; checks only as often as needed.

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -10,11 +11,15 @@ public final class BoundSocket: Sendable {
     public let address: SocketAddress
     private let listenerBox: NIOLockedValueBox<ListenerRuntime>
     private let channelBox = NIOLockedValueBox<(any Channel)?>(nil)
+    /// Set when the splice engine accepts on this socket itself (`relay = "splice"`).
+    private let spliceBox = NIOLockedValueBox<(descriptor: CInt, engine: SpliceRelayEngine, bound: SocketAddress)?>(nil)
     let connections = ConnectionRegistry()
+    let logger: Logger
 
-    init(address: SocketAddress, listener: ListenerRuntime) {
+    init(address: SocketAddress, listener: ListenerRuntime, logger: Logger) {
         self.address = address
         self.listenerBox = NIOLockedValueBox(listener)
+        self.logger = logger
     }
 
     /// The listener that new connections on this socket belong to.
@@ -24,10 +29,20 @@ public final class BoundSocket: Sendable {
     }
 
     /// Opens the socket. Throws the bind error (address in use, permission denied) as is.
+    ///
+    /// With a splice engine in the listener's policy, the engine's threads accept, admit and relay on the
+    /// socket themselves; otherwise SwiftNIO does (the `relay = "copy"` fallback). Which one serves a socket
+    /// is fixed when it is opened.
     public static func bind(
         _ address: SocketAddress, listener: ListenerRuntime, group: any EventLoopGroup, logger: Logger
     ) async throws -> BoundSocket {
-        let socket = BoundSocket(address: address, listener: listener)
+        let socket = BoundSocket(address: address, listener: listener, logger: logger)
+        if let engine = listener.policy.splice {
+            let (descriptor, bound) = try ListeningSocket.open(address)
+            socket.spliceBox.withLockedValue { $0 = (descriptor, engine, bound) }
+            engine.listen(descriptor, for: socket)
+            return socket
+        }
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1_024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -54,11 +69,16 @@ public final class BoundSocket: Sendable {
 
     /// The address actually bound (differs from `address` when port 0 was asked for).
     public var boundAddress: SocketAddress? {
-        channelBox.withLockedValue { $0?.localAddress }
+        if let splice = spliceBox.withLockedValue({ $0 }) { return splice.bound }
+        return channelBox.withLockedValue { $0?.localAddress }
     }
 
     /// Stops accepting; connections already accepted go on.
     public func close() async {
+        if let splice = spliceBox.withLockedValue({ box in defer { box = nil }; return box }) {
+            await splice.engine.stopListening(splice.descriptor)
+            Glibc.close(splice.descriptor)
+        }
         let channel = channelBox.withLockedValue { $0 }
         try? await channel?.close()
     }
@@ -83,19 +103,27 @@ public final class BoundSocket: Sendable {
         connections.closeAll()
     }
 
-    private func initializeConnection(_ channel: any Channel, logger: Logger) throws {
-        let listener = self.listener
-        let policy = listener.policy
+    /// Takes a connection slot, or counts the refusal (and warns, at most once a second) when the listener is full.
+    func admitOrRefuse(listener: ListenerRuntime, policy: ListenerPolicy) -> Bool {
         guard listener.admit(limit: policy.maxConnections) else {
             listener.countRefusedOverLimit()
             listener.metrics.overLimit(listener: listener.name)
-            channel.close(promise: nil)
             if listener.shouldWarnOverLimit() {
                 logger.warning("listener is at max_connections; closing new connections", metadata: [
                     "listener": .string(listener.name), "max_connections": .stringConvertible(policy.maxConnections),
                     "rejected_so_far": .stringConvertible(listener.refusedOverLimitCount),
                 ])
             }
+            return false
+        }
+        return true
+    }
+
+    private func initializeConnection(_ channel: any Channel, logger: Logger) throws {
+        let listener = self.listener
+        let policy = listener.policy
+        guard admitOrRefuse(listener: listener, policy: policy) else {
+            channel.close(promise: nil)
             return
         }
         let record = ConnectionRecord(listener: listener, logger: logger, peer: channel.remoteAddress)

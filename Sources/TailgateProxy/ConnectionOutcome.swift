@@ -18,7 +18,9 @@ public enum ConnectionOutcome: String, Sendable, CaseIterable {
     case upstreamUnavailable = "upstream_unavailable"
     /// Nothing moved for idle_timeout.
     case idleTimeout = "idle_timeout"
-    /// A socket error on either side.
+    /// The client or the server reset the connection (or vanished while we wrote); the reason says which.
+    case reset
+    /// Any other socket error on either side.
     case error
     /// Cut by shutdown after drain_timeout.
     case drainTimeout = "drain_timeout"

@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 
 /// One side of a relayed pair: what it reads it writes to its partner's channel, holding reads
@@ -72,7 +73,8 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        record.end(.error, detail: "\(side == .client ? "client" : "upstream"): \(error)")
+        let reset = (error as? IOError).map { $0.errnoCode == ECONNRESET || $0.errnoCode == EPIPE } ?? false
+        record.end(reset ? .reset : .error, detail: "\(side == .client ? "client" : "upstream"): \(error)")
         context.close(promise: nil)
     }
 

@@ -20,6 +20,9 @@ int tailgate_epoll_control(int epoll, int operation, int fd, uint32_t events, ui
 /// epoll_wait(2) into parallel arrays of events and tokens.
 int tailgate_epoll_wait(int epoll, uint32_t *events, uint64_t *tokens, int capacity, int timeout_ms);
 
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int tailgate_accept(int listener, void *address, unsigned int *length);
+
 /// Names the calling thread (at most 15 bytes are kept), as ps and top show it.
 void tailgate_name_thread(const char *name);
 
@@ -29,6 +32,7 @@ enum {
     TAILGATE_EPOLLERR = 0x008,
     TAILGATE_EPOLLHUP = 0x010,
     TAILGATE_EPOLLRDHUP = 0x2000,
+    TAILGATE_EPOLLEXCLUSIVE = 1 << 28,
 };
 
 #endif

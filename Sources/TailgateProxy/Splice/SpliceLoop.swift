@@ -6,12 +6,22 @@ import NIOCore
 /// plus a coarse timer pass for connect and idle timeouts. Lives on its thread only.
 final class SpliceLoop {
     static let wakeupToken = UInt64.max
+    /// Listening sockets carry this bit in their epoll token; connections carry their bare descriptor.
+    static let listenerBit: UInt64 = 1 << 32
+    /// After EMFILE/ENFILE, how long a listener rests before accepting again (no busy loop while out of descriptors).
+    static let acceptPause: TimeAmount = .milliseconds(250)
 
     let worker: SpliceWorker
     let pipes = SplicePipePool()
+    /// Where copy-mode reads land before they are written out; shared by the thread's sessions.
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16_384, alignment: 64)
     /// Sessions by descriptor (both the client's and the upstream's), for O(1) dispatch.
     private var byDescriptor: [SpliceSession?] = []
     private var byID: [UInt64: SpliceSession] = [:]
+    private var listening: [CInt: BoundSocket] = [:]
+    /// Listeners taken out of epoll after running out of descriptors, and when to put them back.
+    private var paused: [CInt: NIODeadline] = [:]
+    private var lastExhaustionWarning = NIODeadline.uptimeNanoseconds(0)
     private var stopping = false
     private var nextTimerPass = NIODeadline.now()
 
@@ -33,6 +43,8 @@ final class SpliceLoop {
                 let token = tokens[index]
                 if token == Self.wakeupToken {
                     handleCommands()
+                } else if token & Self.listenerBit != 0 {
+                    acceptConnections(on: CInt(truncatingIfNeeded: token & 0xFFFF_FFFF))
                 } else if let session = session(for: CInt(truncatingIfNeeded: token)) {
                     session.handle(events[index], on: CInt(truncatingIfNeeded: token), loop: self)
                 }
@@ -45,11 +57,12 @@ final class SpliceLoop {
         }
         for session in Array(byID.values) { session.close(loop: self) }
         pipes.drain()
+        scratch.deallocate()
     }
 
     /// Blocks indefinitely when there is nothing to time out; otherwise wakes for the next timer pass.
     private func waitMilliseconds() -> CInt {
-        guard !byID.isEmpty else { return -1 }
+        guard !byID.isEmpty || !paused.isEmpty else { return -1 }
         let left = (nextTimerPass - NIODeadline.now()).nanoseconds / 1_000_000
         return CInt(max(0, min(left + 1, 1_000)))
     }
@@ -66,6 +79,15 @@ final class SpliceLoop {
                 guard let session = byID[id] else { continue }
                 session.record.end(.drainTimeout)
                 session.close(loop: self)
+            case .listen(let descriptor, let socket):
+                listening[descriptor] = socket
+                let events = UInt32(TAILGATE_EPOLLIN) | UInt32(truncatingIfNeeded: TAILGATE_EPOLLEXCLUSIVE)
+                _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor) | Self.listenerBit)
+            case .unlisten(let descriptor, let countdown):
+                if listening.removeValue(forKey: descriptor) != nil, paused.removeValue(forKey: descriptor) == nil {
+                    _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
+                }
+                countdown.done()
             case .stop:
                 stopping = true
                 for session in Array(byID.values) {
@@ -76,11 +98,77 @@ final class SpliceLoop {
         }
     }
 
-    /// Connect deadlines (every 100 ms) and idle timeouts.
+    /// Connect deadlines (every 100 ms) and idle timeouts; listeners resting after descriptor exhaustion.
     private func timerPass(_ now: NIODeadline) {
+        for (descriptor, until) in paused where now >= until {
+            paused[descriptor] = nil
+            let events = UInt32(TAILGATE_EPOLLIN) | UInt32(truncatingIfNeeded: TAILGATE_EPOLLEXCLUSIVE)
+            _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor) | Self.listenerBit)
+        }
         for session in Array(byID.values) {
             session.checkTimers(now: now, loop: self)
         }
+    }
+
+    // MARK: - Accepting
+
+    /// Accepts what is queued on a listening socket (a bounded batch, so one listener cannot starve the loop).
+    private func acceptConnections(on listener: CInt) {
+        guard let socket = listening[listener] else { return }
+        for _ in 0..<32 {
+            var storage = sockaddr_storage()
+            var length = UInt32(MemoryLayout<sockaddr_storage>.size)
+            let descriptor = tailgate_accept(listener, &storage, &length)
+            if descriptor >= 0 {
+                admit(descriptor, peer: SocketAddress(storage), on: socket)
+                continue
+            }
+            switch errno {
+            case EAGAIN, EWOULDBLOCK:
+                return
+            case EINTR, ECONNABORTED, EPROTO, EPERM:
+                continue
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                pauseAccepting(listener, socket: socket, error: SystemCallError("accept4"))
+                return
+            default:
+                socket.logger.error("accept failed", metadata: ["error": .string("\(SystemCallError("accept4"))")])
+                return
+            }
+        }
+    }
+
+    /// Out of descriptors: stop watching the listener for a moment instead of spinning on it; new connections
+    /// wait in the kernel's accept queue meanwhile.
+    private func pauseAccepting(_ listener: CInt, socket: BoundSocket, error: SystemCallError) {
+        _ = tailgate_epoll_control(worker.epoll, 2, listener, 0, 0)
+        let now = NIODeadline.now()
+        paused[listener] = now + Self.acceptPause
+        if now - lastExhaustionWarning >= .seconds(1) {
+            lastExhaustionWarning = now
+            socket.logger.warning("cannot accept: out of file descriptors; pausing accepts", metadata: [
+                "error": .string(error.description), "pause_ms": .stringConvertible(Self.acceptPause.nanoseconds / 1_000_000),
+                "open_connections": .stringConvertible(byID.count),
+            ])
+        }
+    }
+
+    private func admit(_ descriptor: CInt, peer: SocketAddress?, on socket: BoundSocket) {
+        let listener = socket.listener
+        let policy = listener.policy
+        guard socket.admitOrRefuse(listener: listener, policy: policy) else {
+            Glibc.close(descriptor)
+            return
+        }
+        var one: CInt = 1
+        _ = setsockopt(descriptor, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
+        let record = ConnectionRecord(listener: listener, logger: socket.logger, peer: peer)
+        let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
+        socket.connections.add(connection)
+        let session = SpliceSession(accepted: descriptor, record: record, policy: policy, registry: socket.connections, connection: connection)
+        byID[connection.id] = session
+        worker.sessionStarted()
+        session.startAdmission(loop: self)
     }
 
     // MARK: - Descriptor bookkeeping

@@ -38,10 +38,43 @@ public final class SpliceRelayEngine: Sendable {
         worker.post(.adopt(ticket, connection))
     }
 
+    /// Starts accepting on `descriptor` in every thread (the kernel wakes one thread per connection).
+    func listen(_ descriptor: CInt, for socket: BoundSocket) {
+        for worker in workers { worker.post(.listen(descriptor, socket)) }
+    }
+
+    /// Stops accepting on `descriptor` in every thread; returns once none of them watches it any more,
+    /// so that the caller may close it.
+    func stopListening(_ descriptor: CInt) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let countdown = SpliceCountdown(count: workers.count, continuation: continuation)
+            for worker in workers { worker.post(.unlisten(descriptor, countdown)) }
+        }
+    }
+
     /// Closes whatever is still relayed and stops the threads; waits until they have exited.
     public func shutdown() {
         for worker in workers { worker.post(.stop) }
         for worker in workers { worker.join() }
+    }
+}
+
+/// Resumes a continuation once every relay thread has answered.
+final class SpliceCountdown: Sendable {
+    private let state: Mutex<(left: Int, continuation: CheckedContinuation<Void, Never>?)>
+
+    init(count: Int, continuation: CheckedContinuation<Void, Never>) {
+        state = Mutex((count, continuation))
+    }
+
+    func done() {
+        let finished = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.left -= 1
+            guard state.left == 0 else { return nil }
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        finished?.resume()
     }
 }
 

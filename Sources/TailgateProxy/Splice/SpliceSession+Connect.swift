@@ -5,6 +5,7 @@ import NIOCore
 extension SpliceSession {
     /// Starts a non-blocking connect to the next server; past the last one the connection is refused.
     func connectNext(loop: SpliceLoop) {
+        guard let pool else { return }
         while attempt < servers.count {
             let server = servers[attempt]
             record.server = server
@@ -37,6 +38,7 @@ extension SpliceSession {
 
     /// The upstream socket became writable (or failed): the connect is done one way or the other.
     func finishConnect(loop: SpliceLoop) {
+        guard let pool else { return }
         let error = pendingSocketError(upstream)
         guard error == 0 else {
             connectFailed(SystemCallError("connect", errno: error).description, loop: loop)
@@ -63,6 +65,7 @@ extension SpliceSession {
     }
 
     private func noteConnectFailure(_ server: SocketAddress, _ reason: String, loop: SpliceLoop) {
+        guard let pool else { return }
         pool.metrics.connectFailed(upstream: pool.name, server: server.endpointDescription)
         attempt += 1
         if attempt >= servers.count {

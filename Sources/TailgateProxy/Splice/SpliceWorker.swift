@@ -22,6 +22,8 @@ struct SpliceTicket: @unchecked Sendable {
 enum SpliceCommand: Sendable {
     case adopt(SpliceTicket, SpliceConnection)
     case closeAtDrainDeadline(UInt64)
+    case listen(CInt, BoundSocket)
+    case unlisten(CInt, SpliceCountdown)
     case stop
 }
 

@@ -1,0 +1,60 @@
+import NIOCore
+import TailgateConfig
+import TailgateWire
+
+extension ListenerPolicy {
+    /// Routes a complete ClientHello: records the SNI, ALPN, the client (a trusted PROXY header's source),
+    /// the route label and the upstream. Nil when nothing matches and the listener has no default.
+    func route(_ hello: ClientHelloInfo, proxyHeader: ProxyHeader?, record: ConnectionRecord) -> UpstreamPool? {
+        record.serverName = hello.serverName
+        record.alpn = hello.alpn
+        if let header = proxyHeader, header.command == .proxy, let source = header.source {
+            record.client = source
+        }
+        let match = routes.route(serverName: hello.serverName)
+        switch match {
+        case .exact(let upstream): record.route = hello.serverName ?? upstream
+        case .wildcard(let pattern, _): record.route = pattern
+        case .fallback: record.route = "default"
+        case .none: record.route = "none"
+        }
+        guard let name = match.upstream, let pool = upstreams[name] else { return nil }
+        record.upstream = name
+        return pool
+    }
+
+    /// The servers to try, in order; warns (rate-limited) when every one is marked down.
+    func servers(of pool: UpstreamPool, record: ConnectionRecord) -> [SocketAddress] {
+        let (servers, allDown) = pool.candidates()
+        if allDown, pool.health.shouldWarnAllDown(pool.name) {
+            record.logger.warning("every server of the upstream is marked down by its checks; trying them anyway", metadata: [
+                "upstream": .string(pool.name),
+            ])
+        }
+        return servers
+    }
+
+    /// Writes the outbound PROXY header: the trusted inbound header's addresses when there was one,
+    /// else the socket's peer and local address (IPv4-mapped addresses as IPv4).
+    static func writeProxyHeader(
+        _ mode: ProxyProtocolMode, peer: SocketAddress?, local: SocketAddress?, inbound: ProxyHeader?, authority: String?,
+        into payload: inout ByteBuffer
+    ) {
+        var source = peer
+        var destination = local
+        if let inbound, inbound.command == .proxy, inbound.source != nil {
+            source = inbound.source
+            destination = inbound.destination
+        }
+        source = source?.unmappingIPv4()
+        destination = destination?.unmappingIPv4()
+        switch mode {
+        case .none:
+            break
+        case .v1:
+            ProxyHeaderEncoder.writeV1(source: source, destination: destination, into: &payload)
+        case .v2:
+            ProxyHeaderEncoder.writeV2(command: .proxy, source: source, destination: destination, authority: authority, into: &payload)
+        }
+    }
+}
