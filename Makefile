@@ -2,7 +2,7 @@
 build:
 	swift build
 release:
-	swift build -c release --product tailgate
+	scripts/build-release
 test:
 	scripts/test
 run:
@@ -18,3 +18,7 @@ deb:
 	packaging/build-deb
 deb-test: deb
 	packaging/test-deb
+
+.PHONY: fuzz
+fuzz:
+	fuzz/run

@@ -181,13 +181,15 @@ def cpu_seconds(pids):
     return ticks / CLK_TCK
 
 
-def rss_kib(pids):
+def rss_kib(pids, field="VmRSS:"):
+    """Sum of a /proc/PID/status memory field: VmRSS (all resident pages, including clean pages of the
+    binary and libraries, which the kernel can drop and share) or RssAnon (private memory)."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
         except (FileNotFoundError, ProcessLookupError):
             pass
@@ -575,11 +577,12 @@ def measure_memory(ctx, row):
     if problems:
         return {"problems": ["after restart: " + "; ".join(problems)]}
     before = idle_rss(ctx, row)
+    anon_before = rss_kib(row_pids(row), "RssAnon:")
     argv = [sys.executable, os.path.join(ROOT, "bench", "hold_connections.py"), "--port", str(row["port"]),
             "--sni", HOSTS["a"], "--count", str(ctx["hold"]), "--cafile", ctx["ca"]]
     holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               start_new_session=True, text=True)
-    r = {"problems": [], "rss_idle_kib": before, "held": ctx["hold"]}
+    r = {"problems": [], "rss_idle_kib": before, "anon_idle_kib": anon_before, "held": ctx["hold"]}
     try:
         ready, _, _ = select.select([holder.stdout], [], [], 600)
         line = holder.stdout.readline().strip() if ready else "no answer within 600 s"
@@ -642,6 +645,7 @@ COLUMNS = [  # (header, metric, key, format)
     ("MB/s", "bulk", "mb_per_s", "{:,.0f}"),
     ("CPU-ms/GiB", "bulk", "cpu_ms_per_gib", "{:,.0f}"),
     ("RSS idle", "memory", "rss_idle_kib", "{:,.0f} KiB"),
+    ("private idle", "memory", "anon_idle_kib", "{:,.0f} KiB"),
     ("KiB/conn @{hold}", "memory", "kib_per_conn", "{:.1f}"),
 ]
 
