@@ -100,6 +100,7 @@ actor Supervisor {
             "listeners": .stringConvertible(configuration.listeners.count), "upstreams": .stringConvertible(configuration.upstreams.count),
         ])
         notifier.send("READY=1\nSTATUS=\(await statusLine())\nMAINPID=\(getpid())")
+        StartupPages.release()
     }
 
     /// SIGHUP: re-reads the file and applies it as one transaction, or changes nothing.
