@@ -17,8 +17,10 @@ actor ListenerSet: ReloadStep {
     private var draining: [ObjectIdentifier: BoundSocket] = [:]
 
     private let metrics: ProxyMetrics
+    private let budget: ConnectionBudget
 
-    init(group: any EventLoopGroup, logger: Logger, metrics: ProxyMetrics) {
+    init(group: any EventLoopGroup, logger: Logger, metrics: ProxyMetrics, budget: ConnectionBudget) {
+        self.budget = budget
         self.group = group
         self.logger = logger
         self.metrics = metrics
@@ -48,7 +50,7 @@ actor ListenerSet: ReloadStep {
                 nextRuntimes[listener.name] = existing
                 publish.append((existing, policy))
             } else {
-                nextRuntimes[listener.name] = ListenerRuntime(policy: policy, metrics: metrics)
+                nextRuntimes[listener.name] = ListenerRuntime(policy: policy, metrics: metrics, budget: budget)
             }
             for bind in listener.binds { desired[bind.value] = listener.name }
         }

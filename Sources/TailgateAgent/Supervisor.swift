@@ -34,6 +34,10 @@ actor Supervisor {
     let registry: PrometheusCollectorRegistry
     let metrics: ProxyMetrics
     let healthBoard = ServerHealthBoard()
+    /// `[global] max_connections`, shared by every listener.
+    let budget: ConnectionBudget
+    /// The open-file limit after raising the soft limit to the hard one, and the global limit it implies.
+    let openFileLimit: Int
     let counterSync = CounterSync()
     let checker: UpstreamChecker
     let startedAt = ContinuousClock.now
@@ -70,7 +74,9 @@ actor Supervisor {
         self.registry = PrometheusCollectorRegistry()
         self.metrics = ProxyMetrics(registry: registry)
         self.checker = UpstreamChecker(board: healthBoard, logger: logger)
-        self.listeners = ListenerSet(group: group, logger: logger, metrics: metrics)
+        self.openFileLimit = OpenFileLimit.raise()
+        self.budget = ConnectionBudget(limit: ConnectionBudget.defaultLimit(openFileLimit: openFileLimit))
+        self.listeners = ListenerSet(group: group, logger: logger, metrics: metrics, budget: budget)
         self.firewall = FirewallController(logger: logger)
     }
 
@@ -85,6 +91,7 @@ actor Supervisor {
 
     /// Applies the first configuration; throws when a listener cannot be bound.
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
+        budget.limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
         let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
         do {
             try await ReloadTransaction.run(steps, plan: plan)
@@ -98,6 +105,7 @@ actor Supervisor {
         logger.info("ready", metadata: [
             "config": .string(configPath), "generation": .stringConvertible(1), "hash": .string(generation.shortHash),
             "listeners": .stringConvertible(configuration.listeners.count), "upstreams": .stringConvertible(configuration.upstreams.count),
+            "max_connections": .stringConvertible(budget.limit), "open_file_limit": .stringConvertible(openFileLimit),
         ])
         notifier.send("READY=1\nSTATUS=\(await statusLine())\nMAINPID=\(getpid())")
         StartupPages.release()
@@ -121,6 +129,7 @@ actor Supervisor {
             do {
                 try await ReloadTransaction.run(steps, plan: plan)
                 lastBindFailure = nil
+                budget.limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
             } catch {
                 if error.underlying is AgentError { lastBindFailure = "\(error.underlying)" }
                 throw ConfigurationErrors([ConfigurationError(

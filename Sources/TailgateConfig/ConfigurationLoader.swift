@@ -32,11 +32,13 @@ public enum ConfigurationLoader {
         var root = TableReader(document, path: "", errors: errors)
         var drainTimeout = ConfigurationDefaults.drainTimeout
         var relay = RelayMode.splice
+        var maxConnections: Int?
         if let global = root.table("global") {
             var reader = TableReader(global.value, path: "global", errors: errors)
             drainTimeout = reader.duration("drain_timeout") ?? drainTimeout
             relay = reader.choice("relay", RelayMode.self) ?? relay
-            reader.reportUnknownKeys(expected: ["drain_timeout", "relay"])
+            maxConnections = reader.integer("max_connections", in: 1...10_000_000)?.value
+            reader.reportUnknownKeys(expected: ["drain_timeout", "relay", "max_connections"])
         }
         var log = LogConfiguration()
         if let table = root.table("log") {
@@ -99,7 +101,7 @@ public enum ConfigurationLoader {
         checkBindConflicts(listeners, errors: errors)
         applyCheckServerNames(&upstreams, listeners: listeners)
         return TailgateConfiguration(
-            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, firewall: firewall, health: health
+            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, maxConnections: maxConnections, firewall: firewall, health: health
         )
     }
 

@@ -12,6 +12,9 @@ public struct TailgateConfiguration: Sendable {
     public var drainTimeout: Duration
     /// How admitted connections are relayed (`[global] relay`).
     public var relay: RelayMode = .splice
+    /// `[global] max_connections`: open client connections over all listeners; nil = derived from the
+    /// open-file limit at start.
+    public var maxConnections: Int? = nil
     /// The `[firewall]` table; nil when absent (tailgate then leaves nftables alone).
     public var firewall: FirewallConfiguration?
     /// The `[health]` table; nil when absent (no HTTP endpoint).

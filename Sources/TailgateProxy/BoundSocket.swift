@@ -105,18 +105,24 @@ public final class BoundSocket: Sendable {
 
     /// Takes a connection slot, or counts the refusal (and warns, at most once a second) when the listener is full.
     func admitOrRefuse(listener: ListenerRuntime, policy: ListenerPolicy) -> Bool {
-        guard listener.admit(limit: policy.maxConnections) else {
-            listener.countRefusedOverLimit()
-            listener.metrics.overLimit(listener: listener.name)
-            if listener.shouldWarnOverLimit() {
+        guard let refusal = listener.admit(limit: policy.maxConnections) else { return true }
+        listener.countRefusedOverLimit()
+        listener.metrics.overLimit(listener: listener.name)
+        if listener.shouldWarnOverLimit() {
+            switch refusal {
+            case .listenerFull:
                 logger.warning("listener is at max_connections; closing new connections", metadata: [
                     "listener": .string(listener.name), "max_connections": .stringConvertible(policy.maxConnections),
                     "rejected_so_far": .stringConvertible(listener.refusedOverLimitCount),
                 ])
+            case .processFull:
+                logger.warning("the agent is at [global] max_connections; closing new connections", metadata: [
+                    "listener": .string(listener.name), "max_connections": .stringConvertible(listener.budget.limit),
+                    "rejected_so_far": .stringConvertible(listener.budget.refusedCount),
+                ])
             }
-            return false
         }
-        return true
+        return false
     }
 
     private func initializeConnection(_ channel: any Channel, logger: Logger) throws {

@@ -16,9 +16,11 @@ public final class ListenerRuntime: Sendable {
 
     let metrics: ProxyMetrics
     let counters: ListenerCounters
+    let budget: ConnectionBudget
 
-    public init(policy: ListenerPolicy, metrics: ProxyMetrics) {
+    public init(policy: ListenerPolicy, metrics: ProxyMetrics, budget: ConnectionBudget = ConnectionBudget(limit: .max)) {
         self.metrics = metrics
+        self.budget = budget
         self.name = policy.name
         metrics.initialize(listener: policy.name)
         self.counters = ListenerCounters(listener: policy.name, metrics: metrics)
@@ -44,16 +46,23 @@ public final class ListenerRuntime: Sendable {
     /// Connections refused because the listener was at max_connections (outcomes are in the metrics).
     public var refusedOverLimitCount: Int { refusedOverLimit.load(ordering: .relaxed) }
 
-    /// Takes a slot for a new connection; false when the listener is full.
-    func admit(limit: Int) -> Bool {
+    /// Why a connection was not admitted.
+    enum Refusal { case listenerFull, processFull }
+
+    /// Takes a slot for a new connection on this listener and in the process-wide budget; nil when admitted.
+    func admit(limit: Int) -> Refusal? {
         accepted.add(1, ordering: .relaxed)
         counters.accepted.increment()
         let now = active.add(1, ordering: .relaxed).newValue
         if now > limit {
             active.subtract(1, ordering: .relaxed)
-            return false
+            return .listenerFull
         }
-        return true
+        guard budget.take() else {
+            active.subtract(1, ordering: .relaxed)
+            return .processFull
+        }
+        return nil
     }
 
     /// True at most once per second, so a flood over max_connections cannot flood the log.
@@ -66,6 +75,7 @@ public final class ListenerRuntime: Sendable {
 
     func release() {
         active.subtract(1, ordering: .relaxed)
+        budget.give()
     }
 
     func countRefusedOverLimit() {

@@ -4,9 +4,14 @@ import Testing
 /// The relay's contract: half-closes pass through, a slow side holds the other back, idle connections end.
 @Suite(.serialized)
 struct RelayIntegrationTests {
-    static func start(upstreamPort: Int, in sandbox: Sandbox, idle: String = "10m") throws -> (TailgateInstance, Int) {
+    /// Both relays: splice(2) through the engine (the default) and NIO's copying fallback.
+    static let relays = ["splice", "copy"]
+
+    static func start(upstreamPort: Int, in sandbox: Sandbox, idle: String = "10m", relay: String) throws -> (TailgateInstance, Int) {
         let port = Sandbox.freePort()
         let tailgate = try TailgateInstance.start(config: """
+            [global]
+            relay = "\(relay)"
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
             default = "raw"
@@ -17,11 +22,11 @@ struct RelayIntegrationTests {
         return (tailgate, port)
     }
 
-    @Test func aClientHalfCloseReachesTheServerWhichCanStillAnswer() throws {
-        let sandbox = try Sandbox("half-close")
+    @Test(arguments: relays) func aClientHalfCloseReachesTheServerWhichCanStillAnswer(relay: String) throws {
+        let sandbox = try Sandbox("half-close-\(relay)")
         defer { sandbox.tearDown() }
         let server = try RawServer(.replyAfterEOF("answer after your EOF"))
-        let (tailgate, port) = try Self.start(upstreamPort: server.port, in: sandbox)
+        let (tailgate, port) = try Self.start(upstreamPort: server.port, in: sandbox, relay: relay)
         let hello = try Captures.load("curl.bin")
         let client = try RawClient(host: "127.0.0.1", port: port)
         client.send(hello + Array("and some more".utf8))
@@ -35,11 +40,11 @@ struct RelayIntegrationTests {
         #expect(line?.contains("bytes_in=\(hello.count + 13) bytes_out=21") == true)
     }
 
-    @Test func aServerThatNeverReadsHoldsTheClientBackInsteadOfFillingMemory() throws {
-        let sandbox = try Sandbox("backpressure")
+    @Test(arguments: relays) func aServerThatNeverReadsHoldsTheClientBackInsteadOfFillingMemory(relay: String) throws {
+        let sandbox = try Sandbox("backpressure-\(relay)")
         defer { sandbox.tearDown() }
         let server = try RawServer(.neverRead(seconds: 6))
-        let (tailgate, port) = try Self.start(upstreamPort: server.port, in: sandbox)
+        let (tailgate, port) = try Self.start(upstreamPort: server.port, in: sandbox, relay: relay)
         let baseline = residentKiB(tailgate.process.pid)
         let client = try RawClient(host: "127.0.0.1", port: port)
         client.send(try Captures.load("curl.bin"))
@@ -54,7 +59,7 @@ struct RelayIntegrationTests {
             if sent > 0 { accepted += sent } else { usleep(10_000) }
         }
         let grown = residentKiB(tailgate.process.pid) - baseline
-        // Kernel socket buffers on both hops plus NIO's write buffer; far below what 3 s of loopback could push (GBs).
+        // Kernel socket buffers on both hops plus at most a pipe or NIO's write buffer; far below what 3 s of loopback could push (GBs).
         #expect(accepted < 64 * 1_048_576, "accepted \(accepted) bytes")
         #expect(grown < 32 * 1_024, "RSS grew by \(grown) KiB")
         // When the server gives up, both sides are closed and the connection is logged.
@@ -62,11 +67,11 @@ struct RelayIntegrationTests {
         #expect(client.waitForClose(timeout: 5))
     }
 
-    @Test func anIdleConnectionIsClosedAfterIdleTimeout() throws {
-        let sandbox = try Sandbox("idle")
+    @Test(arguments: relays) func anIdleConnectionIsClosedAfterIdleTimeout(relay: String) throws {
+        let sandbox = try Sandbox("idle-\(relay)")
         defer { sandbox.tearDown() }
         let server = try RawServer(.drain)
-        let (tailgate, port) = try Self.start(upstreamPort: server.port, in: sandbox, idle: "1s")
+        let (tailgate, port) = try Self.start(upstreamPort: server.port, in: sandbox, idle: "1s", relay: relay)
         let client = try RawClient(host: "127.0.0.1", port: port)
         client.send(try Captures.load("curl.bin"))
         let start = Date()

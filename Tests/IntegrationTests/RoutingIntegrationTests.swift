@@ -94,13 +94,15 @@ struct RoutingIntegrationTests {
         #expect(answers.values.reduce(0, +) == 9)
     }
 
-    @Test func aHundredMebibytesCrossIntactBothWays() throws {
-        let sandbox = try Sandbox("bulk")
+    @Test(arguments: RelayIntegrationTests.relays) func aHundredMebibytesCrossIntactBothWays(relay: String) throws {
+        let sandbox = try Sandbox("bulk-\(relay)")
         defer { sandbox.tearDown() }
         try sandbox.makeCertificate("server", dnsNames: ["files.example.com"])
         let upstream = try NginxUpstream.start("files", in: sandbox)
         let port = Sandbox.freePort()
         let tailgate = try TailgateInstance.start(config: """
+            [global]
+            relay = "\(relay)"
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
             default = "files"

@@ -181,6 +181,25 @@ private func errors(_ text: String) -> [String] {
     #expect(config.drainTimeout == .seconds(90))
     #expect(config.log.format == .json)
     #expect(config.log.level == .debug)
+    #expect(config.relay == .splice)
+    #expect(config.maxConnections == nil)
+}
+
+@Test func relayModeAndTheGlobalLimitAreReadAndChecked() throws {
+    let base = """
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        default = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """
+    let config = try ConfigurationLoader.load(text: "[global]\nrelay = \"copy\"\nmax_connections = 500\n" + base, file: "t.toml")
+    #expect(config.relay == .copy)
+    #expect(config.maxConnections == 500)
+    let wrongMode = errors("[global]\nrelay = \"zerocopy\"\n" + base)
+    #expect(wrongMode.contains { $0.contains("t.toml:2:9") && $0.contains("\"splice\", \"copy\"") })
+    let zero = errors("[global]\nmax_connections = 0\n" + base)
+    #expect(zero.contains { $0.contains("t.toml:2:") && $0.contains("max_connections") })
 }
 
 @Test func theFirewallTableIsReadWithDefaults() throws {

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// Process-wide limits: `[global] max_connections` and running out of file descriptors.
+@Suite(.serialized) struct LimitsIntegrationTests {
+    @Test func theGlobalLimitCapsConnectionsOverAllListenersAndFreesSlotsAsTheyClose() throws {
+        let sandbox = try Sandbox("global-limit")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        let app = try NginxUpstream.start("app", in: sandbox)
+        let first = Sandbox.freePort(), second = Sandbox.freePort(), health = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: """
+            [global]
+            max_connections = 2
+            [health]
+            listen = "127.0.0.1:\(health)"
+            [listeners.one]
+            bind = ["127.0.0.1:\(first)"]
+            default = "app"
+            client_hello_timeout = "20s"
+            [listeners.two]
+            bind = ["127.0.0.1:\(second)"]
+            default = "app"
+            client_hello_timeout = "20s"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(app.proxyPort)"]
+            send_proxy = "v2"
+            """, in: sandbox)
+        #expect(tailgate.process.output.contains("max_connections=2"))
+        let held = [try RawClient(host: "127.0.0.1", port: first), try RawClient(host: "127.0.0.1", port: first)]
+        usleep(300_000)
+        // The other listener is under its own limit, but the process is full.
+        let refused = try RawClient(host: "127.0.0.1", port: second)
+        #expect(refused.waitForClose(timeout: 3))
+        #expect(tailgate.process.waitForOutput("the agent is at [global] max_connections"))
+        let samples = HealthIntegrationTests.parsedMetrics(health).samples
+        #expect(samples["tailgate_connections_ended_total{listener=\"two\",outcome=\"over_limit\",route=\"none\"}"] == 1)
+        #expect(held.allSatisfy { !$0.waitForClose(timeout: 0.3) })
+        held[0].close()
+        #expect(Poll.until(timeout: 10) {
+            curl(sandbox, host: "app.example.com", port: second).output == "app 127.0.0.1 app.example.com\n"
+        })
+        held[1].close()
+    }
+
+    @Test func runningOutOfDescriptorsPausesAcceptingWithoutSpinningAndServiceResumes() throws {
+        let sandbox = try Sandbox("fd-exhaustion")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        let app = try NginxUpstream.start("app", in: sandbox)
+        let port = Sandbox.freePort()
+        let configPath = sandbox.path("tailgate.toml")
+        try sandbox.write("tailgate.toml", """
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            client_hello_timeout = "30s"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(app.proxyPort)"]
+            send_proxy = "v2"
+            """)
+        let tailgate = try sandbox.start(
+            "tailgate", "/usr/bin/prlimit", ["--nofile=64:64", Sandbox.tailgateBinary, "run", "--config", configPath]
+        )
+        #expect(Poll.until(timeout: 30) { tailgate.output.contains(" ready ") })
+        #expect(curl(sandbox, host: "app.example.com", port: port).output == "app 127.0.0.1 app.example.com\n")
+        // Idle connections (no ClientHello yet) until the agent cannot accept any more.
+        var idle: [RawClient] = []
+        for _ in 0..<90 {
+            if let client = try? RawClient(host: "127.0.0.1", port: port) { idle.append(client) }
+        }
+        #expect(tailgate.waitForOutput("cannot accept: out of file descriptors", timeout: 10))
+        // Paused, not spinning on a listener that stays readable: well under a tenth of a core.
+        let before = cpuSeconds(tailgate.pid)
+        usleep(2_000_000)
+        #expect(cpuSeconds(tailgate.pid) - before < 0.2)
+        for client in idle { client.close() }
+        #expect(Poll.until(timeout: 15) {
+            curl(sandbox, host: "app.example.com", port: port).output == "app 127.0.0.1 app.example.com\n"
+        })
+    }
+
+    /// User plus system CPU time of a process so far.
+    private func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command name: state is field 3; utime and stime are fields 14 and 15.
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
