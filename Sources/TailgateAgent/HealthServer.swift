@@ -32,6 +32,12 @@ struct HealthService: Service {
                     .bind(to: address.value).get()
                 channels.append(channel)
                 logger.info("health endpoint listening", metadata: ["bind": .string(address.value.endpointDescription)])
+                if address.value.ipAddress == "0.0.0.0" || address.value.ipAddress == "::" {
+                    // /status and /metrics name every route and server; say so when anyone can ask.
+                    logger.warning("health endpoint listens on every interface: /status and /metrics reveal routes and servers; prefer 127.0.0.1 or the tailnet address", metadata: [
+                        "bind": .string(address.value.endpointDescription),
+                    ])
+                }
             } catch {
                 logger.error("health endpoint cannot bind \(address.value.endpointDescription): \(error)")
                 await supervisor.noteHealthBindFailure("\(address.value.endpointDescription): \(error)")
