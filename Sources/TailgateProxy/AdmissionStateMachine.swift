@@ -22,6 +22,7 @@ struct AdmissionStateMachine {
     private(set) var state: State
     /// The PROXY header a trusted peer sent, once decoded.
     private(set) var proxyHeader: ProxyHeader?
+    private var sniffedHandshakeHeader = false
     private let sniffer: ClientHelloSniffer
     private let decoder: ProxyHeaderDecoder
 
@@ -45,6 +46,11 @@ struct AdmissionStateMachine {
             }
         }
         guard case .awaitingClientHello = state else { return .needMoreData }
+        // Sniff once the handshake header is in (an oversized or wrong message is refused right away),
+        // then only when a record completes.
+        let headerJustArrived = !sniffedHandshakeHeader && buffer.readableBytes >= 9
+        guard headerJustArrived || Self.endsOnRecordBoundary(buffer) else { return .needMoreData }
+        if buffer.readableBytes >= 9 { sniffedHandshakeHeader = true }
         do {
             guard let info = try sniffer.sniff(buffer) else { return .needMoreData }
             state = .decided
@@ -53,6 +59,24 @@ struct AdmissionStateMachine {
             state = .decided
             return .reject(.badClientHello, reason: error.rawValue)
         }
+    }
+
+    /// Whether the bytes so far end where a TLS record ends, or stop looking like TLS records at all.
+    ///
+    /// The sniffer parses from the start each time; calling it only when a record has completed keeps a
+    /// client that dribbles a 16 KiB ClientHello byte by byte from costing n²/2 parsing steps. Anything that
+    /// is not a plausible handshake record header goes to the sniffer at once, which rejects it.
+    static func endsOnRecordBoundary(_ buffer: ByteBuffer) -> Bool {
+        var offset = buffer.readerIndex
+        let end = buffer.writerIndex
+        while offset < end {
+            guard buffer.getInteger(at: offset, as: UInt8.self) == 0x16 else { return true }
+            if end - offset >= 2, buffer.getInteger(at: offset + 1, as: UInt8.self) != 0x03 { return true }
+            guard end - offset >= 5 else { return false }
+            guard let length = buffer.getInteger(at: offset + 3, as: UInt16.self), length <= 16_384 else { return true }
+            offset += 5 + Int(length)
+        }
+        return offset == end
     }
 
     /// What the peer was doing when the client_hello_timeout fired, for the log.

@@ -73,3 +73,31 @@ private func feed(_ bytes: [UInt8], step: Int, expectProxyHeader: Bool) -> (acti
     #expect(machine.process(&buffer) == .needMoreData)
     #expect(machine.timeoutReason == "waiting_for_client_hello")
 }
+
+@Test func theSnifferRunsOnlyWhenARecordCompletesSoDribblingCostsLinearTime() throws {
+    let hello = try capture("chromium-mlkem-fragmented.bin")
+    // Byte by byte, a multi-record ClientHello is still admitted at its last byte…
+    let (actions, _, _) = feed(hello, step: 1, expectProxyHeader: false)
+    guard case .admit = actions.last else {
+        Issue.record("not admitted: \(String(describing: actions.last))")
+        return
+    }
+    #expect(actions.count == hello.count)
+    // …and the gate opens only at record boundaries of a plausible handshake record.
+    var boundaries = 0
+    for end in 1...hello.count where AdmissionStateMachine.endsOnRecordBoundary(ByteBuffer(bytes: hello[0..<end])) {
+        boundaries += 1
+    }
+    var records = 0, offset = 0
+    while offset + 5 <= hello.count {
+        records += 1
+        offset += 5 + Int(hello[offset + 3]) << 8 + Int(hello[offset + 4])
+    }
+    #expect(records >= 2)
+    #expect(boundaries == records, "sniffed \(boundaries) times for \(records) records")
+    // Anything that is not a handshake record is judged at once.
+    #expect(AdmissionStateMachine.endsOnRecordBoundary(ByteBuffer(bytes: Array("GET / HTTP/1.1\r\n".utf8))))
+    #expect(AdmissionStateMachine.endsOnRecordBoundary(ByteBuffer(bytes: [0x16, 0x02])))
+    #expect(AdmissionStateMachine.endsOnRecordBoundary(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x40, 0x01])))
+    #expect(!AdmissionStateMachine.endsOnRecordBoundary(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02])))
+}
