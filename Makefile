@@ -1,4 +1,4 @@
-.PHONY: build release test run check bench
+.PHONY: build release test run check bench soak
 build:
 	swift build
 release:
@@ -11,6 +11,10 @@ check: build
 	.build/debug/tailgate check --config conf/tailgate.toml
 bench: release
 	bench/run
+# SOAK_ARGS="--connections 20000 --gib 1" for a shorter run
+soak: release
+	bench/install-deps
+	bench/soak.py $(SOAK_ARGS)
 
 .PHONY: deb deb-test
 deb:

@@ -1,4 +1,5 @@
 import Foundation
+import TailgateConfig
 
 /// An nginx started by a test: answers with its own name, the PROXY protocol address it saw and the SNI,
 /// and stores/serves files under /files/ (WebDAV PUT) for integrity checks.
@@ -74,6 +75,11 @@ struct TailgateInstance {
         return TailgateInstance(process: process, configPath: configPath)
     }
 
+    /// Starts on `config` with `[global] relay` set to `relay` (`config` must not have a [global] table).
+    static func start(relay: RelayMode, config: String, in sandbox: Sandbox) throws -> TailgateInstance {
+        try start(config: "[global]\nrelay = \"\(relay.rawValue)\"\n\n" + config, in: sandbox)
+    }
+
     /// Rewrites the config file, sends SIGHUP and waits for the outcome; true when it applied.
     @discardableResult
     func reload(_ config: String) throws -> Bool {
@@ -96,6 +102,11 @@ struct TailgateInstance {
     /// Connection-log lines so far.
     var connectionLines: [String] {
         process.output.split(separator: "\n").map(String.init).filter { $0.contains(" connection ") || $0.contains("\"msg\":\"connection\"") }
+    }
+
+    /// Connection-log lines of one client address (tests give each scenario its own 127.0.0.x source).
+    func connectionLines(client address: String) -> [String] {
+        connectionLines.filter { $0.contains("client=\(address):") }
     }
 
     /// Waits until a connection-log line contains all of `parts`.

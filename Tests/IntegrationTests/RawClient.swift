@@ -30,6 +30,14 @@ final class RawClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// The client's own port.
+    var localPort: Int {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     /// Sends all bytes; false if the peer has gone away.
     @discardableResult
     func send(_ bytes: [UInt8]) -> Bool {
@@ -76,6 +84,14 @@ final class RawClient {
 
     func shutdownWrite() {
         shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Closes with a TCP reset instead of a FIN (SO_LINGER with a zero timeout, then close).
+    func reset() {
+        guard fd >= 0 else { return }
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        close()
     }
 
     private func setTimeout(_ seconds: Double) {

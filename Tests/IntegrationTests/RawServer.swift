@@ -17,6 +17,10 @@ final class RawServer: @unchecked Sendable {
         case neverRead(seconds: Double)
         /// Read and discard whatever comes, until EOF.
         case drain
+        /// Read until `count` bytes arrived, send `reply`, wait `pause` seconds, then reset the connection.
+        case replyThenReset(after: Int, reply: String, pause: Double)
+        /// Read until `count` bytes arrived, then send as fast as the peer takes until it has gone.
+        case streamUntilGone(after: Int)
     }
 
     init(_ behaviour: Behaviour) throws {
@@ -49,7 +53,29 @@ final class RawServer: @unchecked Sendable {
             _ = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         case .drain:
             readUntilEOF(fd)
+        case .replyThenReset(let count, let reply, let pause):
+            guard readAtLeast(count, fd) else { return }
+            var bytes = Array(reply.utf8)
+            _ = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            usleep(UInt32(pause * 1_000_000))
+            var option = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        case .streamUntilGone(let count):
+            guard readAtLeast(count, fd) else { return }
+            let chunk = [UInt8](repeating: 0x78, count: 65_536)
+            while chunk.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) > 0 {}
         }
+    }
+
+    /// Reads until `count` bytes arrived in all; false if the peer closed first.
+    private func readAtLeast(_ count: Int, _ fd: Int32) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while received.count < count {
+            let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if got <= 0 { return false }
+            lock.lock(); _received.append(contentsOf: chunk[0..<got]); lock.unlock()
+        }
+        return true
     }
 
     private func readUntilEOF(_ fd: Int32) {
@@ -70,4 +96,33 @@ func residentKiB(_ pid: Int32) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return -1 }
     let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
     return line.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? -1
+}
+
+/// CPU time (user + system, all threads) a process has used, in seconds, from /proc.
+func cpuSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let end = stat.lastIndex(of: ")") else { return -1 }
+    // After "pid (comm)": state is field 3; utime and stime are fields 14 and 15.
+    let fields = stat[stat.index(after: end)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return -1 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// The open descriptors of a process by kind, from /proc/PID/fd.
+struct DescriptorCount: CustomStringConvertible {
+    var sockets = 0
+    var pipes = 0
+    var other = 0
+    var total: Int { sockets + pipes + other }
+    var description: String { "\(total) (sockets \(sockets), pipes \(pipes), other \(other))" }
+}
+
+func openDescriptors(_ pid: Int32) -> DescriptorCount {
+    var count = DescriptorCount()
+    let directory = "/proc/\(pid)/fd"
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(name)") else { continue }
+        if target.hasPrefix("socket:") { count.sockets += 1 } else if target.hasPrefix("pipe:") { count.pipes += 1 } else { count.other += 1 }
+    }
+    return count
 }
