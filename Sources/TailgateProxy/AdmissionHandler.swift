@@ -102,6 +102,15 @@ final class AdmissionHandler: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Before routing, a client that resets just left early (as the splice engine logs it).
+        if case .admitting = phase {
+            reject(.clientClosedEarly, detail: "client: \(error)", context: context)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         switch phase {

@@ -34,7 +34,7 @@ enum HostileSetup {
     /// second by the copy relay, whose relay handler already sits in the pipeline during admission.)
     static func endedByClient(_ line: String?) -> Bool {
         guard let line else { return false }
-        return line.contains("outcome=client_closed_early") || line.contains("outcome=error reason=\"client: ")
+        return line.contains("outcome=client_closed_early") || line.contains("outcome=reset reason=\"client: ")
     }
 
     /// The descriptors of a process at rest: once it holds only its `listening` sockets (connections just

@@ -193,6 +193,16 @@ final class SpliceLoop {
         _ = tailgate_epoll_control(worker.epoll, 1, descriptor, events, UInt64(descriptor))
     }
 
+    /// Takes `descriptor` out of epoll but keeps it mapped (a hung-up socket nothing is wanted from).
+    func park(_ descriptor: CInt) {
+        _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
+    }
+
+    /// Puts a parked descriptor back into epoll.
+    func unpark(_ descriptor: CInt, events: UInt32) {
+        _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor))
+    }
+
     /// Forgets `descriptor` before it is closed (closing removes it from epoll).
     func forget(_ descriptor: CInt) {
         let index = Int(descriptor)

@@ -36,6 +36,11 @@ final class SpliceSession {
     var toClient = SpliceDirection()
     var clientEvents: UInt32 = 0
     var upstreamEvents: UInt32 = 0
+    /// The peer hung up (EPOLLHUP/EPOLLERR); the socket is out of epoll (parked) while nothing is wanted from it.
+    var clientHungUp = false
+    var upstreamHungUp = false
+    var clientParked = false
+    var upstreamParked = false
     var lastActivity = NIODeadline.now()
 
     init(ticket: SpliceTicket, connection: SpliceConnection) {
@@ -74,10 +79,19 @@ final class SpliceSession {
         switch stage {
         case .admitting:
             readAdmission(loop: loop)
-        case .connecting:
-            if descriptor == upstream { finishConnect(loop: loop) }
-        case .greeting:
-            if descriptor == upstream { sendGreeting(loop: loop) }
+        case .connecting, .greeting:
+            if descriptor == client {
+                // Not reading the client yet, but epoll reports a reset or hang-up regardless: end it now
+                // rather than spin on it until the upstream answers.
+                if events & UInt32(TAILGATE_EPOLLERR | TAILGATE_EPOLLHUP) != 0 {
+                    let error = pendingSocketError(client)
+                    fail(.reset, detail: "client: \(SystemCallError("socket", errno: error != 0 ? error : ECONNRESET)) while connecting", loop: loop)
+                }
+            } else if stage == .connecting {
+                finishConnect(loop: loop)
+            } else {
+                sendGreeting(loop: loop)
+            }
         case .relaying:
             relay(events, on: descriptor, loop: loop)
         case .closed:
@@ -110,51 +124,72 @@ final class SpliceSession {
 
     private func relay(_ events: UInt32, on descriptor: CInt, loop: SpliceLoop) {
         let fromClient = descriptor == client
-        if events & UInt32(TAILGATE_EPOLLERR) != 0 {
-            let error = pendingSocketError(descriptor)
-            if error != 0 {
-                fail(peerFailure(error), detail: "\(fromClient ? "client" : "upstream"): \(SystemCallError("socket", errno: error))", loop: loop)
-                return
-            }
-        }
         let readable = events & UInt32(TAILGATE_EPOLLIN | TAILGATE_EPOLLHUP | TAILGATE_EPOLLERR | TAILGATE_EPOLLRDHUP) != 0
         let writable = events & UInt32(TAILGATE_EPOLLOUT) != 0
+        // Read (and pass on) whatever arrived before looking at errors: a server may answer and then reset.
+        // The pumps only report failures; the session is failed here, once no direction is borrowed.
+        var failure: PumpFailure?
         if fromClient {
-            if readable, !pump(&toUpstream, from: client, to: upstream, loop: loop) { return }
-            if writable {
+            if readable { failure = pump(&toUpstream, from: client, to: upstream, loop: loop) }
+            if failure == nil, writable {
                 toClient.waitingForDestination = false
-                if !pump(&toClient, from: upstream, to: client, loop: loop) { return }
+                failure = pump(&toClient, from: upstream, to: client, loop: loop)
             }
         } else {
-            if readable, !pump(&toClient, from: upstream, to: client, loop: loop) { return }
-            if writable {
+            if readable { failure = pump(&toClient, from: upstream, to: client, loop: loop) }
+            if failure == nil, writable {
                 toUpstream.waitingForDestination = false
-                if !pump(&toUpstream, from: client, to: upstream, loop: loop) { return }
+                failure = pump(&toUpstream, from: client, to: upstream, loop: loop)
             }
+        }
+        if let failure {
+            fail(failure.errno.map(peerFailure) ?? .error, detail: failure.detail, loop: loop)
+            return
         }
         if toUpstream.finished, toClient.finished {
             close(loop: loop)
             return
         }
+        // EPOLLHUP/EPOLLERR cannot be masked: a level-triggered loop would report them on every turn.
+        let hangUp = events & UInt32(TAILGATE_EPOLLHUP | TAILGATE_EPOLLERR) != 0
+        if hangUp {
+            let error = pendingSocketError(descriptor)
+            let outboundOpen = fromClient ? !toClient.finished : !toUpstream.finished
+            if error != 0, outboundOpen {
+                // Reset: what is still to be sent to this peer can no longer arrive.
+                fail(peerFailure(error), detail: "\(fromClient ? "client" : "upstream"): \(SystemCallError("socket", errno: error))", loop: loop)
+                return
+            }
+            // Closed both ways or reset after we finished sending: read what is left, but stop watching the
+            // socket whenever there is nothing to read from it (updateEvents).
+            if fromClient { clientHungUp = true } else { upstreamHungUp = true }
+        }
         updateEvents(loop: loop)
     }
 
-    /// Moves what `source` has to `destination`. False when the session failed (and is closed).
+    /// Why a pump could not go on: the failed call's errno (nil when it is not a peer's doing) and the log reason.
+    struct PumpFailure {
+        let errno: CInt?
+        let detail: String
+    }
+
+    /// Moves what `source` has to `destination`; a failure is returned, not acted on (the caller holds
+    /// `direction` borrowed from this session).
     ///
     /// Small exchanges are copied through the thread's scratch buffer (one recv, one send: cheaper than two
     /// splices for a few hundred bytes); once a read fills the buffer, the direction carries bulk and
     /// switches to splice(2) through a pipe, where the bytes stay in the kernel (HAProxy's splice-auto idea).
-    private func pump(_ direction: inout SpliceDirection, from source: CInt, to destination: CInt, loop: SpliceLoop) -> Bool {
+    private func pump(_ direction: inout SpliceDirection, from source: CInt, to destination: CInt, loop: SpliceLoop) -> PumpFailure? {
         let towardUpstream = source == client
-        guard flushHeld(&direction, to: destination, towardUpstream: towardUpstream, loop: loop) else { return false }
+        if let failure = flushHeld(&direction, to: destination, towardUpstream: towardUpstream, loop: loop) { return failure }
         var rounds = 0
         while direction.wantsRead, rounds < 4 {
             rounds += 1
-            let outcome = direction.spliced
+            let step = direction.spliced
                 ? spliceOnce(&direction, from: source, to: destination, towardUpstream: towardUpstream, loop: loop)
                 : copyOnce(&direction, from: source, to: destination, towardUpstream: towardUpstream, loop: loop)
-            switch outcome {
-            case .failed: return false
+            switch step {
+            case .failed(let failure): return failure
             case .drained: rounds = .max
             case .more: continue
             }
@@ -167,20 +202,23 @@ final class SpliceSession {
             direction.finished = true
             shutdown(destination, CInt(SHUT_WR))
         }
-        return true
+        return nil
     }
 
-    private enum Step { case more, drained, failed }
+    private enum Step {
+        case more
+        case drained
+        case failed(PumpFailure)
+    }
 
     /// Writes what an earlier partial write left (copy remainder or pipe contents).
-    private func flushHeld(_ direction: inout SpliceDirection, to destination: CInt, towardUpstream: Bool, loop: SpliceLoop) -> Bool {
+    private func flushHeld(_ direction: inout SpliceDirection, to destination: CInt, towardUpstream: Bool, loop: SpliceLoop) -> PumpFailure? {
         if !direction.held.isEmpty {
             let sent = direction.held.withUnsafeBytes { send(destination, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
             if sent > 0 {
                 direction.held.removeFirst(sent)
             } else if errno != EAGAIN {
-                failWrite(towardUpstream: towardUpstream, call: "send", loop: loop)
-                return false
+                return writeFailure(towardUpstream: towardUpstream, call: "send")
             }
         }
         if direction.pending > 0, let pipe = direction.pipe {
@@ -188,12 +226,11 @@ final class SpliceSession {
             if sent > 0 {
                 direction.pending -= sent
             } else if errno != EAGAIN {
-                failWrite(towardUpstream: towardUpstream, call: "splice", loop: loop)
-                return false
+                return writeFailure(towardUpstream: towardUpstream, call: "splice")
             }
         }
         direction.waitingForDestination = !direction.held.isEmpty || direction.pending > 0
-        return true
+        return nil
     }
 
     private func copyOnce(
@@ -201,12 +238,11 @@ final class SpliceSession {
     ) -> Step {
         let scratch = loop.scratch
         let received = recv(source, scratch.baseAddress, scratch.count, 0)
-        guard received > 0 else { return endOfRead(received, &direction, towardUpstream: towardUpstream, loop: loop) }
+        guard received > 0 else { return endOfRead(received, &direction, towardUpstream: towardUpstream, call: "recv") }
         noteRead(received, towardUpstream: towardUpstream)
         let sent = send(destination, scratch.baseAddress, received, CInt(MSG_NOSIGNAL))
         if sent < 0, errno != EAGAIN {
-            failWrite(towardUpstream: towardUpstream, call: "send", loop: loop)
-            return .failed
+            return .failed(writeFailure(towardUpstream: towardUpstream, call: "send"))
         }
         let written = max(0, sent)
         if written < received {
@@ -226,23 +262,26 @@ final class SpliceSession {
     ) -> Step {
         if direction.pipe == nil {
             guard let pipe = loop.pipes.take() else {
-                fail(.error, detail: SystemCallError("pipe2").description, loop: loop)
-                return .failed
+                return .failed(PumpFailure(errno: nil, detail: SystemCallError("pipe2").description))
             }
             direction.pipe = pipe
         }
         let pipe = direction.pipe!  // set just above
         let room = SplicePipePool.chunk - direction.pending
+        // A full pipe waits for the destination; asking splice for 0 bytes would read as end of stream.
+        guard room > 0 else {
+            direction.waitingForDestination = true
+            return .drained
+        }
         let moved = tailgate_splice(source, pipe.writeEnd, room)
-        guard moved > 0 else { return endOfRead(moved, &direction, towardUpstream: towardUpstream, loop: loop) }
+        guard moved > 0 else { return endOfRead(moved, &direction, towardUpstream: towardUpstream, call: "splice") }
         direction.pending += moved
         noteRead(moved, towardUpstream: towardUpstream)
         let sent = tailgate_splice(pipe.readEnd, destination, direction.pending)
         if sent > 0 {
             direction.pending -= sent
         } else if errno != EAGAIN {
-            failWrite(towardUpstream: towardUpstream, call: "splice", loop: loop)
-            return .failed
+            return .failed(writeFailure(towardUpstream: towardUpstream, call: "splice"))
         }
         if direction.pending > 0 {
             direction.waitingForDestination = true
@@ -252,19 +291,20 @@ final class SpliceSession {
     }
 
     /// A read that returned 0 (the peer's FIN) or failed.
-    private func endOfRead(_ result: Int, _ direction: inout SpliceDirection, towardUpstream: Bool, loop: SpliceLoop) -> Step {
+    private func endOfRead(_ result: Int, _ direction: inout SpliceDirection, towardUpstream: Bool, call: String) -> Step {
         if result == 0 {
             direction.sourceEnded = true
             return .drained
         }
-        if errno == EAGAIN { return .drained }
-        fail(peerFailure(errno), detail: "\(towardUpstream ? "client" : "upstream"): \(SystemCallError(direction.spliced ? "splice" : "recv"))", loop: loop)
-        return .failed
+        let error = errno
+        if error == EAGAIN { return .drained }
+        let side = towardUpstream ? "client" : "upstream"
+        return .failed(PumpFailure(errno: error, detail: "\(side): \(SystemCallError(call, errno: error))"))
     }
 
-    private func failWrite(towardUpstream: Bool, call: String, loop: SpliceLoop) {
+    private func writeFailure(towardUpstream: Bool, call: String) -> PumpFailure {
         let error = errno
-        fail(peerFailure(error), detail: "\(towardUpstream ? "upstream" : "client"): \(SystemCallError(call, errno: error))", loop: loop)
+        return PumpFailure(errno: error, detail: "\(towardUpstream ? "upstream" : "client"): \(SystemCallError(call, errno: error))")
     }
 
     private func noteRead(_ count: Int, towardUpstream: Bool) {
@@ -280,19 +320,34 @@ final class SpliceSession {
         return toUpstream.finished || toClient.finished ? .closed : .reset
     }
 
-    /// Asks epoll for exactly what each socket waits on, so the level-triggered loop never spins.
+    /// Asks epoll for exactly what each socket waits on, so the level-triggered loop never spins; a socket
+    /// that hung up is taken out of epoll while nothing is wanted from it (its hang-up cannot be masked).
     func updateEvents(loop: SpliceLoop) {
         let input = UInt32(TAILGATE_EPOLLIN)
         let output = UInt32(TAILGATE_EPOLLOUT)
         let wantedClient = (toUpstream.wantsRead ? input : 0) | (toClient.waitingForDestination ? output : 0)
         let wantedUpstream = (toClient.wantsRead ? input : 0) | (toUpstream.waitingForDestination ? output : 0)
-        if wantedClient != clientEvents {
-            clientEvents = wantedClient
-            loop.rewatch(client, events: wantedClient)
+        update(client, wanted: wantedClient, current: &clientEvents, parked: &clientParked, hungUp: clientHungUp, loop: loop)
+        update(upstream, wanted: wantedUpstream, current: &upstreamEvents, parked: &upstreamParked, hungUp: upstreamHungUp, loop: loop)
+    }
+
+    private func update(_ descriptor: CInt, wanted: UInt32, current: inout UInt32, parked: inout Bool, hungUp: Bool, loop: SpliceLoop) {
+        if hungUp, wanted == 0 {
+            if !parked {
+                parked = true
+                loop.park(descriptor)
+            }
+            return
         }
-        if wantedUpstream != upstreamEvents {
-            upstreamEvents = wantedUpstream
-            loop.rewatch(upstream, events: wantedUpstream)
+        if parked {
+            parked = false
+            current = wanted
+            loop.unpark(descriptor, events: wanted)
+            return
+        }
+        if wanted != current {
+            current = wanted
+            loop.rewatch(descriptor, events: wanted)
         }
     }
 
