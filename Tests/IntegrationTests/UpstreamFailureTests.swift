@@ -41,8 +41,9 @@ struct UpstreamFailureTests {
         for index in [1, 3] {
             #expect(durations[index] < 0.45, "connection \(index + 1) took \(durations[index]) s")
         }
+        // The last line is written once both sides have closed, a moment after curl returns.
+        #expect(Poll.until(timeout: 5) { tailgate.connectionLines.count == 4 })
         let lines = tailgate.connectionLines
-        #expect(lines.count == 4)
         #expect(lines.allSatisfy { $0.contains("upstream=app server=127.0.0.1:\(good.plainPort) ") && $0.contains("outcome=closed") })
         #expect(lines.filter { (HostileBytes.field("duration_ms", in: $0) ?? 0) >= 500 }.count == 2, "\(lines)")
         let metrics = HealthIntegrationTests.parsedMetrics(healthPort).samples
