@@ -40,6 +40,9 @@ public final class BoundSocket: Sendable {
         if let engine = listener.policy.splice {
             let (descriptor, bound) = try ListeningSocket.open(address)
             socket.spliceBox.withLockedValue { $0 = (descriptor, engine, bound) }
+            if let ip = bound.ipAddress, ip != "0.0.0.0", ip != "::" {
+                socket.specificBox.withLockedValue { $0 = bound }
+            }
             engine.listen(descriptor, for: socket)
             return socket
         }
@@ -72,6 +75,13 @@ public final class BoundSocket: Sendable {
         if let splice = spliceBox.withLockedValue({ $0 }) { return splice.bound }
         return channelBox.withLockedValue { $0?.localAddress }
     }
+
+    /// The bound address when it names one interface address (not 0.0.0.0 or ::), so that it is every
+    /// accepted connection's local address.
+    var specificAddress: SocketAddress? {
+        specificBox.withLockedValue { $0 }
+    }
+    private let specificBox = NIOLockedValueBox<SocketAddress?>(nil)
 
     /// Stops accepting; connections already accepted go on.
     public func close() async {

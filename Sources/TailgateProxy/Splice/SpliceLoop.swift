@@ -166,6 +166,7 @@ final class SpliceLoop {
         let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
         socket.connections.add(connection)
         let session = SpliceSession(accepted: descriptor, record: record, policy: policy, registry: socket.connections, connection: connection)
+        session.localAddress = socket.specificAddress
         byID[connection.id] = session
         worker.sessionStarted()
         session.startAdmission(loop: self)

@@ -17,6 +17,7 @@ extension SpliceSession {
 
     /// Reads what the client sent and lets the admission state machine decide.
     func readAdmission(loop: SpliceLoop) {
+        guard stage == .admitting else { return }
         let scratch = loop.scratch
         let received = recv(client, scratch.baseAddress, scratch.count, 0)
         if received == 0 {
@@ -64,7 +65,7 @@ extension SpliceSession {
         payload.reserveCapacity((inbound?.readableBytes ?? 0) + 256)
         if pool.sendProxy != .none {
             ListenerPolicy.writeProxyHeader(
-                pool.sendProxy, peer: record.peer, local: try? ListeningSocket.localAddress(of: client),
+                pool.sendProxy, peer: record.peer, local: localAddress ?? (try? ListeningSocket.localAddress(of: client)),
                 inbound: machine?.proxyHeader, authority: record.serverName, into: &payload
             )
         }

@@ -27,6 +27,9 @@ final class SpliceSession {
     var machine: AdmissionStateMachine?
     var inbound: ByteBuffer?
     var helloDeadline = NIODeadline.now()
+    /// The listening socket's address when it is a specific one (the PROXY header's destination then needs
+    /// no getsockname); nil for a wildcard bind.
+    var localAddress: SocketAddress?
     var attempt = 0
     var connectStarted = NIODeadline.now()
     var connectDeadline = NIODeadline.now()
