@@ -22,9 +22,11 @@ struct SignalService: Service {
     let supervisor: Supervisor
     let stop: AsyncStream<Void>.Continuation
     let logger: Logger
+    /// Trapped before any service starts: READY=1 may be answered by a SIGHUP at once (systemctl reload),
+    /// and an untrapped SIGHUP would end the process.
+    let signals: UnixSignalsSequence
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigterm, .sigint)
         var stopRequested = false
         for await signal in signals.cancelOnGracefulShutdown() {
             switch signal {

@@ -4,6 +4,7 @@ import Prometheus
 import ServiceLifecycle
 import TailgateConfig
 import TailgateProxy
+import UnixSignals
 
 
 /// Entry points used by the `tailgate` executable.
@@ -37,10 +38,11 @@ public enum TailgateMain {
         // Metrics that libraries record through swift-metrics land in the same registry as tailgate's own.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: supervisor.registry))
         let (stopRequests, stop) = AsyncStream.makeStream(of: Void.self)
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigterm, .sigint)
         // Shut down in reverse order: the proxy drains first, signals stay handled until it is done.
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger)),
+                .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger, signals: signals)),
                 .init(service: NotifyService(supervisor: supervisor, notifier: notifier)),
                 .init(service: FirewallService(supervisor: supervisor)),
                 .init(service: CheckerService(supervisor: supervisor)),

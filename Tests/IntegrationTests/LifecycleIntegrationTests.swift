@@ -113,4 +113,21 @@ struct LifecycleIntegrationTests {
         #expect(process.waitForExit(timeout: 10))
         #expect(process.exitStatus == 0)
     }
+
+    @Test func aReloadRequestedTheMomentReadyIsSentIsServed() throws {
+        let sandbox = try Sandbox("hup-at-ready")
+        defer { sandbox.tearDown() }
+        let notify = try NotifySocket(path: sandbox.path("notify.sock"))
+        defer { notify.shutdown() }
+        try sandbox.write("tailgate.toml", Self.config(port: Sandbox.freePort(), upstream: 9, drain: "1s"))
+        let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
+                                        environment: ["NOTIFY_SOCKET": notify.path])
+        let ready = notify.waitFor(["READY=1"])
+        // systemctl reload may follow READY=1 at once; the signal must be trapped by then, not end the process.
+        process.signal(SIGHUP)
+        #expect(ready != nil)
+        #expect(notify.waitFor(["READY=1"], from: (ready?.index ?? 0) + 1, timeout: 10)?.text.contains("generation 2") == true)
+        #expect(process.isRunning)
+        #expect(process.waitForOutput(" reloaded generation=2"))
+    }
 }
