@@ -51,14 +51,21 @@ def measure(routes, workdir):
     env = dict(os.environ, NOTIFY_SOCKET=notify)
     started = time.monotonic()
     proc = subprocess.Popen([BINARY, "run", "--config", path], env=env, stderr=subprocess.DEVNULL)
-    startup = wait_for(sock, "READY=1") - started
-    reloads = []
-    for _ in range(REPEAT):
-        t = time.monotonic()
-        proc.send_signal(signal.SIGHUP)
-        reloads.append(wait_for(sock, "READY=1") - t)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=20)
+    try:
+        startup = wait_for(sock, "READY=1") - started
+        reloads = []
+        for _ in range(REPEAT):
+            t = time.monotonic()
+            proc.send_signal(signal.SIGHUP)
+            reloads.append(wait_for(sock, "READY=1") - t)
+    finally:
+        # Never leave the agent behind, also when a READY=1 did not come.
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     sock.close()
     os.unlink(notify)
     return statistics.median(checks), startup, statistics.median(reloads), max(reloads)
