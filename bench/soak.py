@@ -397,10 +397,10 @@ def verdict(args, start, end, tally, report, metrics, samples, load_seconds, war
     #   those in flight when a run ends (`error` with a client-side reason, `client_closed_early`).
     # Anything else (a timeout, a refused ClientHello, an upstream unavailable, …) fails the soak.
     def client_caused(key):
-        return key.startswith("client_closed_early") or key.startswith('error "client: ')
+        return key.startswith("client_closed_early") or key.startswith(('error "client: ', 'reset "client: '))
 
     def close_race(key):
-        return key.startswith("error ") and ("Connection reset by peer" in key or "Broken pipe" in key)
+        return key.startswith(("error ", "reset ")) and ("Connection reset by peer" in key or "Broken pipe" in key)
     outcomes = dict(report["outcomes"])
     closed = outcomes.pop("closed", 0)
     completed = warm_up_connections + values.get("connections", 0) + values.get("downloads", 0)
