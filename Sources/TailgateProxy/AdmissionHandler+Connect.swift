@@ -1,5 +1,4 @@
 import NIOCore
-import Glibc
 import NIOPosix
 import TailgateConfig
 import TailgateWire
@@ -13,39 +12,7 @@ extension AdmissionHandler {
         }
         phase = .connecting
         let servers = policy.servers(of: pool, record: record)
-        if let engine = policy.splice {
-            handOff(to: engine, pool: pool, servers: servers, context: context)
-        } else {
-            connect(pool, servers: servers, attempt: 0, context: context)
-        }
-    }
-
-    /// Gives the connection to the splice engine: a duplicate of the client socket, the greeting to send,
-    /// and the record; then closes this channel (the duplicate keeps the socket open).
-    private func handOff(to engine: SpliceRelayEngine, pool: UpstreamPool, servers: [SocketAddress], context: ChannelHandlerContext) {
-        var greeting = context.channel.allocator.buffer(capacity: (buffered?.readableBytes ?? 0) + 256)
-        writeProxyHeader(pool.sendProxy, into: &greeting, context: context)
-        if var bytes = buffered {
-            greeting.writeBuffer(&bytes)
-        }
-        let duplicate: CInt
-        do {
-            duplicate = try context.channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self) { dup($0) } ?? -1
-        } catch {
-            reject(.error, detail: "client: \(error)", context: context)
-            return
-        }
-        guard duplicate >= 0 else {
-            reject(.error, detail: "client: \(SystemCallError("dup"))", context: context)
-            return
-        }
-        buffered = nil
-        phase = .handedOff
-        engine.adopt(SpliceTicket(
-            client: duplicate, record: record, pool: pool, servers: servers,
-            greeting: greeting.readBytes(length: greeting.readableBytes) ?? [], registry: registry
-        ))
-        context.close(promise: nil)
+        connect(pool, servers: servers, attempt: 0, context: context)
     }
 
     private func connect(_ pool: UpstreamPool, servers: [SocketAddress], attempt: Int, context: ChannelHandlerContext) {
@@ -101,7 +68,7 @@ extension AdmissionHandler {
         }
         buffered = nil
         channel.writeAndFlush(payload, promise: nil)
-        if let clientRelay { RelayHandler.pair(clientRelay, upstreamRelay) }
+        RelayHandler.pair(clientRelay, upstreamRelay)
         phase = .relaying
         scheduleIdleCheck(after: pool.idleTimeout, limit: pool.idleTimeout, context: context)
         if inputClosedWhileConnecting {

@@ -15,16 +15,12 @@ final class AdmissionHandler: ChannelDuplexHandler {
         case admitting
         case connecting
         case relaying
-        /// The splice engine owns the connection now; this channel only closes.
-        case handedOff
         case closed
     }
 
     let policy: ListenerPolicy
     let record: ConnectionRecord
-    /// The client side of the NIO relay; nil when admitted connections go to the splice engine.
-    let clientRelay: RelayHandler?
-    let registry: ConnectionRegistry
+    let clientRelay: RelayHandler
     var machine: AdmissionStateMachine
     var phase = Phase.admitting
     var buffered: ByteBuffer?
@@ -33,12 +29,11 @@ final class AdmissionHandler: ChannelDuplexHandler {
     var timer: Scheduled<Void>?
 
     init(
-        policy: ListenerPolicy, record: ConnectionRecord, clientRelay: RelayHandler?, registry: ConnectionRegistry, expectProxyHeader: Bool
+        policy: ListenerPolicy, record: ConnectionRecord, clientRelay: RelayHandler, expectProxyHeader: Bool
     ) {
         self.policy = policy
         self.record = record
         self.clientRelay = clientRelay
-        self.registry = registry
         self.machine = AdmissionStateMachine(expectProxyHeader: expectProxyHeader)
     }
 
@@ -95,7 +90,7 @@ final class AdmissionHandler: ChannelDuplexHandler {
             case .connecting:
                 inputClosedWhileConnecting = true
                 return
-            case .relaying, .handedOff, .closed:
+            case .relaying, .closed:
                 break
             }
         }
@@ -114,15 +109,11 @@ final class AdmissionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         switch phase {
-        case .handedOff:
-            return
         case .relaying:
             break
         case .admitting, .connecting, .closed:
             if record.outcome == nil { record.quiet = buffered.map { $0.readableBytes == 0 } ?? true }
             record.end(.clientClosedEarly)
-            // Without a relay handler behind us, nobody else ends the record.
-            if clientRelay == nil { record.channelClosed() }
         }
         phase = .closed
         context.fireChannelInactive()
@@ -132,8 +123,6 @@ final class AdmissionHandler: ChannelDuplexHandler {
         switch phase {
         case .connecting:
             heldRead = true
-        case .handedOff:
-            break
         case .admitting, .relaying, .closed:
             context.read()
         }

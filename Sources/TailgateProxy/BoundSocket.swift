@@ -143,13 +143,12 @@ public final class BoundSocket: Sendable {
             return
         }
         let record = ConnectionRecord(listener: listener, logger: logger, peer: channel.remoteAddress)
-        let relay = policy.splice == nil ? RelayHandler(side: .client, record: record) : nil
+        let relay = RelayHandler(side: .client, record: record)
         let admission = AdmissionHandler(
-            policy: policy, record: record, clientRelay: relay, registry: connections,
+            policy: policy, record: record, clientRelay: relay,
             expectProxyHeader: policy.trusts(channel.remoteAddress)
         )
-        try channel.pipeline.syncOperations.addHandler(admission)
-        if let relay { try channel.pipeline.syncOperations.addHandler(relay) }
+        try channel.pipeline.syncOperations.addHandlers(admission, relay)
         connections.add(channel)
     }
 }

@@ -70,11 +70,6 @@ final class SpliceLoop {
     private func handleCommands() {
         for command in worker.takeCommands() {
             switch command {
-            case .adopt(let ticket, let connection):
-                let session = SpliceSession(ticket: ticket, connection: connection)
-                byID[connection.id] = session
-                worker.sessionStarted()
-                session.start(loop: self)
             case .closeAtDrainDeadline(let id):
                 guard let session = byID[id] else { continue }
                 session.record.end(.drainTimeout)

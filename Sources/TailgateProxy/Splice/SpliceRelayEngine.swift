@@ -29,15 +29,6 @@ public final class SpliceRelayEngine: Sendable {
         workers.reduce(0) { $0 + $1.activeSessions }
     }
 
-    /// Takes over a routed connection. The caller must not touch `ticket.record` afterwards.
-    func adopt(_ ticket: SpliceTicket) {
-        let index = Int(UInt(bitPattern: cursor.add(1, ordering: .relaxed).oldValue) % UInt(workers.count))
-        let worker = workers[index]
-        let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
-        ticket.registry.add(connection)
-        worker.post(.adopt(ticket, connection))
-    }
-
     /// Starts accepting on `descriptor` in every thread (the kernel wakes one thread per connection).
     func listen(_ descriptor: CInt, for socket: BoundSocket) {
         for worker in workers { worker.post(.listen(descriptor, socket)) }

@@ -21,7 +21,7 @@ final class SpliceSession {
     var pool: UpstreamPool?
     var servers: [SocketAddress] = []
     let registry: ConnectionRegistry
-    var stage = Stage.connecting
+    var stage = Stage.admitting
     /// While admitting: the listener's policy, the decision so far, the bytes received and the deadline.
     var policy: ListenerPolicy?
     var machine: AdmissionStateMachine?
@@ -46,16 +46,6 @@ final class SpliceSession {
     var upstreamParked = false
     var lastActivity = NIODeadline.now()
 
-    init(ticket: SpliceTicket, connection: SpliceConnection) {
-        self.record = ticket.record
-        self.connection = connection
-        self.client = ticket.client
-        self.pool = ticket.pool
-        self.servers = ticket.servers
-        self.greeting = ticket.greeting
-        self.registry = ticket.registry
-    }
-
     /// A connection the engine accepted itself: admission (PROXY header, ClientHello, route) happens here too.
     init(accepted descriptor: CInt, record: ConnectionRecord, policy: ListenerPolicy, registry: ConnectionRegistry, connection: SpliceConnection) {
         self.record = record
@@ -66,15 +56,6 @@ final class SpliceSession {
         self.policy = policy
         self.stage = .admitting
         self.machine = AdmissionStateMachine(expectProxyHeader: policy.trusts(record.peer))
-    }
-
-    /// Registers the client socket (reporting nothing until relaying starts) and connects.
-    func start(loop: SpliceLoop) {
-        guard loop.watch(client, events: 0, for: self) else {
-            fail(.error, detail: "client: \(SystemCallError("epoll_ctl"))", loop: loop)
-            return
-        }
-        connectNext(loop: loop)
     }
 
     /// Dispatches one epoll event for `descriptor`.

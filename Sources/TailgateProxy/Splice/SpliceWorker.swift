@@ -3,24 +3,8 @@ import Glibc
 import NIOCore
 import Synchronization
 
-/// What the admission hands to the splice engine: the client socket (a duplicate the engine now owns),
-/// where to connect, and the bytes to send first.
-///
-/// `@unchecked Sendable` because it carries the connection's record across threads: the admission handler
-/// hands it over and never touches it again, so only one thread uses the record at a time.
-struct SpliceTicket: @unchecked Sendable {
-    let client: CInt
-    let record: ConnectionRecord
-    let pool: UpstreamPool
-    let servers: [SocketAddress]
-    /// The outbound PROXY header (if any) followed by the client's bytes read during admission.
-    let greeting: [UInt8]
-    let registry: ConnectionRegistry
-}
-
 /// A message to a relay thread.
 enum SpliceCommand: Sendable {
-    case adopt(SpliceTicket, SpliceConnection)
     case closeAtDrainDeadline(UInt64)
     case listen(CInt, BoundSocket)
     case unlisten(CInt, SpliceCountdown)
