@@ -85,7 +85,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TailgateTOMLTests", dependencies: ["TailgateTOML"], swiftSettings: swiftSettings),
-        .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(
             name: "TailgateWireTests", dependencies: ["TailgateWire"], exclude: ["Captures"], swiftSettings: swiftSettings
         ),

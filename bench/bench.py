@@ -58,6 +58,9 @@ def parse_args():
                    help=f"comma-separated rows among {','.join(ROWS)}")
     p.add_argument("--quick", action="store_true", default=env("BENCH_QUICK") == "1",
                    help="development run: 1 round, 3 s per wrk run, 1000 held connections")
+    p.add_argument("--metrics", default=env("BENCH_METRICS", "memory,connections,keepalive,bulk"),
+                   help="comma-separated measurements among memory,connections,keepalive,bulk "
+                        "(a subset is a development run: saved as -partial, never over a full one)")
     p.add_argument("--skip-reload", action="store_true", default=env("BENCH_SKIP_RELOAD") == "1",
                    help="do not run bench/reload_latency.py at the end")
     p.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
@@ -69,6 +72,10 @@ def parse_args():
     unknown = set(args.only) - set(ROWS)
     if unknown:
         p.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    args.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = set(args.metrics) - {name for name, _ in METRICS}
+    if unknown:
+        p.error(f"unknown measurements: {', '.join(sorted(unknown))}")
     return args
 
 
@@ -619,6 +626,8 @@ METRICS = [("memory", measure_memory), ("connections", measure_connections),
 def run_rounds(ctx, rows, samples, failures):
     for rnd in range(1, ctx["rounds"] + 1):
         for metric, measure in METRICS:
+            if metric not in ctx["metrics"]:
+                continue
             for row in rows:
                 if row["name"] in failures:
                     continue
@@ -800,7 +809,8 @@ def render_report(ctx, machine, table, ratios, notes, reload_table):
 
 def save_results(ctx, machine, report, raw):
     os.makedirs(ctx["results_dir"], exist_ok=True)
-    suffix = "-quick" if ctx["quick"] else ""   # a development run does not replace a full one
+    # A development run does not replace a full one.
+    suffix = "-quick" if ctx["quick"] else "-partial" if len(ctx["metrics"]) < len(METRICS) else ""
     base = os.path.join(ctx["results_dir"], f"{machine['date']}-{machine['host']}{suffix}")
     with open(base + ".md", "w") as f:
         f.write(report)
@@ -848,7 +858,7 @@ def main():
             rows[name] = direct_row(backend) if name == "direct" else \
                 start_proxy(procs, name, workdir, backend["ports"], nofile)
         ctx = {"procs": procs, "ca": certs["ca"], "hosts": hosts, "backend": backend, "rounds": args.rounds,
-               "duration": args.duration, "hold": args.hold, "quick": args.quick,
+               "duration": args.duration, "hold": args.hold, "quick": args.quick, "metrics": args.metrics,
                "results_dir": args.results_dir}
         failures, samples = {}, {}
         for name, row in rows.items():

@@ -1,5 +1,7 @@
 import Logging
+import NIOCore
 import TailgateConfig
+import TailgateProxy
 
 #if canImport(Glibc)
 import Glibc
@@ -30,31 +32,25 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        write(level: event.level, message: "\(event.message)", metadata: event.metadata)
+    }
+
+    private func write(level: Logger.Level, message: String, metadata extra: Logger.Metadata?) {
         var merged = self.metadata
-        if let extra = event.metadata {
-            merged.merge(extra) { _, new in new }
+        if let extra {
+            if merged.isEmpty {
+                merged = extra
+            } else {
+                merged.merge(extra) { _, new in new }
+            }
         }
         var bytes: [UInt8]
         switch format {
-        case .text: bytes = Self.textLine(level: event.level, message: "\(event.message)", metadata: merged)
-        case .json: bytes = Array(Self.jsonLine(level: event.level, message: "\(event.message)", metadata: merged).utf8)
+        case .text: bytes = Self.textLine(level: level, message: message, metadata: merged)
+        case .json: bytes = Array(Self.jsonLine(level: level, message: message, metadata: merged).utf8)
         }
         bytes.append(UInt8(ascii: "\n"))
-        Self.writeToStandardError(bytes)
-    }
-
-    /// One write(2) per line where possible, so lines from several threads do not interleave.
-    static func writeToStandardError(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            var offset = 0
-            while offset < raw.count {
-                let written = write(2, base + offset, raw.count - offset)
-                if written < 0, errno == EINTR { continue }
-                if written <= 0 { break }
-                offset += written
-            }
-        }
+        StandardErrorLines.write(bytes)
     }
 
     /// `time level message key=value…`: other keys sorted first, then the connection fields in reading order.
@@ -66,13 +62,19 @@ public struct LineLogHandler: LogHandler {
         line.append(contentsOf: level.rawValue.utf8)
         line.append(UInt8(ascii: " "))
         line.append(contentsOf: message.utf8)
-        if metadata.contains(where: { !orderedKeySet.contains($0.key) }) {
+        // The connection fields are looked up once; only a line with other keys pays for sorting.
+        var ordered: [(String, Logger.Metadata.Value)] = []
+        ordered.reserveCapacity(min(metadata.count, orderedKeys.count))
+        for key in orderedKeys {
+            if let value = metadata[key] { ordered.append((key, value)) }
+        }
+        if ordered.count < metadata.count {
             for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where !orderedKeySet.contains(key) {
                 appendField(key, value, to: &line)
             }
         }
-        for key in orderedKeys {
-            if let value = metadata[key] { appendField(key, value, to: &line) }
+        for (key, value) in ordered {
+            appendField(key, value, to: &line)
         }
         return line
     }
@@ -84,15 +86,20 @@ public struct LineLogHandler: LogHandler {
     private static let orderedKeySet = Set(orderedKeys)
 
     private static func appendField(_ key: String, _ value: Logger.Metadata.Value, to line: inout [UInt8]) {
-        line.append(UInt8(ascii: " "))
-        line.append(contentsOf: key.utf8)
-        line.append(UInt8(ascii: "="))
         let text: String
         switch value {
         case .string(let string): text = string
         case .stringConvertible(let convertible): text = convertible.description
         default: text = "\(value)"
         }
+        appendField(key, text, to: &line)
+    }
+
+    /// ` key=value`, the value quoted when it is empty or holds a space, a quote, `=` or a control character.
+    private static func appendField(_ key: String, _ text: String, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: key.utf8)
+        line.append(UInt8(ascii: "="))
         let needsQuotes = text.isEmpty || text.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") || $0 < 0x20 || $0 == 0x7F }
         if needsQuotes {
             line.append(contentsOf: JSONText.quote(text).utf8)
@@ -112,5 +119,50 @@ public struct LineLogHandler: LogHandler {
             }
         }
         return line + "}"
+    }
+}
+
+extension LineLogHandler: ConnectionLineWriter {
+    /// The text line is built straight from the fields (same bytes as the metadata path); JSON, or a handler
+    /// with metadata of its own, takes the general path.
+    public func writeConnectionLine(_ fields: ConnectionLogLine, level: Logger.Level) {
+        guard format == .text, metadata.isEmpty else {
+            write(level: level, message: "connection", metadata: fields.metadata)
+            return
+        }
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        Timestamp.appendNow(to: &line)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: level.rawValue.utf8)
+        line.append(contentsOf: " connection".utf8)
+        Self.appendField("listener", fields.listener, to: &line)
+        Self.appendAddressField(" client=", fields.client, to: &line)
+        if let peer = fields.peer { Self.appendAddressField(" peer=", peer, to: &line) }
+        Self.appendField("sni", fields.serverName ?? "-", to: &line)
+        if !fields.alpn.isEmpty { Self.appendField("alpn", fields.alpn.joined(separator: ","), to: &line) }
+        Self.appendField("upstream", fields.upstream ?? "-", to: &line)
+        Self.appendAddressField(" server=", fields.server, to: &line)
+        line.append(contentsOf: " bytes_in=".utf8)
+        SocketAddress.appendDecimal(fields.bytesIn, to: &line)
+        line.append(contentsOf: " bytes_out=".utf8)
+        SocketAddress.appendDecimal(fields.bytesOut, to: &line)
+        line.append(contentsOf: " duration_ms=".utf8)
+        SocketAddress.appendDecimal(Int(fields.durationMilliseconds), to: &line)
+        line.append(contentsOf: " outcome=".utf8)
+        line.append(contentsOf: fields.outcome.rawValue.utf8)
+        if let reason = fields.reason { Self.appendField("reason", reason, to: &line) }
+        line.append(UInt8(ascii: "\n"))
+        StandardErrorLines.write(line)
+    }
+
+    /// An address never needs quotes (digits, dots, colons, brackets); "-" when there is none.
+    private static func appendAddressField(_ prefix: StaticString, _ address: SocketAddress?, to line: inout [UInt8]) {
+        prefix.withUTF8Buffer { line.append(contentsOf: $0) }
+        if let address {
+            address.appendEndpointDescription(to: &line)
+        } else {
+            line.append(UInt8(ascii: "-"))
+        }
     }
 }

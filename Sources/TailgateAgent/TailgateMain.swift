@@ -79,7 +79,7 @@ public enum TailgateMain {
 
     /// Writes text to stderr unbuffered (the executable has no Foundation).
     public static func writeToStandardError(_ text: String) {
-        LineLogHandler.writeToStandardError(Array(text.utf8))
+        StandardErrorLines.write(Array(text.utf8))
     }
 }
 

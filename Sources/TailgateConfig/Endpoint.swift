@@ -55,13 +55,40 @@ public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
 extension SocketAddress {
     /// `1.2.3.4:443` or `[2001:db8::1]:443`, without NIO's `[IPv4]` decoration.
     public var endpointDescription: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendEndpointDescription(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `endpointDescription` to `bytes`. IPv4 is formatted here, digit by digit: glibc's inet_ntop
+    /// formats it with sprintf, and this runs for every connection log line.
+    public func appendEndpointDescription(to bytes: inout [UInt8]) {
         switch self {
-        case .v4:
-            return "\(ipAddress ?? "?"):\(port ?? 0)"
+        case .v4(let address):
+            let octets = UInt32(bigEndian: address.address.sin_addr.s_addr)
+            for shift in stride(from: 24, through: 0, by: -8) {
+                Self.appendDecimal(Int((octets >> UInt32(shift)) & 0xFF), to: &bytes)
+                bytes.append(shift == 0 ? UInt8(ascii: ":") : UInt8(ascii: "."))
+            }
+            Self.appendDecimal(Int(UInt16(bigEndian: address.address.sin_port)), to: &bytes)
         case .v6:
-            return "[\(ipAddress ?? "?")]:\(port ?? 0)"
+            bytes.append(UInt8(ascii: "["))
+            bytes.append(contentsOf: (ipAddress ?? "?").utf8)
+            bytes.append(contentsOf: "]:".utf8)
+            Self.appendDecimal(port ?? 0, to: &bytes)
         case .unixDomainSocket:
-            return pathname ?? "unix"
+            bytes.append(contentsOf: (pathname ?? "unix").utf8)
         }
+    }
+
+    /// Appends a non-negative number in decimal.
+    public static func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+        guard value >= 10 else {
+            bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: max(0, value)))
+            return
+        }
+        appendDecimal(value / 10, to: &bytes)
+        bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10))
     }
 }

@@ -8,8 +8,8 @@ import TailgateWire
 final class ConnectionRecord {
     let listener: ListenerRuntime
     let logger: Logger
-    let started = NIODeadline.now()
-    var lastActivity = NIODeadline.now()
+    let started: NIODeadline
+    var lastActivity: NIODeadline
     /// The socket peer.
     let peer: SocketAddress?
     /// The client as far as we know: the PROXY header's source when a trusted peer sent one.
@@ -34,6 +34,8 @@ final class ConnectionRecord {
     init(listener: ListenerRuntime, logger: Logger, peer: SocketAddress?) {
         self.listener = listener
         self.logger = logger
+        self.started = .now()
+        self.lastActivity = started
         // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; log them as IPv4.
         self.peer = peer?.unmappingIPv4()
         self.client = self.peer
@@ -65,22 +67,19 @@ final class ConnectionRecord {
         listener.release()
         if let connectedServer { connectedServer.usage.release(connectedServer.address) }
         listener.metrics.ended(self, outcome: outcome)
-        var metadata: Logger.Metadata = [
-            "listener": .string(listener.name),
-            "client": .string(client?.endpointDescription ?? "-"),
-        ]
-        if let peer, peer != client { metadata["peer"] = .string(peer.endpointDescription) }
-        metadata["sni"] = .string(serverName ?? "-")
-        if !alpn.isEmpty { metadata["alpn"] = .string(alpn.joined(separator: ",")) }
-        metadata["upstream"] = .string(upstream ?? "-")
-        metadata["server"] = .string(server?.endpointDescription ?? "-")
-        metadata["bytes_in"] = .stringConvertible(bytesFromClient)
-        metadata["bytes_out"] = .stringConvertible(bytesFromServer)
-        metadata["duration_ms"] = .stringConvertible((NIODeadline.now() - started).nanoseconds / 1_000_000)
-        metadata["outcome"] = .string(outcome.rawValue)
-        if let detail { metadata["reason"] = .string(detail) }
         // A peer that connects and leaves without a byte (a port scan, a load balancer's TCP check)
         // is counted but logged only at debug level, so probes cannot flood the log.
-        logger.log(level: quiet && outcome == .clientClosedEarly ? .debug : .info, "connection", metadata: metadata)
+        let level: Logger.Level = quiet && outcome == .clientClosedEarly ? .debug : .info
+        guard logger.logLevel <= level else { return }
+        let line = ConnectionLogLine(
+            listener: listener.name, client: client, peer: peer != client ? peer : nil, serverName: serverName, alpn: alpn,
+            upstream: upstream, server: server, bytesIn: bytesFromClient, bytesOut: bytesFromServer,
+            durationMilliseconds: (NIODeadline.now() - started).nanoseconds / 1_000_000, outcome: outcome, reason: detail
+        )
+        if let writer = logger.handler as? any ConnectionLineWriter {
+            writer.writeConnectionLine(line, level: level)
+        } else {
+            logger.log(level: level, "connection", metadata: line.metadata)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 @testable import TailgateConfig
 
@@ -29,6 +30,14 @@ import Testing
     #expect(throws: Endpoint.Failure.unbracketedIPv6) { try Endpoint.parse("::1:443") }
     #expect(throws: Endpoint.Failure.badAddress) { try Endpoint.parse("300.1.1.1:443") }
     #expect(throws: Endpoint.Failure.badHostname) { try Endpoint.parse("bad_host!:443") }
+}
+
+@Test func endpointDescriptionsFormatEveryOctetAndPort() throws {
+    for text in ["0.0.0.0:1", "255.255.255.255:65535", "100.64.10.7:443", "10.0.200.9:8080", "1.2.3.4:80"] {
+        #expect(try Endpoint.parse(text).description == text)
+    }
+    #expect(try SocketAddress(ipAddress: "192.168.1.20", port: 5432).endpointDescription == "192.168.1.20:5432")
+    #expect(try SocketAddress(ipAddress: "fd7a:115c:a1e0::1", port: 443).endpointDescription == "[fd7a:115c:a1e0::1]:443")
 }
 
 @Test func durationsAcceptUnitsAndRefuseBareNumbers() throws {

@@ -34,5 +34,7 @@ enum {
     TAILGATE_EPOLLRDHUP = 0x2000,
     TAILGATE_EPOLLEXCLUSIVE = 1 << 28,
 };
+/// Edge-triggered: reported once per change of readiness (bit 31, outside what an int enum holds).
+#define TAILGATE_EPOLLET 0x80000000U
 
 #endif

@@ -16,6 +16,8 @@ enum ListeningSocket {
             // IP_FREEBIND: a tailnet address (100.x) may not exist yet when tailgate starts at boot,
             // before tailscaled; the socket binds now and accepts once the address appears.
             try set(descriptor, CInt(IPPROTO_IP), IP_FREEBIND, "IP_FREEBIND")
+            // Accepted sockets inherit TCP_NODELAY on Linux: one setsockopt here instead of one per connection.
+            try set(descriptor, CInt(IPPROTO_TCP), TCP_NODELAY, "TCP_NODELAY")
             if case .v6 = address {
                 // Let "[::]:443" and "0.0.0.0:443" coexist, as nginx does.
                 try set(descriptor, CInt(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY")

@@ -2,9 +2,15 @@ import CTailgateLinux
 import Glibc
 import NIOCore
 
-/// The event loop of one relay thread: an epoll level-triggered loop over the sockets of its sessions,
-/// plus a coarse timer pass for connect and idle timeouts. Lives on its thread only.
+/// The event loop of one relay thread: an epoll loop over the sockets of its sessions, edge-triggered for
+/// connections (each socket is registered once; no epoll_ctl per state change) and level-triggered for the
+/// shared listening sockets, plus a coarse timer pass for connect and idle timeouts. Lives on its thread only.
 final class SpliceLoop {
+    /// A client socket from accept on: input and the peer's FIN (EPOLLOUT is added if a write ever waits).
+    static let clientEvents = UInt32(TAILGATE_EPOLLIN | TAILGATE_EPOLLRDHUP) | TAILGATE_EPOLLET
+    static let clientEventsWithOutput = clientEvents | UInt32(TAILGATE_EPOLLOUT)
+    /// An upstream socket from its connect on (EPOLLOUT says the connect finished).
+    static let upstreamEvents = clientEventsWithOutput
     static let wakeupToken = UInt64.max
     /// Listening sockets carry this bit in their epoll token; connections carry their bare descriptor.
     static let listenerBit: UInt64 = 1 << 32
@@ -24,6 +30,10 @@ final class SpliceLoop {
     private var lastExhaustionWarning = NIODeadline.uptimeNanoseconds(0)
     private var stopping = false
     private var nextTimerPass = NIODeadline.now()
+    /// The time as of the last wake-up: what sessions stamp activity and deadlines with.
+    private(set) var now = NIODeadline.now()
+    /// Sessions whose pumps stopped at their round limit with input left: served after this turn's events.
+    private var again: [SpliceSession] = []
 
     init(worker: SpliceWorker) {
         self.worker = worker
@@ -33,8 +43,12 @@ final class SpliceLoop {
         let capacity = 128
         var events = [UInt32](repeating: 0, count: capacity)
         var tokens = [UInt64](repeating: 0, count: capacity)
+        let logLines = StandardErrorLines.startBatching()
+        defer { StandardErrorLines.stopBatching() }
         while !(stopping && byID.isEmpty) {
+            logLines.flush()  // the log lines of the last turn, before waiting again
             let count = tailgate_epoll_wait(worker.epoll, &events, &tokens, CInt(capacity), waitMilliseconds())
+            now = .now()
             if count < 0 {
                 if errno == EINTR { continue }
                 break
@@ -49,7 +63,11 @@ final class SpliceLoop {
                     session.handle(events[index], on: CInt(truncatingIfNeeded: token), loop: self)
                 }
             }
-            let now = NIODeadline.now()
+            if !again.isEmpty {
+                let sessions = again
+                again.removeAll(keepingCapacity: true)
+                for session in sessions { session.resume(loop: self) }
+            }
             if now >= nextTimerPass {
                 timerPass(now)
                 nextTimerPass = now + .milliseconds(100)
@@ -62,6 +80,7 @@ final class SpliceLoop {
 
     /// Blocks indefinitely when there is nothing to time out; otherwise wakes for the next timer pass.
     private func waitMilliseconds() -> CInt {
+        guard again.isEmpty else { return 0 }
         guard !byID.isEmpty || !paused.isEmpty else { return -1 }
         let left = (nextTimerPass - NIODeadline.now()).nanoseconds / 1_000_000
         return CInt(max(0, min(left + 1, 1_000)))
@@ -107,16 +126,17 @@ final class SpliceLoop {
 
     // MARK: - Accepting
 
-    /// Accepts what is queued on a listening socket (a bounded batch, so one listener cannot starve the loop).
+    /// Accepts one connection per event: the listener is level-triggered, so epoll reports it again next turn
+    /// while more are queued (no accept4 that only says EAGAIN; the other thread's share is woken meanwhile).
     private func acceptConnections(on listener: CInt) {
         guard let socket = listening[listener] else { return }
-        for _ in 0..<32 {
+        for _ in 0..<4 {
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
             let descriptor = tailgate_accept(listener, &storage, &length)
             if descriptor >= 0 {
                 admit(descriptor, peer: SocketAddress(storage), on: socket)
-                continue
+                return
             }
             switch errno {
             case EAGAIN, EWOULDBLOCK:
@@ -155,8 +175,6 @@ final class SpliceLoop {
             Glibc.close(descriptor)
             return
         }
-        var one: CInt = 1
-        _ = setsockopt(descriptor, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
         let record = ConnectionRecord(listener: listener, logger: socket.logger, peer: peer)
         let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
         socket.connections.add(connection)
@@ -189,14 +207,9 @@ final class SpliceLoop {
         _ = tailgate_epoll_control(worker.epoll, 1, descriptor, events, UInt64(descriptor))
     }
 
-    /// Takes `descriptor` out of epoll but keeps it mapped (a hung-up socket nothing is wanted from).
-    func park(_ descriptor: CInt) {
-        _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
-    }
-
-    /// Puts a parked descriptor back into epoll.
-    func unpark(_ descriptor: CInt, events: UInt32) {
-        _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor))
+    /// Serves `session` again after this turn's events, without waiting for one.
+    func postAgain(_ session: SpliceSession) {
+        again.append(session)
     }
 
     /// Forgets `descriptor` before it is closed (closing removes it from epoll).

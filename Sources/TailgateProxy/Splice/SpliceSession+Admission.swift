@@ -4,53 +4,72 @@ import NIOCore
 import TailgateWire
 
 extension SpliceSession {
-    /// Watches the client socket for its first bytes until client_hello_timeout.
+    /// Watches the client socket for its first bytes until client_hello_timeout, and reads at once: a TLS
+    /// client sends its ClientHello right after the handshake, so it has often arrived by the time the
+    /// connection is accepted (this saves a wake-up; if not, the recv says EAGAIN and the edge comes later).
     func startAdmission(loop: SpliceLoop) {
         guard let policy else { return }
-        helloDeadline = .now() + policy.clientHelloTimeout
-        clientEvents = UInt32(TAILGATE_EPOLLIN)
-        guard loop.watch(client, events: clientEvents, for: self) else {
+        helloDeadline = loop.now + policy.clientHelloTimeout
+        guard loop.watch(client, events: SpliceLoop.clientEvents, for: self) else {
             fail(.error, detail: "client: \(SystemCallError("epoll_ctl"))", loop: loop)
             return
         }
+        toUpstream.sourceReadable = true
+        readAdmission(loop: loop)
     }
 
     /// Reads what the client sent and lets the admission state machine decide.
     func readAdmission(loop: SpliceLoop) {
-        guard stage == .admitting else { return }
-        let scratch = loop.scratch
-        let received = recv(client, scratch.baseAddress, scratch.count, 0)
-        if received == 0 {
-            // Nothing, or only a PROXY header (a load balancer's health check), is a probe: counted, logged quietly.
-            let probe = (inbound?.readableBytes ?? 0) == 0
-            record.quiet = probe
-            fail(.clientClosedEarly, detail: probe ? nil : "eof_before_client_hello", loop: loop)
-            return
+        while stage == .admitting, toUpstream.sourceReadable {
+            let scratch = loop.scratch
+            let received = recv(client, scratch.baseAddress, scratch.count, 0)
+            if received == 0 {
+                clientEndedBeforeHello(loop: loop)
+                return
+            }
+            if received < 0 {
+                if errno == EAGAIN {
+                    toUpstream.sourceReadable = false
+                    return
+                }
+                fail(.clientClosedEarly, detail: "client: \(SystemCallError("recv"))", loop: loop)
+                return
+            }
+            // A short read empties the receive queue (edge-triggered: the next bytes bring a new event).
+            if received < scratch.count { toUpstream.sourceReadable = false }
+            record.bytesFromClient += received
+            let bytes = UnsafeRawBufferPointer(rebasing: scratch[0..<received])
+            if inbound == nil {
+                inbound = ByteBuffer(bytes: bytes)
+            } else {
+                inbound!.writeBytes(bytes)  // set just above when nil
+            }
+            guard var buffer = inbound, var decision = machine else { return }
+            let action = decision.process(&buffer)
+            inbound = buffer
+            machine = decision
+            switch action {
+            case .needMoreData:
+                // The FIN came with these bytes: there will be no more.
+                if !toUpstream.sourceReadable, toUpstream.sourcePeerClosed {
+                    clientEndedBeforeHello(loop: loop)
+                    return
+                }
+            case .reject(let outcome, let reason):
+                fail(outcome, detail: reason, loop: loop)
+                return
+            case .admit(let hello):
+                admitted(hello, loop: loop)
+                return
+            }
         }
-        if received < 0 {
-            if errno == EAGAIN { return }
-            fail(.clientClosedEarly, detail: "client: \(SystemCallError("recv"))", loop: loop)
-            return
-        }
-        record.bytesFromClient += received
-        let bytes = UnsafeRawBufferPointer(rebasing: scratch[0..<received])
-        if inbound == nil {
-            inbound = ByteBuffer(bytes: bytes)
-        } else {
-            inbound!.writeBytes(bytes)  // set just above when nil
-        }
-        guard var buffer = inbound, var decision = machine else { return }
-        let action = decision.process(&buffer)
-        inbound = buffer
-        machine = decision
-        switch action {
-        case .needMoreData:
-            return
-        case .reject(let outcome, let reason):
-            fail(outcome, detail: reason, loop: loop)
-        case .admit(let hello):
-            admitted(hello, loop: loop)
-        }
+    }
+
+    /// Nothing, or only a PROXY header (a load balancer's health check), is a probe: counted, logged quietly.
+    private func clientEndedBeforeHello(loop: SpliceLoop) {
+        let probe = (inbound?.readableBytes ?? 0) == 0
+        record.quiet = probe
+        fail(.clientClosedEarly, detail: probe ? nil : "eof_before_client_hello", loop: loop)
     }
 
     /// Routes the ClientHello, prepares the greeting (PROXY header and the bytes so far) and connects.
@@ -76,10 +95,8 @@ extension SpliceSession {
         inbound = nil
         machine = nil
         self.policy = nil
+        // Nothing more is read from the client until the greeting is out (what arrives meanwhile is noted).
         stage = .connecting
-        // Nothing more is read from the client until the greeting is out.
-        clientEvents = 0
-        loop.rewatch(client, events: 0)
         connectNext(loop: loop)
     }
 }

@@ -9,7 +9,7 @@ extension SpliceSession {
         while attempt < servers.count {
             let server = servers[attempt]
             record.server = server
-            connectStarted = .now()
+            connectStarted = loop.now
             let descriptor = socket(server.protocol.rawValue, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard descriptor >= 0 else {
                 fail(.upstreamUnavailable, detail: "\(server.endpointDescription): \(SystemCallError("socket"))", loop: loop)
@@ -22,8 +22,10 @@ extension SpliceSession {
             }
             if result == 0 || errno == EINPROGRESS {
                 upstream = descriptor
-                upstreamEvents = UInt32(TAILGATE_EPOLLOUT)
-                guard loop.watch(descriptor, events: upstreamEvents, for: self) else {
+                toUpstream.waitingForDestination = true  // until the connect is done
+                toClient.sourceReadable = false
+                toClient.sourcePeerClosed = false
+                guard loop.watch(descriptor, events: SpliceLoop.upstreamEvents, for: self) else {
                     fail(.error, detail: "upstream: \(SystemCallError("epoll_ctl"))", loop: loop)
                     return
                 }
@@ -44,13 +46,14 @@ extension SpliceSession {
             connectFailed(SystemCallError("connect", errno: error).description, loop: loop)
             return
         }
-        pool.metrics.connected(upstream: pool.name, after: .nanoseconds((NIODeadline.now() - connectStarted).nanoseconds))
+        pool.metrics.connected(upstream: pool.name, after: .nanoseconds((loop.now - connectStarted).nanoseconds))
         if let server = record.server {
             pool.usage.acquire(server)
             record.connectedServer = (server, pool.usage)
         }
-        lastActivity = .now()
+        lastActivity = loop.now
         stage = .greeting
+        toUpstream.waitingForDestination = false
         sendGreeting(loop: loop)
     }
 
@@ -59,7 +62,6 @@ extension SpliceSession {
         loop.forget(upstream)
         Glibc.close(upstream)
         upstream = -1
-        upstreamEvents = 0
         noteConnectFailure(servers[attempt], reason, loop: loop)
         if stage == .connecting { connectNext(loop: loop) }
     }
@@ -86,7 +88,8 @@ extension SpliceSession {
             if written > 0 {
                 greetingSent += written
             } else if errno == EAGAIN {
-                return  // still watching EPOLLOUT
+                toUpstream.waitingForDestination = true  // until the next EPOLLOUT edge
+                return
             } else {
                 fail(.error, detail: "upstream: \(SystemCallError("write"))", loop: loop)
                 return
@@ -94,6 +97,6 @@ extension SpliceSession {
         }
         greeting = []
         stage = .relaying
-        updateEvents(loop: loop)
+        relay(hangUp: nil, loop: loop)
     }
 }

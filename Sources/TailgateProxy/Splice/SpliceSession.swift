@@ -26,25 +26,24 @@ final class SpliceSession {
     var policy: ListenerPolicy?
     var machine: AdmissionStateMachine?
     var inbound: ByteBuffer?
-    var helloDeadline = NIODeadline.now()
+    var helloDeadline = NIODeadline.uptimeNanoseconds(0)
     /// The listening socket's address when it is a specific one (the PROXY header's destination then needs
     /// no getsockname); nil for a wildcard bind.
     var localAddress: SocketAddress?
     var attempt = 0
-    var connectStarted = NIODeadline.now()
-    var connectDeadline = NIODeadline.now()
+    var connectStarted = NIODeadline.uptimeNanoseconds(0)
+    var connectDeadline = NIODeadline.uptimeNanoseconds(0)
     var greeting: [UInt8]
     var greetingSent = 0
     var toUpstream = SpliceDirection()
     var toClient = SpliceDirection()
-    var clientEvents: UInt32 = 0
-    var upstreamEvents: UInt32 = 0
-    /// The peer hung up (EPOLLHUP/EPOLLERR); the socket is out of epoll (parked) while nothing is wanted from it.
-    var clientHungUp = false
-    var upstreamHungUp = false
-    var clientParked = false
-    var upstreamParked = false
-    var lastActivity = NIODeadline.now()
+    /// The client socket is registered for EPOLLOUT too (only once a write to it had to wait; the upstream
+    /// socket always is, from its connect on).
+    var clientWatchesOutput = false
+    /// A pump stopped at its round limit with bytes still to read: the loop comes back without an event.
+    var postedAgain = false
+    /// Times are the loop's clock (read once per turn of the loop, as nginx does).
+    var lastActivity = NIODeadline.uptimeNanoseconds(0)
 
     /// A connection the engine accepted itself: admission (PROXY header, ClientHello, route) happens here too.
     init(accepted descriptor: CInt, record: ConnectionRecord, policy: ListenerPolicy, registry: ConnectionRegistry, connection: SpliceConnection) {
@@ -58,29 +57,54 @@ final class SpliceSession {
         self.machine = AdmissionStateMachine(expectProxyHeader: policy.trusts(record.peer))
     }
 
-    /// Dispatches one epoll event for `descriptor`.
+    /// Dispatches one edge-triggered epoll event for `descriptor`: notes what became ready, then acts on it.
     func handle(_ events: UInt32, on descriptor: CInt, loop: SpliceLoop) {
+        let fromClient = descriptor == client
+        noteReadiness(events, fromClient: fromClient)
         switch stage {
         case .admitting:
             readAdmission(loop: loop)
         case .connecting, .greeting:
-            if descriptor == client {
-                // Not reading the client yet, but epoll reports a reset or hang-up regardless: end it now
-                // rather than spin on it until the upstream answers.
+            if fromClient {
+                // Not reading the client yet, but a reset or hang-up ends it now rather than when the
+                // upstream answers.
                 if events & UInt32(TAILGATE_EPOLLERR | TAILGATE_EPOLLHUP) != 0 {
                     let error = pendingSocketError(client)
                     fail(.reset, detail: "client: \(SystemCallError("socket", errno: error != 0 ? error : ECONNRESET)) while connecting", loop: loop)
                 }
             } else if stage == .connecting {
-                finishConnect(loop: loop)
-            } else {
+                if events & UInt32(TAILGATE_EPOLLOUT | TAILGATE_EPOLLERR | TAILGATE_EPOLLHUP) != 0 { finishConnect(loop: loop) }
+            } else if !toUpstream.waitingForDestination {
                 sendGreeting(loop: loop)
             }
         case .relaying:
-            relay(events, on: descriptor, loop: loop)
+            relay(hangUp: events & UInt32(TAILGATE_EPOLLHUP | TAILGATE_EPOLLERR) != 0 ? descriptor : nil, loop: loop)
         case .closed:
             break
         }
+    }
+
+    /// Edge-triggered epoll reports a change once, so what it said is kept until a read or write finds out
+    /// otherwise. Each flag belongs to one direction: the client's input to `toUpstream`, its output to `toClient`.
+    private func noteReadiness(_ events: UInt32, fromClient: Bool) {
+        let input = events & UInt32(TAILGATE_EPOLLIN | TAILGATE_EPOLLRDHUP | TAILGATE_EPOLLHUP | TAILGATE_EPOLLERR) != 0
+        let peerClosed = events & UInt32(TAILGATE_EPOLLRDHUP | TAILGATE_EPOLLHUP) != 0
+        let output = events & UInt32(TAILGATE_EPOLLOUT | TAILGATE_EPOLLHUP | TAILGATE_EPOLLERR) != 0
+        if fromClient {
+            if input { toUpstream.sourceReadable = true }
+            if peerClosed { toUpstream.sourcePeerClosed = true }
+            if output { toClient.waitingForDestination = false }
+        } else {
+            if input { toClient.sourceReadable = true }
+            if peerClosed { toClient.sourcePeerClosed = true }
+            if output { toUpstream.waitingForDestination = false }
+        }
+    }
+
+    /// Comes back to a session whose pump stopped at its round limit (see `postedAgain`).
+    func resume(loop: SpliceLoop) {
+        postedAgain = false
+        if stage == .relaying { relay(hangUp: nil, loop: loop) }
     }
 
     /// Connect timeouts and the idle timeout.
@@ -106,26 +130,12 @@ final class SpliceSession {
 
     // MARK: - Relaying
 
-    private func relay(_ events: UInt32, on descriptor: CInt, loop: SpliceLoop) {
-        let fromClient = descriptor == client
-        let readable = events & UInt32(TAILGATE_EPOLLIN | TAILGATE_EPOLLHUP | TAILGATE_EPOLLERR | TAILGATE_EPOLLRDHUP) != 0
-        let writable = events & UInt32(TAILGATE_EPOLLOUT) != 0
+    /// Moves what is ready both ways; `hangUp` is the descriptor whose event carried EPOLLHUP/EPOLLERR.
+    func relay(hangUp: CInt?, loop: SpliceLoop) {
         // Read (and pass on) whatever arrived before looking at errors: a server may answer and then reset.
         // The pumps only report failures; the session is failed here, once no direction is borrowed.
-        var failure: PumpFailure?
-        if fromClient {
-            if readable { failure = pump(&toUpstream, from: client, to: upstream, loop: loop) }
-            if failure == nil, writable {
-                toClient.waitingForDestination = false
-                failure = pump(&toClient, from: upstream, to: client, loop: loop)
-            }
-        } else {
-            if readable { failure = pump(&toClient, from: upstream, to: client, loop: loop) }
-            if failure == nil, writable {
-                toUpstream.waitingForDestination = false
-                failure = pump(&toUpstream, from: client, to: upstream, loop: loop)
-            }
-        }
+        var failure = pump(&toUpstream, from: client, to: upstream, otherFinished: toClient.finished, loop: loop)
+        if failure == nil { failure = pump(&toClient, from: upstream, to: client, otherFinished: toUpstream.finished, loop: loop) }
         if let failure {
             fail(failure.errno.map(peerFailure) ?? .error, detail: failure.detail, loop: loop)
             return
@@ -134,21 +144,23 @@ final class SpliceSession {
             close(loop: loop)
             return
         }
-        // EPOLLHUP/EPOLLERR cannot be masked: a level-triggered loop would report them on every turn.
-        let hangUp = events & UInt32(TAILGATE_EPOLLHUP | TAILGATE_EPOLLERR) != 0
-        if hangUp {
+        if let descriptor = hangUp {
+            let fromClient = descriptor == client
             let error = pendingSocketError(descriptor)
-            let outboundOpen = fromClient ? !toClient.finished : !toUpstream.finished
-            if error != 0, outboundOpen {
+            if error != 0, fromClient ? !toClient.finished : !toUpstream.finished {
                 // Reset: what is still to be sent to this peer can no longer arrive.
                 fail(peerFailure(error), detail: "\(fromClient ? "client" : "upstream"): \(SystemCallError("socket", errno: error))", loop: loop)
                 return
             }
-            // Closed both ways or reset after we finished sending: read what is left, but stop watching the
-            // socket whenever there is nothing to read from it (updateEvents).
-            if fromClient { clientHungUp = true } else { upstreamHungUp = true }
         }
-        updateEvents(loop: loop)
+        if toClient.waitingForDestination, !clientWatchesOutput {
+            clientWatchesOutput = true
+            loop.rewatch(client, events: SpliceLoop.clientEventsWithOutput)
+        }
+        if !postedAgain, toUpstream.cutShort || toClient.cutShort {
+            postedAgain = true
+            loop.postAgain(self)
+        }
     }
 
     /// Why a pump could not go on: the failed call's errno (nil when it is not a peer's doing) and the log reason.
@@ -163,20 +175,24 @@ final class SpliceSession {
     /// Small exchanges are copied through the thread's scratch buffer (one recv, one send: cheaper than two
     /// splices for a few hundred bytes); once a read fills the buffer, the direction carries bulk and
     /// switches to splice(2) through a pipe, where the bytes stay in the kernel (HAProxy's splice-auto idea).
-    private func pump(_ direction: inout SpliceDirection, from source: CInt, to destination: CInt, loop: SpliceLoop) -> PumpFailure? {
+    private func pump(
+        _ direction: inout SpliceDirection, from source: CInt, to destination: CInt, otherFinished: Bool, loop: SpliceLoop
+    ) -> PumpFailure? {
         let towardUpstream = source == client
+        direction.cutShort = false
         if let failure = flushHeld(&direction, to: destination, towardUpstream: towardUpstream, loop: loop) { return failure }
         var rounds = 0
-        while direction.wantsRead, rounds < 4 {
+        while direction.wantsRead, direction.sourceReadable {
+            // A bounded share per turn, so one busy connection cannot starve the others; the loop comes back.
+            guard rounds < 4 else {
+                direction.cutShort = true
+                break
+            }
             rounds += 1
             let step = direction.spliced
                 ? spliceOnce(&direction, from: source, to: destination, towardUpstream: towardUpstream, loop: loop)
                 : copyOnce(&direction, from: source, to: destination, towardUpstream: towardUpstream, loop: loop)
-            switch step {
-            case .failed(let failure): return failure
-            case .drained: rounds = .max
-            case .more: continue
-            }
+            if let failure = step { return failure }
         }
         if direction.pending == 0, let pipe = direction.pipe {
             loop.pipes.give(pipe)
@@ -184,19 +200,15 @@ final class SpliceSession {
         }
         if direction.sourceEnded, direction.pending == 0, direction.held.isEmpty, !direction.finished {
             direction.finished = true
-            shutdown(destination, CInt(SHUT_WR))
+            // Pass the FIN on; when the other way is done too, the close that follows sends it.
+            if !otherFinished { shutdown(destination, CInt(SHUT_WR)) }
         }
         return nil
     }
 
-    private enum Step {
-        case more
-        case drained
-        case failed(PumpFailure)
-    }
-
     /// Writes what an earlier partial write left (copy remainder or pipe contents).
     private func flushHeld(_ direction: inout SpliceDirection, to destination: CInt, towardUpstream: Bool, loop: SpliceLoop) -> PumpFailure? {
+        guard !direction.waitingForDestination else { return nil }
         if !direction.held.isEmpty {
             let sent = direction.held.withUnsafeBytes { send(destination, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
             if sent > 0 {
@@ -217,36 +229,43 @@ final class SpliceSession {
         return nil
     }
 
+    /// One recv into the scratch buffer and one send; nil when it went through (or would block).
     private func copyOnce(
         _ direction: inout SpliceDirection, from source: CInt, to destination: CInt, towardUpstream: Bool, loop: SpliceLoop
-    ) -> Step {
+    ) -> PumpFailure? {
         let scratch = loop.scratch
         let received = recv(source, scratch.baseAddress, scratch.count, 0)
         guard received > 0 else { return endOfRead(received, &direction, towardUpstream: towardUpstream, call: "recv") }
-        noteRead(received, towardUpstream: towardUpstream)
+        noteRead(received, towardUpstream: towardUpstream, loop: loop)
+        if received < scratch.count {
+            // TCP's recv returns less than asked only with the receive queue empty: nothing more until the
+            // next edge. If the peer's FIN had already arrived, this was the last of it (saves the recv of 0).
+            direction.sourceReadable = false
+            if direction.sourcePeerClosed { direction.sourceEnded = true }
+        } else {
+            direction.spliced = true  // a full buffer: bulk, from now on through a pipe
+        }
         let sent = send(destination, scratch.baseAddress, received, CInt(MSG_NOSIGNAL))
         if sent < 0, errno != EAGAIN {
-            return .failed(writeFailure(towardUpstream: towardUpstream, call: "send"))
+            return writeFailure(towardUpstream: towardUpstream, call: "send")
         }
         let written = max(0, sent)
         if written < received {
             direction.held = Array(UnsafeRawBufferPointer(rebasing: scratch[written..<received]))
             direction.waitingForDestination = true
-            return .drained
         }
-        if received == scratch.count {
-            direction.spliced = true
-            return .more
-        }
-        return .drained
+        return nil
     }
 
+    /// One splice from the source into the pipe and one out of it; nil when it went through (or would block).
+    /// A short splice says nothing about the socket (the pipe may have run out of slots): only EAGAIN ends
+    /// its readiness.
     private func spliceOnce(
         _ direction: inout SpliceDirection, from source: CInt, to destination: CInt, towardUpstream: Bool, loop: SpliceLoop
-    ) -> Step {
+    ) -> PumpFailure? {
         if direction.pipe == nil {
             guard let pipe = loop.pipes.take() else {
-                return .failed(PumpFailure(errno: nil, detail: SystemCallError("pipe2").description))
+                return PumpFailure(errno: nil, detail: SystemCallError("pipe2").description)
             }
             direction.pipe = pipe
         }
@@ -255,35 +274,37 @@ final class SpliceSession {
         // A full pipe waits for the destination; asking splice for 0 bytes would read as end of stream.
         guard room > 0 else {
             direction.waitingForDestination = true
-            return .drained
+            return nil
         }
         let moved = tailgate_splice(source, pipe.writeEnd, room)
         guard moved > 0 else { return endOfRead(moved, &direction, towardUpstream: towardUpstream, call: "splice") }
         direction.pending += moved
-        noteRead(moved, towardUpstream: towardUpstream)
+        noteRead(moved, towardUpstream: towardUpstream, loop: loop)
         let sent = tailgate_splice(pipe.readEnd, destination, direction.pending)
         if sent > 0 {
             direction.pending -= sent
         } else if errno != EAGAIN {
-            return .failed(writeFailure(towardUpstream: towardUpstream, call: "splice"))
+            return writeFailure(towardUpstream: towardUpstream, call: "splice")
         }
         if direction.pending > 0 {
             direction.waitingForDestination = true
-            return .drained
         }
-        return moved == room ? .more : .drained
+        return nil
     }
 
     /// A read that returned 0 (the peer's FIN) or failed.
-    private func endOfRead(_ result: Int, _ direction: inout SpliceDirection, towardUpstream: Bool, call: String) -> Step {
+    private func endOfRead(_ result: Int, _ direction: inout SpliceDirection, towardUpstream: Bool, call: String) -> PumpFailure? {
         if result == 0 {
             direction.sourceEnded = true
-            return .drained
+            return nil
         }
         let error = errno
-        if error == EAGAIN { return .drained }
+        if error == EAGAIN {
+            direction.sourceReadable = false
+            return nil
+        }
         let side = towardUpstream ? "client" : "upstream"
-        return .failed(PumpFailure(errno: error, detail: "\(side): \(SystemCallError(call, errno: error))"))
+        return PumpFailure(errno: error, detail: "\(side): \(SystemCallError(call, errno: error))")
     }
 
     private func writeFailure(towardUpstream: Bool, call: String) -> PumpFailure {
@@ -291,9 +312,9 @@ final class SpliceSession {
         return PumpFailure(errno: error, detail: "\(towardUpstream ? "upstream" : "client"): \(SystemCallError(call, errno: error))")
     }
 
-    private func noteRead(_ count: Int, towardUpstream: Bool) {
+    private func noteRead(_ count: Int, towardUpstream: Bool, loop: SpliceLoop) {
         if towardUpstream { record.bytesFromClient += count } else { record.bytesFromServer += count }
-        lastActivity = .now()
+        lastActivity = loop.now
     }
 
     /// A peer that resets or vanishes ends the connection as `reset`, or as `closed` once one side had already
@@ -302,37 +323,6 @@ final class SpliceSession {
     func peerFailure(_ error: CInt) -> ConnectionOutcome {
         guard error == ECONNRESET || error == EPIPE else { return .error }
         return toUpstream.finished || toClient.finished ? .closed : .reset
-    }
-
-    /// Asks epoll for exactly what each socket waits on, so the level-triggered loop never spins; a socket
-    /// that hung up is taken out of epoll while nothing is wanted from it (its hang-up cannot be masked).
-    func updateEvents(loop: SpliceLoop) {
-        let input = UInt32(TAILGATE_EPOLLIN)
-        let output = UInt32(TAILGATE_EPOLLOUT)
-        let wantedClient = (toUpstream.wantsRead ? input : 0) | (toClient.waitingForDestination ? output : 0)
-        let wantedUpstream = (toClient.wantsRead ? input : 0) | (toUpstream.waitingForDestination ? output : 0)
-        update(client, wanted: wantedClient, current: &clientEvents, parked: &clientParked, hungUp: clientHungUp, loop: loop)
-        update(upstream, wanted: wantedUpstream, current: &upstreamEvents, parked: &upstreamParked, hungUp: upstreamHungUp, loop: loop)
-    }
-
-    private func update(_ descriptor: CInt, wanted: UInt32, current: inout UInt32, parked: inout Bool, hungUp: Bool, loop: SpliceLoop) {
-        if hungUp, wanted == 0 {
-            if !parked {
-                parked = true
-                loop.park(descriptor)
-            }
-            return
-        }
-        if parked {
-            parked = false
-            current = wanted
-            loop.unpark(descriptor, events: wanted)
-            return
-        }
-        if wanted != current {
-            current = wanted
-            loop.rewatch(descriptor, events: wanted)
-        }
     }
 
     // MARK: - Ending
@@ -386,6 +376,12 @@ struct SpliceDirection {
     var finished = false
     /// The destination's send buffer is full: wait for it to become writable before reading more.
     var waitingForDestination = false
+    /// Epoll reported input (or a hang-up) on the source that a read has not used up yet.
+    var sourceReadable = false
+    /// Epoll reported the source's FIN (EPOLLRDHUP): once a read comes back short, the stream has ended.
+    var sourcePeerClosed = false
+    /// The pump stopped at its round limit with the source still readable.
+    var cutShort = false
     /// What a partial copy-mode write left over (at most one scratch buffer).
     var held: [UInt8] = []
     /// Carries bulk: bytes go through a pipe with splice(2) instead of being copied.
