@@ -12,8 +12,11 @@ final class SpliceLoop {
     /// An upstream socket from its connect on (EPOLLOUT says the connect finished).
     static let upstreamEvents = clientEventsWithOutput
     static let wakeupToken = UInt64.max
-    /// Listening sockets carry this bit in their epoll token; connections carry their bare descriptor.
-    static let listenerBit: UInt64 = 1 << 32
+    /// Listening sockets carry this bit in their epoll token. A connection's token is its descriptor in the
+    /// low 32 bits and its session's tag above: an event fetched in the same batch as the close of its
+    /// descriptor must not reach a new session that got the same number meanwhile (with edge-triggered
+    /// readiness kept across events, a stale "peer closed" would end the new connection's input early).
+    static let listenerBit: UInt64 = 1 << 63
     /// After EMFILE/ENFILE, how long a listener rests before accepting again (no busy loop while out of descriptors).
     static let acceptPause: TimeAmount = .milliseconds(250)
 
@@ -59,7 +62,7 @@ final class SpliceLoop {
                     handleCommands()
                 } else if token & Self.listenerBit != 0 {
                     acceptConnections(on: CInt(truncatingIfNeeded: token & 0xFFFF_FFFF))
-                } else if let session = session(for: CInt(truncatingIfNeeded: token)) {
+                } else if let session = session(for: CInt(truncatingIfNeeded: token)), session.tag == token >> 32 {
                     session.handle(events[index], on: CInt(truncatingIfNeeded: token), loop: self)
                 }
             }
@@ -199,12 +202,16 @@ final class SpliceLoop {
             byDescriptor.append(contentsOf: repeatElement(nil, count: max(index + 1 - byDescriptor.count, byDescriptor.count)))
         }
         byDescriptor[index] = session
-        return tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor)) == 0
+        return tailgate_epoll_control(worker.epoll, 0, descriptor, events, Self.token(descriptor, session)) == 0
     }
 
-    /// Changes the events epoll reports for `descriptor`.
-    func rewatch(_ descriptor: CInt, events: UInt32) {
-        _ = tailgate_epoll_control(worker.epoll, 1, descriptor, events, UInt64(descriptor))
+    /// Changes the events epoll reports for `session`'s `descriptor`.
+    func rewatch(_ descriptor: CInt, events: UInt32, for session: SpliceSession) {
+        _ = tailgate_epoll_control(worker.epoll, 1, descriptor, events, Self.token(descriptor, session))
+    }
+
+    private static func token(_ descriptor: CInt, _ session: SpliceSession) -> UInt64 {
+        UInt64(UInt32(bitPattern: descriptor)) | session.tag << 32
     }
 
     /// Serves `session` again after this turn's events, without waiting for one.

@@ -15,6 +15,9 @@ final class SpliceSession {
 
     let record: ConnectionRecord
     let connection: SpliceConnection
+    /// Tells this session's epoll events from those of an earlier user of the same descriptor (31 bits of
+    /// the session id; see `SpliceLoop.listenerBit`).
+    let tag: UInt64
     let client: CInt
     var upstream: CInt = -1
     /// Set once routed.
@@ -49,6 +52,7 @@ final class SpliceSession {
     init(accepted descriptor: CInt, record: ConnectionRecord, policy: ListenerPolicy, registry: ConnectionRegistry, connection: SpliceConnection) {
         self.record = record
         self.connection = connection
+        self.tag = connection.id & 0x7FFF_FFFF
         self.client = descriptor
         self.registry = registry
         self.greeting = []
@@ -155,7 +159,7 @@ final class SpliceSession {
         }
         if toClient.waitingForDestination, !clientWatchesOutput {
             clientWatchesOutput = true
-            loop.rewatch(client, events: SpliceLoop.clientEventsWithOutput)
+            loop.rewatch(client, events: SpliceLoop.clientEventsWithOutput, for: self)
         }
         if !postedAgain, toUpstream.cutShort || toClient.cutShort {
             postedAgain = true
