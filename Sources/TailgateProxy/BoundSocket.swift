@@ -15,11 +15,14 @@ public final class BoundSocket: Sendable {
     private let spliceBox = NIOLockedValueBox<(descriptor: CInt, engine: SpliceRelayEngine, bound: SocketAddress)?>(nil)
     let connections = ConnectionRegistry()
     let logger: Logger
+    /// The logger's handler when it writes connection lines itself (looked up once, not per connection).
+    let lineWriter: (any ConnectionLineWriter)?
 
     init(address: SocketAddress, listener: ListenerRuntime, logger: Logger) {
         self.address = address
         self.listenerBox = NIOLockedValueBox(listener)
         self.logger = logger
+        self.lineWriter = logger.handler as? any ConnectionLineWriter
     }
 
     /// The listener that new connections on this socket belong to.
@@ -142,7 +145,7 @@ public final class BoundSocket: Sendable {
             channel.close(promise: nil)
             return
         }
-        let record = ConnectionRecord(listener: listener, logger: logger, peer: channel.remoteAddress)
+        let record = ConnectionRecord(listener: listener, logger: logger, lineWriter: lineWriter, peer: channel.remoteAddress)
         let relay = RelayHandler(side: .client, record: record)
         let admission = AdmissionHandler(
             policy: policy, record: record, clientRelay: relay,

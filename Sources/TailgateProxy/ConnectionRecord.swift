@@ -8,6 +8,8 @@ import TailgateWire
 final class ConnectionRecord {
     let listener: ListenerRuntime
     let logger: Logger
+    /// Writes the connection line without a metadata dictionary when the handler can (see `ConnectionLineWriter`).
+    let lineWriter: (any ConnectionLineWriter)?
     let started: NIODeadline
     var lastActivity: NIODeadline
     /// The socket peer.
@@ -31,9 +33,10 @@ final class ConnectionRecord {
     private var openChannels = 1
     private var finished = false
 
-    init(listener: ListenerRuntime, logger: Logger, peer: SocketAddress?) {
+    init(listener: ListenerRuntime, logger: Logger, lineWriter: (any ConnectionLineWriter)? = nil, peer: SocketAddress?) {
         self.listener = listener
         self.logger = logger
+        self.lineWriter = lineWriter
         self.started = .now()
         self.lastActivity = started
         // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; log them as IPv4.
@@ -76,8 +79,8 @@ final class ConnectionRecord {
             upstream: upstream, server: server, bytesIn: bytesFromClient, bytesOut: bytesFromServer,
             durationMilliseconds: (NIODeadline.now() - started).nanoseconds / 1_000_000, outcome: outcome, reason: detail
         )
-        if let writer = logger.handler as? any ConnectionLineWriter {
-            writer.writeConnectionLine(line, level: level)
+        if let lineWriter {
+            lineWriter.writeConnectionLine(line, level: level)
         } else {
             logger.log(level: level, "connection", metadata: line.metadata)
         }

@@ -3,8 +3,9 @@ import TailgateConfig
 
 /// What a listener does with a new connection: an immutable snapshot of one loaded configuration.
 ///
-/// A connection reads its listener's policy once, at accept; a reload publishes a new policy.
-public struct ListenerPolicy: Sendable {
+/// A connection reads its listener's policy once, at accept; a reload publishes a new policy. A class: the
+/// policy is passed along with every connection, and one reference is cheaper to hand on than its fields.
+public final class ListenerPolicy: Sendable {
     public let name: String
     public let routes: RouteTable
     public let upstreams: [String: UpstreamPool]

@@ -178,7 +178,7 @@ final class SpliceLoop {
             Glibc.close(descriptor)
             return
         }
-        let record = ConnectionRecord(listener: listener, logger: socket.logger, peer: peer)
+        let record = ConnectionRecord(listener: listener, logger: socket.logger, lineWriter: socket.lineWriter, peer: peer)
         let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
         socket.connections.add(connection)
         let session = SpliceSession(accepted: descriptor, record: record, policy: policy, registry: socket.connections, connection: connection)

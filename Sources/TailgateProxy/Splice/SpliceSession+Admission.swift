@@ -80,18 +80,19 @@ extension SpliceSession {
         }
         self.pool = pool
         servers = policy.servers(of: pool, record: record)
-        var payload = ByteBuffer()
-        payload.reserveCapacity((inbound?.readableBytes ?? 0) + 256)
         if pool.sendProxy != .none {
+            var payload = ByteBufferAllocator().buffer(capacity: (inbound?.readableBytes ?? 0) + 256)
             ListenerPolicy.writeProxyHeader(
                 pool.sendProxy, peer: record.peer, local: localAddress ?? (try? ListeningSocket.localAddress(of: client)),
                 inbound: machine?.proxyHeader, authority: record.serverName, into: &payload
             )
+            if var bytes = inbound {
+                payload.writeBuffer(&bytes)
+            }
+            greeting = payload
+        } else {
+            greeting = inbound ?? ByteBuffer()
         }
-        if var bytes = inbound {
-            payload.writeBuffer(&bytes)
-        }
-        greeting = payload.readBytes(length: payload.readableBytes) ?? []
         inbound = nil
         machine = nil
         self.policy = nil

@@ -38,12 +38,13 @@ extension SpliceSession {
         }
     }
 
-    /// The upstream socket became writable (or failed): the connect is done one way or the other.
-    func finishConnect(loop: SpliceLoop) {
+    /// The upstream socket became writable (or failed): the connect is done one way or the other. Writable
+    /// without EPOLLERR/EPOLLHUP is a connect that succeeded; only a failure needs SO_ERROR for its reason.
+    func finishConnect(_ events: UInt32, loop: SpliceLoop) {
         guard let pool else { return }
-        let error = pendingSocketError(upstream)
-        guard error == 0 else {
-            connectFailed(SystemCallError("connect", errno: error).description, loop: loop)
+        if events & UInt32(TAILGATE_EPOLLERR | TAILGATE_EPOLLHUP) != 0 {
+            let error = pendingSocketError(upstream)
+            connectFailed(SystemCallError("connect", errno: error != 0 ? error : ECONNREFUSED).description, loop: loop)
             return
         }
         pool.metrics.connected(upstream: pool.name, after: .nanoseconds((loop.now - connectStarted).nanoseconds))
@@ -81,12 +82,10 @@ extension SpliceSession {
 
     /// Writes the PROXY header and the ClientHello; relaying starts once all of it is out.
     func sendGreeting(loop: SpliceLoop) {
-        while greetingSent < greeting.count {
-            let written = greeting.withUnsafeBytes { bytes in
-                write(upstream, bytes.baseAddress! + greetingSent, bytes.count - greetingSent)  // non-empty: checked by the loop
-            }
+        while greeting.readableBytes > 0 {
+            let written = greeting.withUnsafeReadableBytes { bytes in write(upstream, bytes.baseAddress, bytes.count) }
             if written > 0 {
-                greetingSent += written
+                greeting.moveReaderIndex(forwardBy: written)
             } else if errno == EAGAIN {
                 toUpstream.waitingForDestination = true  // until the next EPOLLOUT edge
                 return
@@ -95,7 +94,7 @@ extension SpliceSession {
                 return
             }
         }
-        greeting = []
+        greeting = ByteBuffer()
         stage = .relaying
         relay(hangUp: nil, loop: loop)
     }

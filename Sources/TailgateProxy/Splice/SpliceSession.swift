@@ -36,8 +36,8 @@ final class SpliceSession {
     var attempt = 0
     var connectStarted = NIODeadline.uptimeNanoseconds(0)
     var connectDeadline = NIODeadline.uptimeNanoseconds(0)
-    var greeting: [UInt8]
-    var greetingSent = 0
+    /// The PROXY header and the bytes read while admitting, until written to the server.
+    var greeting = ByteBuffer()
     var toUpstream = SpliceDirection()
     var toClient = SpliceDirection()
     /// The client socket is registered for EPOLLOUT too (only once a write to it had to wait; the upstream
@@ -55,7 +55,6 @@ final class SpliceSession {
         self.tag = connection.id & 0x7FFF_FFFF
         self.client = descriptor
         self.registry = registry
-        self.greeting = []
         self.policy = policy
         self.stage = .admitting
         self.machine = AdmissionStateMachine(expectProxyHeader: policy.trusts(record.peer))
@@ -77,7 +76,7 @@ final class SpliceSession {
                     fail(.reset, detail: "client: \(SystemCallError("socket", errno: error != 0 ? error : ECONNRESET)) while connecting", loop: loop)
                 }
             } else if stage == .connecting {
-                if events & UInt32(TAILGATE_EPOLLOUT | TAILGATE_EPOLLERR | TAILGATE_EPOLLHUP) != 0 { finishConnect(loop: loop) }
+                if events & UInt32(TAILGATE_EPOLLOUT | TAILGATE_EPOLLERR | TAILGATE_EPOLLHUP) != 0 { finishConnect(events, loop: loop) }
             } else if !toUpstream.waitingForDestination {
                 sendGreeting(loop: loop)
             }
