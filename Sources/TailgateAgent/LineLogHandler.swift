@@ -50,7 +50,7 @@ public struct LineLogHandler: LogHandler {
         case .json: bytes = Array(Self.jsonLine(level: level, message: message, metadata: merged).utf8)
         }
         bytes.append(UInt8(ascii: "\n"))
-        StandardErrorLines.write(bytes)
+        StandardErrorLines.write(bytes, mayWait: level <= .info)
     }
 
     /// `time level message key=value…`: other keys sorted first, then the connection fields in reading order.
@@ -153,7 +153,7 @@ extension LineLogHandler: ConnectionLineWriter {
         line.append(contentsOf: fields.outcome.rawValue.utf8)
         if let reason = fields.reason { Self.appendField("reason", reason, to: &line) }
         line.append(UInt8(ascii: "\n"))
-        StandardErrorLines.write(line)
+        StandardErrorLines.write(line, mayWait: level <= .info)
     }
 
     /// An address never needs quotes (digits, dots, colons, brackets); "-" when there is none.

@@ -15,7 +15,7 @@ struct ConnectionChurnTests {
         let sandbox = try Sandbox("churn-\(relay)")
         defer { sandbox.tearDown() }
         let hello = try Captures.load("openssl-sni-alpn.bin")
-        let server = try ConversationServer(helloLength: hello.count, threads: 24)
+        let server = try ConversationServer(threads: 24) { $0.converse(helloLength: hello.count) }
         let port = Sandbox.freePort()
         let tailgate = try TailgateInstance.start(relay: relay, config: """
             [listeners.churn]
@@ -42,6 +42,40 @@ struct ConnectionChurnTests {
         #expect(lines.allSatisfy { $0.contains("outcome=closed") }, "\(lines.filter { !$0.contains("outcome=closed") }.prefix(3))")
     }
 
+    /// A client that sends its ClientHello, more bytes and its FIN at once: however the three arrive (before
+    /// the accept, with the first read, in one event after it), the FIN reaches the server, whose answer
+    /// then reaches the client. 300 times, 8 at a time.
+    @Test(arguments: RelayMode.allCases)
+    func clientsThatSendEverythingAndHalfCloseAtOnceAllGetTheirAnswer(relay: RelayMode) throws {
+        let sandbox = try Sandbox("churn-half-close-\(relay)")
+        defer { sandbox.tearDown() }
+        let hello = try Captures.load("openssl-sni-alpn.bin")
+        let server = try ConversationServer(threads: 8) { $0.answerAfterEOF() }
+        let port = Sandbox.freePort()
+        _ = try TailgateInstance.start(relay: relay, config: """
+            [listeners.churn]
+            bind = ["127.0.0.1:\(port)"]
+            default = "talk"
+            [upstreams.talk]
+            servers = ["127.0.0.1:\(server.port)"]
+            """, in: sandbox)
+        let problems = NSLock()
+        nonisolated(unsafe) var broken: [String] = []
+        DispatchQueue.concurrentPerform(iterations: 8) { client in
+            for round in 0..<38 {
+                guard let connection = try? RawClient(host: "127.0.0.1", port: port) else { continue }
+                connection.send(hello + Array("and the rest".utf8))
+                connection.shutdownWrite()
+                let answer = String(decoding: connection.receive(atLeast: Int.max, timeout: 10), as: UTF8.self)
+                connection.close()
+                if answer != "got \(hello.count + 12) bytes" {
+                    problems.lock(); broken.append("\(client)-\(round): \(answer.debugDescription)"); problems.unlock()
+                }
+            }
+        }
+        #expect(broken.isEmpty, "\(broken.count) of 304 half-closing clients got no answer, e.g. \(broken.prefix(3))")
+    }
+
     /// ClientHello → "ack"; "one" → "two?"; "request TAG" → "response TAG" and the server's close; then the
     /// client sends a last line into the closed connection (as a TLS client's close_notify does) and closes.
     private static func converse(port: Int, hello: [UInt8], tag: String) -> String? {
@@ -61,9 +95,14 @@ struct ConnectionChurnTests {
     }
 }
 
-/// The upstream of the churn test: `threads` threads accept on one socket and hold one scripted
+/// The upstream of the churn tests: `threads` threads accept on one socket and hold one scripted
 /// conversation each at a time (blocking reads with a timeout).
 final class ConversationServer: @unchecked Sendable {
+    /// One accepted connection, for a script to talk over.
+    struct Connection {
+        let fd: Int32
+    }
+
     let port: Int
     private let listener: Int32
     private let lock = NSLock()
@@ -71,7 +110,7 @@ final class ConversationServer: @unchecked Sendable {
 
     var completed: Int { lock.lock(); defer { lock.unlock() }; return _completed }
 
-    init(helloLength: Int, threads: Int) throws {
+    init(threads: Int, script: @escaping @Sendable (Connection) -> Bool) throws {
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -88,7 +127,9 @@ final class ConversationServer: @unchecked Sendable {
                     let connection = accept(fd, nil, nil)
                     guard connection >= 0 else { return }  // the listener was closed
                     _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-                    if self.serve(connection, helloLength: helloLength) {
+                    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+                    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    if script(Connection(fd: connection)) {
                         self.lock.lock(); self._completed += 1; self.lock.unlock()
                     }
                     close(connection)
@@ -97,18 +138,36 @@ final class ConversationServer: @unchecked Sendable {
         }
     }
 
-    /// One conversation; false when the client's side ended early (EOF, reset or a 10 s silence).
-    private func serve(_ fd: Int32, helloLength: Int) -> Bool {
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard read(fd, count: helloLength) != nil, write(fd, "ack\n"),
-              readLine(fd) == "one", write(fd, "two?\n"),
-              let request = readLine(fd), request.hasPrefix("request ")
+    deinit {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+}
+
+extension ConversationServer.Connection {
+    /// The churn conversation; false when the client's side ended early (EOF, reset or a 10 s silence).
+    func converse(helloLength: Int) -> Bool {
+        guard read(count: helloLength) != nil, write("ack\n"),
+              readLine() == "one", write("two?\n"),
+              let request = readLine(), request.hasPrefix("request ")
         else { return false }
-        return write(fd, "response " + request.dropFirst("request ".count) + "\n")
+        return write("response " + request.dropFirst("request ".count) + "\n")
     }
 
-    private func read(_ fd: Int32, count: Int) -> [UInt8]? {
+    /// Reads to EOF, then says how many bytes came.
+    func answerAfterEOF() -> Bool {
+        var total = 0
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if got < 0 { return false }
+            if got == 0 { break }
+            total += got
+        }
+        return write("got \(total) bytes")
+    }
+
+    private func read(count: Int) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: count)
         var offset = 0
         while offset < count {
@@ -120,7 +179,7 @@ final class ConversationServer: @unchecked Sendable {
     }
 
     /// Reads up to a newline (the client sends one line and waits, so nothing past it is read).
-    private func readLine(_ fd: Int32) -> String? {
+    private func readLine() -> String? {
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while true {
@@ -130,13 +189,8 @@ final class ConversationServer: @unchecked Sendable {
         }
     }
 
-    private func write(_ fd: Int32, _ text: String) -> Bool {
+    private func write(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         return bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
-    }
-
-    deinit {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 }

@@ -49,8 +49,10 @@ final class SpliceLoop {
         let logLines = StandardErrorLines.startBatching()
         defer { StandardErrorLines.stopBatching() }
         while !(stopping && byID.isEmpty) {
-            logLines.flush()  // the log lines of the last turn, before waiting again
-            let count = tailgate_epoll_wait(worker.epoll, &events, &tokens, CInt(capacity), waitMilliseconds())
+            let wait = waitMilliseconds()
+            // Log lines wait for the timer pass (at most ~100 ms), or go out before the thread sleeps for good.
+            if wait < 0 { logLines.flush() }
+            let count = tailgate_epoll_wait(worker.epoll, &events, &tokens, CInt(capacity), wait)
             now = .now()
             if count < 0 {
                 if errno == EINTR { continue }
@@ -73,6 +75,7 @@ final class SpliceLoop {
             }
             if now >= nextTimerPass {
                 timerPass(now)
+                logLines.flush()
                 nextTimerPass = now + .milliseconds(100)
             }
         }

@@ -35,8 +35,12 @@ extension SpliceSession {
                 fail(.clientClosedEarly, detail: "client: \(SystemCallError("recv"))", loop: loop)
                 return
             }
-            // A short read empties the receive queue (edge-triggered: the next bytes bring a new event).
-            if received < scratch.count { toUpstream.sourceReadable = false }
+            // A short read empties the receive queue (edge-triggered: the next bytes bring a new event);
+            // if the client's FIN had been reported, these were its last bytes.
+            if received < scratch.count {
+                toUpstream.sourceReadable = false
+                if toUpstream.sourcePeerClosed { toUpstream.sourceEnded = true }
+            }
             record.bytesFromClient += received
             let bytes = UnsafeRawBufferPointer(rebasing: scratch[0..<received])
             if inbound == nil {
@@ -50,8 +54,7 @@ extension SpliceSession {
             machine = decision
             switch action {
             case .needMoreData:
-                // The FIN came with these bytes: there will be no more.
-                if !toUpstream.sourceReadable, toUpstream.sourcePeerClosed {
+                if toUpstream.sourceEnded {
                     clientEndedBeforeHello(loop: loop)
                     return
                 }
