@@ -100,7 +100,14 @@ let package = Package(
             dependencies: ["TailgateProbe", "TailgateWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TailgateAgentTests", dependencies: ["TailgateAgent", "TailgateConfig"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TailgateAgentTests",
+            dependencies: [
+                "TailgateAgent", "TailgateConfig", "TailgateProxy",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
     ]
 )

@@ -130,6 +130,11 @@ extension LineLogHandler: ConnectionLineWriter {
             write(level: level, message: "connection", metadata: fields.metadata)
             return
         }
+        StandardErrorLines.write(Self.connectionTextLine(fields, level: level), mayWait: level <= .info)
+    }
+
+    /// The text connection line, with its newline: byte for byte what `textLine` makes of `fields.metadata`.
+    static func connectionTextLine(_ fields: ConnectionLogLine, level: Logger.Level) -> [UInt8] {
         var line: [UInt8] = []
         line.reserveCapacity(320)
         Timestamp.appendNow(to: &line)
@@ -153,7 +158,7 @@ extension LineLogHandler: ConnectionLineWriter {
         line.append(contentsOf: fields.outcome.rawValue.utf8)
         if let reason = fields.reason { Self.appendField("reason", reason, to: &line) }
         line.append(UInt8(ascii: "\n"))
-        StandardErrorLines.write(line, mayWait: level <= .info)
+        return line
     }
 
     /// An address never needs quotes (digits, dots, colons, brackets); "-" when there is none.

@@ -2,7 +2,7 @@ import Logging
 import NIOCore
 
 /// The fields of a connection's log line, in the order an operator reads them.
-public struct ConnectionLogLine {
+public struct ConnectionLogLine: Sendable {
     public var listener: String
     public var client: SocketAddress?
     /// The socket peer, when a PROXY header named another client.

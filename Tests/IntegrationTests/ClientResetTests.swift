@@ -87,17 +87,8 @@ struct ClientResetTests {
         let sandbox = try Sandbox("reset-relay-\(relay)")
         defer { sandbox.tearDown() }
         let server = try RawServer(.drain)
-        let rawPort = Sandbox.freePort()
-        let (tailgate, port) = try HostileSetup.startWithNginx(relay, sandbox, more: """
-            [listeners.raw]
-            bind = ["127.0.0.1:\(rawPort)"]
-            default = "raw"
-            [upstreams.raw]
-            servers = ["127.0.0.1:\(server.port)"]
-            """)
+        let (tailgate, port, rawPort, baseline) = try HostileSetup.startWithRawListener(relay, sandbox, servers: [server.port])
         let pid = tailgate.process.pid
-        for _ in 0..<4 { #expect(HostileSetup.serves(sandbox, port)) }
-        let baseline = HostileSetup.atRest(pid, listening: 2)
 
         let sent = try Captures.load("openssl-sni-alpn.bin") + Array("the first bytes of a conversation".utf8)
         let client = try RawClient(host: "127.0.0.1", port: rawPort, source: "127.0.0.63")
@@ -122,17 +113,8 @@ struct ClientResetTests {
         defer { sandbox.tearDown() }
         let hello = try Captures.load("openssl-sni-alpn.bin")
         let servers = try (0..<10).map { _ in try RawServer(.streamUntilGone(after: hello.count)) }
-        let rawPort = Sandbox.freePort()
-        let (tailgate, port) = try HostileSetup.startWithNginx(relay, sandbox, more: """
-            [listeners.raw]
-            bind = ["127.0.0.1:\(rawPort)"]
-            default = "raw"
-            [upstreams.raw]
-            servers = [\(servers.map { "\"127.0.0.1:\($0.port)\"" }.joined(separator: ", "))]
-            """)
+        let (tailgate, port, rawPort, baseline) = try HostileSetup.startWithRawListener(relay, sandbox, servers: servers.map(\.port))
         let pid = tailgate.process.pid
-        for _ in 0..<4 { #expect(HostileSetup.serves(sandbox, port)) }
-        let baseline = HostileSetup.atRest(pid, listening: 2)
 
         var received: [Int] = []
         for index in 0..<10 {

@@ -16,14 +16,8 @@ struct ConnectionChurnTests {
         defer { sandbox.tearDown() }
         let hello = try Captures.load("openssl-sni-alpn.bin")
         let server = try ConversationServer(threads: 24) { $0.converse(helloLength: hello.count) }
-        let port = Sandbox.freePort()
-        let tailgate = try TailgateInstance.start(relay: relay, config: """
-            [listeners.churn]
-            bind = ["127.0.0.1:\(port)"]
-            default = "talk"
-            [upstreams.talk]
-            servers = ["127.0.0.1:\(server.port)"]
-            """, in: sandbox)
+        defer { server.stop() }
+        let (tailgate, port) = try Self.start(relay, sandbox, to: server)
         let clients = 16
         let rounds = 300
         let problems = NSLock()
@@ -51,14 +45,8 @@ struct ConnectionChurnTests {
         defer { sandbox.tearDown() }
         let hello = try Captures.load("openssl-sni-alpn.bin")
         let server = try ConversationServer(threads: 8) { $0.answerAfterEOF() }
-        let port = Sandbox.freePort()
-        _ = try TailgateInstance.start(relay: relay, config: """
-            [listeners.churn]
-            bind = ["127.0.0.1:\(port)"]
-            default = "talk"
-            [upstreams.talk]
-            servers = ["127.0.0.1:\(server.port)"]
-            """, in: sandbox)
+        defer { server.stop() }
+        let (_, port) = try Self.start(relay, sandbox, to: server)
         let problems = NSLock()
         nonisolated(unsafe) var broken: [String] = []
         DispatchQueue.concurrentPerform(iterations: 8) { client in
@@ -74,6 +62,19 @@ struct ConnectionChurnTests {
             }
         }
         #expect(broken.isEmpty, "\(broken.count) of 304 half-closing clients got no answer, e.g. \(broken.prefix(3))")
+    }
+
+    /// A tailgate whose one listener relays to `server`.
+    private static func start(_ relay: RelayMode, _ sandbox: Sandbox, to server: ConversationServer) throws -> (TailgateInstance, Int) {
+        let port = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(relay: relay, config: """
+            [listeners.churn]
+            bind = ["127.0.0.1:\(port)"]
+            default = "talk"
+            [upstreams.talk]
+            servers = ["127.0.0.1:\(server.port)"]
+            """, in: sandbox)
+        return (tailgate, port)
     }
 
     /// ClientHello → "ack"; "one" → "two?"; "request TAG" → "response TAG" and the server's close; then the
@@ -107,6 +108,7 @@ final class ConversationServer: @unchecked Sendable {
     private let listener: Int32
     private let lock = NSLock()
     private var _completed = 0
+    private var running: Int
 
     var completed: Int { lock.lock(); defer { lock.unlock() }; return _completed }
 
@@ -121,11 +123,16 @@ final class ConversationServer: @unchecked Sendable {
         guard bound == 0, listen(fd, 1_024) == 0 else { throw SandboxError.command("cannot listen") }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         port = Int(UInt16(bigEndian: address.sin_port))
+        running = threads
         for _ in 0..<threads {
             Thread { [self] in
                 while true {
                     let connection = accept(fd, nil, nil)
-                    guard connection >= 0 else { return }  // the listener was closed
+                    guard connection >= 0 else {  // the listener was shut down
+                        self.lock.lock(); self.running -= 1; let last = self.running == 0; self.lock.unlock()
+                        if last { close(fd) }
+                        return
+                    }
                     _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
                     var timeout = timeval(tv_sec: 10, tv_usec: 0)
                     setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -138,9 +145,10 @@ final class ConversationServer: @unchecked Sendable {
         }
     }
 
-    deinit {
+    /// Ends the accepting threads: their `accept` fails once the listener is shut down, and the last one to
+    /// leave closes it (closing it here could hand its number to another socket while a thread still accepts).
+    func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 }
 

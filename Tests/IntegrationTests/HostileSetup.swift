@@ -24,6 +24,23 @@ enum HostileSetup {
         return (tailgate, port)
     }
 
+    /// `startWithNginx` plus a second listener, `raw`, relaying to `servers` (scripted upstreams), after four
+    /// requests through the first; also returns the raw listener's port and the agent's descriptors at rest.
+    static func startWithRawListener(
+        _ relay: RelayMode, _ sandbox: Sandbox, servers: [Int]
+    ) throws -> (tailgate: TailgateInstance, port: Int, rawPort: Int, baseline: DescriptorCount) {
+        let rawPort = Sandbox.freePort()
+        let (tailgate, port) = try startWithNginx(relay, sandbox, more: """
+            [listeners.raw]
+            bind = ["127.0.0.1:\(rawPort)"]
+            default = "raw"
+            [upstreams.raw]
+            servers = [\(servers.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", "))]
+            """)
+        for _ in 0..<4 { #expect(serves(sandbox, port)) }
+        return (tailgate, port, rawPort, atRest(tailgate.process.pid, listening: 2))
+    }
+
     /// A real TLS connection through `port` works (curl, verified against the sandbox CA).
     static func serves(_ sandbox: Sandbox, _ port: Int) -> Bool {
         curl(sandbox, host: "app.example.com", port: port).output == "app  app.example.com\n"

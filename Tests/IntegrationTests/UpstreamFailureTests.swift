@@ -58,17 +58,8 @@ struct UpstreamFailureTests {
         defer { sandbox.tearDown() }
         let hello = try Captures.load("openssl-sni-alpn.bin")
         let server = try RawServer(.replyThenReset(after: hello.count, reply: "a partial answer", pause: 0.3))
-        let rawPort = Sandbox.freePort()
-        let (tailgate, port) = try HostileSetup.startWithNginx(relay, sandbox, more: """
-            [listeners.raw]
-            bind = ["127.0.0.1:\(rawPort)"]
-            default = "raw"
-            [upstreams.raw]
-            servers = ["127.0.0.1:\(server.port)"]
-            """)
+        let (tailgate, port, rawPort, baseline) = try HostileSetup.startWithRawListener(relay, sandbox, servers: [server.port])
         let pid = tailgate.process.pid
-        for _ in 0..<4 { #expect(HostileSetup.serves(sandbox, port)) }
-        let baseline = HostileSetup.atRest(pid, listening: 2)
 
         let client = try RawClient(host: "127.0.0.1", port: rawPort, source: "127.0.0.70")
         client.send(hello)

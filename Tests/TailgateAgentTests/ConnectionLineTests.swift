@@ -1,0 +1,40 @@
+import Logging
+import NIOCore
+@testable import TailgateProxy
+import Testing
+
+@testable import TailgateAgent
+
+/// The connection line has two writers: straight from its fields (the hot path) and through swift-log
+/// metadata (any other handler, JSON). The text they make must be the same, byte for byte.
+@Suite struct ConnectionLineTests {
+    static let lines: [ConnectionLogLine] = [
+        ConnectionLogLine(
+            listener: "public", client: try? SocketAddress(ipAddress: "100.64.10.7", port: 51_234), peer: nil,
+            serverName: "grafana.example.com", alpn: ["h2", "http/1.1"], upstream: "ops",
+            server: try? SocketAddress(ipAddress: "192.168.1.20", port: 443), bytesIn: 602, bytesOut: 1_214,
+            durationMilliseconds: 42, outcome: .closed, reason: nil
+        ),
+        ConnectionLogLine(
+            listener: "admin", client: try? SocketAddress(ipAddress: "203.0.113.9", port: 40_000),
+            peer: try? SocketAddress(ipAddress: "fd7a:115c:a1e0::5", port: 61_000), serverName: nil, alpn: [],
+            upstream: nil, server: nil, bytesIn: 0, bytesOut: 0, durationMilliseconds: 0, outcome: .reset,
+            reason: "client: recv: Connection reset by peer (errno 104)"
+        ),
+        ConnectionLogLine(
+            listener: "x", client: nil, peer: nil, serverName: "we\"ird =name", alpn: ["a b"], upstream: "",
+            server: nil, bytesIn: 7, bytesOut: 1_000_000_000, durationMilliseconds: 123_456, outcome: .badClientHello,
+            reason: "tab\there"
+        ),
+    ]
+
+    @Test(arguments: 0..<lines.count)
+    func theDirectLineIsTheMetadataLine(index: Int) {
+        let fields = Self.lines[index]
+        let direct = String(decoding: LineLogHandler.connectionTextLine(fields, level: .info), as: UTF8.self)
+        let general = String(decoding: LineLogHandler.textLine(level: .info, message: "connection", metadata: fields.metadata), as: UTF8.self) + "\n"
+        // Both start with the time, which may differ by a millisecond.
+        #expect(direct.drop { $0 != " " } == general.drop { $0 != " " })
+        #expect(direct.hasSuffix("\n") && !direct.dropLast().contains("\n"))
+    }
+}
