@@ -102,7 +102,7 @@ public struct LineLogHandler: LogHandler {
         line.append(UInt8(ascii: "="))
         let needsQuotes = text.isEmpty || text.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") || $0 < 0x20 || $0 == 0x7F }
         if needsQuotes {
-            line.append(contentsOf: JSONText.quote(text).utf8)
+            JSONText.appendQuoted(text, to: &line)
         } else {
             line.append(contentsOf: text.utf8)
         }

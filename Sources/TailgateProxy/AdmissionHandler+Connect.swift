@@ -35,7 +35,7 @@ extension AdmissionHandler {
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
-                    pool.metrics.connected(upstream: pool.name, after: .nanoseconds((NIODeadline.now() - started).nanoseconds))
+                    pool.connectHistogram.record(.nanoseconds((NIODeadline.now() - started).nanoseconds))
                     self.connected(channel, pool: pool, upstreamRelay: upstreamRelay, context: context)
                 case .failure(let error):
                     pool.metrics.connectFailed(upstream: pool.name, server: server.endpointDescription)

@@ -90,10 +90,6 @@ public final class ProxyMetrics: Sendable {
         counter(Names.ended, [("listener", listener), ("route", "none"), ("outcome", ConnectionOutcome.overLimit.rawValue)]).increment()
     }
 
-    func connected(upstream: String, after duration: Duration) {
-        connectHistogram(upstream: upstream).record(duration)
-    }
-
     func connectFailed(upstream: String, server: String) {
         counter(Names.connectFailures, [("upstream", upstream), ("server", server)]).increment()
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import Prometheus
 import Synchronization
 import TailgateConfig
 
@@ -13,6 +14,8 @@ public final class UpstreamPool: Sendable {
     let usage: ServerUsage
     let health: ServerHealthBoard
     let metrics: ProxyMetrics
+    /// Connect times of this upstream, looked up once rather than per connection.
+    let connectHistogram: DurationHistogram
     private let cursor = Atomic<Int>(0)
 
     public init(
@@ -23,6 +26,7 @@ public final class UpstreamPool: Sendable {
         self.health = health
         self.metrics = metrics
         metrics.initialize(upstream: name, servers: servers.map(\.endpointDescription))
+        self.connectHistogram = metrics.connectHistogram(upstream: name)
         precondition(!servers.isEmpty, "the loader refuses an upstream without servers")
         self.name = name
         self.servers = servers
@@ -34,6 +38,9 @@ public final class UpstreamPool: Sendable {
     /// The servers a new connection tries, in order: round robin over those not marked down by
     /// active checks; when every server is down, all of them (better a try than a certain failure).
     func candidates() -> (servers: [SocketAddress], allDown: Bool) {
+        if servers.count == 1, !health.isDown(upstream: name, server: servers[0]) {
+            return (servers, false)
+        }
         let ticket = cursor.add(1, ordering: .relaxed).oldValue
         let start = Int(UInt(bitPattern: ticket) % UInt(servers.count))
         var ordered: [SocketAddress] = []

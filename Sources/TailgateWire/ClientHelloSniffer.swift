@@ -28,7 +28,15 @@ public struct ClientHelloSniffer: Sendable {
     /// - Throws: ``ClientHelloError`` as soon as the bytes cannot be a valid ClientHello; a wrong
     ///   first byte is reported with one byte, a too large announced length as soon as it is read.
     public func sniff(_ buffer: ByteBuffer) throws(ClientHelloError) -> ClientHelloInfo? {
-        var reader = HandshakeReader(buffer: buffer, maxBytes: self.maxBytes)
+        let result = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(ClientHelloError) in try self.sniff(bytes: bytes) }
+        }
+        return try result.get()
+    }
+
+    /// Parses the received bytes in place; `bytes` is only read while this call lasts.
+    private func sniff(bytes: UnsafeRawBufferPointer) throws(ClientHelloError) -> ClientHelloInfo? {
+        var reader = HandshakeReader(bytes: bytes, maxBytes: self.maxBytes)
 
         guard let messageType = try reader.readByte() else {
             return nil

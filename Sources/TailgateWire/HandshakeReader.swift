@@ -1,11 +1,15 @@
-import NIOCore
-
 /// Reads the bytes of the first handshake message of a TLS stream, which may be fragmented
 /// over several handshake records (RFC 8446 §5.1), in place: it keeps indices into the
 /// received bytes and copies nothing but what a caller asks for.
 ///
 /// Every read returns nil when the bytes it needs have not arrived yet, and throws as soon
 /// as a record header that has arrived cannot belong to a ClientHello of at most `maxBytes`.
+///
+/// It reads from a raw view of the received bytes, valid only inside the caller's
+/// `withUnsafeReadableBytes` (a reader must not outlive that call): every index is checked against `bytes.count` before it is read
+/// (an unsafe buffer's own checks are gone in release builds). Through `ByteBuffer.getInteger`
+/// each byte cost a bounds check and an exclusivity check of the buffer's storage: half of a
+/// ClientHello's parse.
 struct HandshakeReader {
     /// The largest fragment of a plaintext record (RFC 8446 §5.1).
     static let maximumFragmentLength = 1 << 14
@@ -13,13 +17,13 @@ struct HandshakeReader {
     /// The length of a record header: type, version, length.
     static let recordHeaderLength = 5
 
-    private let buffer: ByteBuffer
+    private let bytes: UnsafeRawBufferPointer
     private let maxBytes: Int
 
-    /// The index in `buffer` of the next handshake byte to read.
+    /// The index in `bytes` of the next handshake byte to read.
     private var index: Int
 
-    /// The index in `buffer` just past the fragment of the current record.
+    /// The index in `bytes` just past the fragment of the current record.
     private var fragmentEnd: Int
 
     /// The number of bytes of the records entered so far, headers included.
@@ -31,11 +35,11 @@ struct HandshakeReader {
     /// The handshake position where the message ends, once known.
     private var messageEnd: Int?
 
-    init(buffer: ByteBuffer, maxBytes: Int) {
-        self.buffer = buffer
+    init(bytes: UnsafeRawBufferPointer, maxBytes: Int) {
+        self.bytes = bytes
         self.maxBytes = maxBytes
-        self.index = buffer.readerIndex
-        self.fragmentEnd = buffer.readerIndex
+        self.index = 0
+        self.fragmentEnd = 0
         self.recordBytes = 0
         self.position = 0
         self.messageEnd = nil
@@ -59,9 +63,10 @@ struct HandshakeReader {
 
     /// Reads one handshake byte.
     mutating func readByte() throws(ClientHelloError) -> UInt8? {
-        guard try self.enterRecordIfNeeded(), let byte = self.buffer.getInteger(at: self.index, as: UInt8.self) else {
+        guard try self.enterRecordIfNeeded(), self.index < self.bytes.count else {
             return nil
         }
+        let byte = self.bytes[self.index]
         self.index += 1
         self.position += 1
         return byte
@@ -69,6 +74,16 @@ struct HandshakeReader {
 
     /// Reads a big-endian unsigned integer of `byteCount` (at most 3) handshake bytes.
     mutating func readLength(byteCount: Int) throws(ClientHelloError) -> Int? {
+        // Within the current fragment and arrived (nearly always): no record to enter, one check.
+        if self.fragmentEnd - self.index >= byteCount, self.bytes.count - self.index >= byteCount {
+            var value = 0
+            for offset in 0..<byteCount {
+                value = value << 8 | Int(self.bytes[self.index + offset])
+            }
+            self.index += byteCount
+            self.position += byteCount
+            return value
+        }
         var value = 0
         for _ in 0..<byteCount {
             guard let byte = try self.readByte() else {
@@ -88,7 +103,7 @@ struct HandshakeReader {
             }
             let step = min(left, self.fragmentEnd - self.index)
             // The bytes must have arrived, not merely be announced by the record header.
-            guard self.buffer.writerIndex - self.index >= step else {
+            guard self.bytes.count - self.index >= step else {
                 return false
             }
             self.index += step
@@ -106,10 +121,10 @@ struct HandshakeReader {
                 return false
             }
             let step = min(left, self.fragmentEnd - self.index)
-            guard let view = self.buffer.viewBytes(at: self.index, length: step) else {
+            guard self.bytes.count - self.index >= step else {
                 return false
             }
-            bytes.append(contentsOf: view)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.bytes[self.index..<self.index + step]))
             self.index += step
             self.position += step
             left -= step
@@ -128,28 +143,32 @@ struct HandshakeReader {
         let header = self.fragmentEnd
         let isFirst = self.recordBytes == 0
 
-        guard let contentType = self.buffer.getInteger(at: header, as: UInt8.self) else {
+        let available = self.bytes.count - header
+        guard available >= 1 else {
             return false
         }
+        let contentType = self.bytes[header]
         guard contentType == 22 else {
             throw isFirst ? .notTLS : .unexpectedRecord
         }
-        guard let major = self.buffer.getInteger(at: header + 1, as: UInt8.self) else {
+        guard available >= 2 else {
             return false
         }
+        let major = self.bytes[header + 1]
         guard major == 3 else {
             throw isFirst ? .notTLS : .malformed
         }
-        guard let minor = self.buffer.getInteger(at: header + 2, as: UInt8.self) else {
+        guard available >= 3 else {
             return false
         }
+        let minor = self.bytes[header + 2]
         guard minor & 0xF0 == 0 else {
             throw isFirst ? .notTLS : .malformed
         }
-        guard let length = self.buffer.getInteger(at: header + 3, as: UInt16.self) else {
+        guard available >= Self.recordHeaderLength else {
             return false
         }
-        let fragmentLength = Int(length)
+        let fragmentLength = Int(self.bytes[header + 3]) << 8 | Int(self.bytes[header + 4])
         guard fragmentLength <= Self.maximumFragmentLength else {
             throw .recordTooLarge
         }

@@ -68,17 +68,28 @@ public enum ProxyHeaderEncoder {
         let length = addressBlockLength + (authority == nil ? 0 : 3 + authorityLength)
 
         buffer.reserveCapacity(minimumWritableBytes: ProxyHeaderDecoder.v2PrefixLength + length)
-        // The 12-byte signature 0D 0A 0D 0A 00 0D 0A 51 55 49 54 0A.
-        buffer.writeInteger(UInt64(0x0D0A_0D0A_000D_0A51))
-        buffer.writeInteger(UInt32(0x5549_540A))
-        buffer.writeInteger(UInt8(command == .proxy ? 0x21 : 0x20))
-        buffer.writeInteger(familyAndProtocol)
-        buffer.writeInteger(UInt16(length))
-        if let (source, destination) = addresses, addressBlockLength > 0 {
-            source.withPackedIPAddress { _ = buffer.writeBytes($0) }
-            destination.withPackedIPAddress { _ = buffer.writeBytes($0) }
-            buffer.writeInteger(UInt16(source.port ?? 0))
-            buffer.writeInteger(UInt16(destination.port ?? 0))
+        // Prefix and address block are assembled on the stack and written at once (one capacity and
+        // uniqueness check instead of a dozen).
+        withUnsafeTemporaryAllocation(byteCount: ProxyHeaderDecoder.v2PrefixLength + 36, alignment: 8) { header in
+            // The 12-byte signature 0D 0A 0D 0A 00 0D 0A 51 55 49 54 0A, version and command, family, length.
+            header.storeBytes(of: UInt64(0x0D0A_0D0A_000D_0A51).bigEndian, toByteOffset: 0, as: UInt64.self)
+            header.storeBytes(of: UInt32(0x5549_540A).bigEndian, toByteOffset: 8, as: UInt32.self)
+            header[12] = command == .proxy ? 0x21 : 0x20
+            header[13] = familyAndProtocol
+            header.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 14, as: UInt16.self)
+            var count = ProxyHeaderDecoder.v2PrefixLength
+            if let (source, destination) = addresses, addressBlockLength > 0 {
+                let addressLength = (addressBlockLength - 4) / 2
+                source.withPackedIPAddress { header.baseAddress!.advanced(by: count).copyMemory(from: $0.baseAddress!, byteCount: addressLength) }
+                destination.withPackedIPAddress {
+                    header.baseAddress!.advanced(by: count + addressLength).copyMemory(from: $0.baseAddress!, byteCount: addressLength)
+                }
+                count += 2 * addressLength
+                header.storeBytes(of: UInt16(source.port ?? 0).bigEndian, toByteOffset: count, as: UInt16.self)
+                header.storeBytes(of: UInt16(destination.port ?? 0).bigEndian, toByteOffset: count + 2, as: UInt16.self)
+                count += 4
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: header[0..<count]))
         }
         if let authority {
             buffer.writeInteger(ProxyHeader.TLV.authorityType)

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 @testable import TailgateProxy
@@ -36,5 +37,20 @@ import Testing
         // Both start with the time, which may differ by a millisecond.
         #expect(direct.drop { $0 != " " } == general.drop { $0 != " " })
         #expect(direct.hasSuffix("\n") && !direct.dropLast().contains("\n"))
+    }
+
+    /// Values that need quotes are quoted byte by byte on the hot path; `JSONText.quote` (JSON lines) is the reference.
+    @Test(arguments: ["", "plain", "we\"ird =name", #"back\slash"#, "tab\there", "\n\r", "\u{01}\u{1F}\u{7F}", "é — 日本 🙂"])
+    func bytewiseQuotingMatchesQuote(text: String) {
+        var bytes: [UInt8] = [UInt8(ascii: "x")]
+        JSONText.appendQuoted(text, to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "x" + JSONText.quote(text))
+    }
+
+    /// The reason a failed system call gives keeps its form while its text is cached.
+    @Test func systemCallReasons() {
+        #expect(SystemCallError("socket", errno: EPIPE).described(by: "client") == "client: socket: Broken pipe (errno 32)")
+        #expect(SystemCallError("connect", errno: ECONNREFUSED).description == "connect: Connection refused (errno 111)")
+        #expect(SystemCallError("recv", errno: 4_000).description == "recv: Unknown error 4000 (errno 4000)")
     }
 }

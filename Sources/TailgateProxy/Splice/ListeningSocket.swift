@@ -53,15 +53,19 @@ enum ListeningSocket {
 
 extension SocketAddress {
     /// An IPv4 or IPv6 address from what accept(2) or getsockname(2) filled in.
+    ///
+    /// Made with an empty host name: NIO's plain initializer formats the address as its "host" through
+    /// inet_ntop (an sprintf and a string per accepted connection), and tailgate never reads it; log lines
+    /// write addresses from their bytes (`appendEndpointDescription`).
     init?(_ storage: sockaddr_storage) {
         var storage = storage
         switch CInt(storage.ss_family) {
         case AF_INET:
             let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
-            self.init(address)
+            self.init(address, host: "")
         case AF_INET6:
             let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
-            self.init(address)
+            self.init(address, host: "")
         default:
             return nil
         }

@@ -80,6 +80,33 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
+        described(by: nil)
+    }
+
+    /// "`side`: call: text (errno N)", built in one string: a connection that ends on a reset or broken pipe
+    /// (most do, when clients close without waiting for the server's close_notify) writes this in its log line.
+    func described(by side: StaticString?) -> String {
+        let text = Self.errorText(errno)
+        var line = ""
+        line.reserveCapacity(32 + call.utf8.count + text.utf8.count)
+        if let side {
+            line += side.description
+            line += ": "
+        }
+        line += call
+        line += ": "
+        line += text
+        line += " (errno "
+        line += String(errno)
+        line += ")"
+        return line
+    }
+
+    /// strerror(3)'s text for the errno values Linux defines, read once: each strerror call goes through
+    /// gettext's catalog lookup.
+    private static let errorTexts: [String] = (0..<134).map { String(cString: strerror(CInt($0))) }
+
+    static func errorText(_ errno: CInt) -> String {
+        errno >= 0 && Int(errno) < errorTexts.count ? errorTexts[Int(errno)] : String(cString: strerror(errno))
     }
 }

@@ -47,7 +47,7 @@ extension SpliceSession {
             connectFailed(SystemCallError("connect", errno: error != 0 ? error : ECONNREFUSED).description, loop: loop)
             return
         }
-        pool.metrics.connected(upstream: pool.name, after: .nanoseconds((loop.now - connectStarted).nanoseconds))
+        pool.connectHistogram.record(.nanoseconds((loop.now - connectStarted).nanoseconds))
         if let server = record.server {
             pool.usage.acquire(server)
             record.connectedServer = (server, pool.usage)

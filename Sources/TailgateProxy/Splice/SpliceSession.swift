@@ -152,7 +152,8 @@ final class SpliceSession {
             let error = pendingSocketError(descriptor)
             if error != 0, fromClient ? !toClient.finished : !toUpstream.finished {
                 // Reset: what is still to be sent to this peer can no longer arrive.
-                fail(peerFailure(error), detail: "\(fromClient ? "client" : "upstream"): \(SystemCallError("socket", errno: error))", loop: loop)
+                let detail = SystemCallError("socket", errno: error).described(by: fromClient ? "client" : "upstream")
+                fail(peerFailure(error), detail: detail, loop: loop)
                 return
             }
         }
@@ -306,13 +307,12 @@ final class SpliceSession {
             direction.sourceReadable = false
             return nil
         }
-        let side = towardUpstream ? "client" : "upstream"
-        return PumpFailure(errno: error, detail: "\(side): \(SystemCallError(call, errno: error))")
+        return PumpFailure(errno: error, detail: SystemCallError(call, errno: error).described(by: towardUpstream ? "client" : "upstream"))
     }
 
     private func writeFailure(towardUpstream: Bool, call: String) -> PumpFailure {
         let error = errno
-        return PumpFailure(errno: error, detail: "\(towardUpstream ? "upstream" : "client"): \(SystemCallError(call, errno: error))")
+        return PumpFailure(errno: error, detail: SystemCallError(call, errno: error).described(by: towardUpstream ? "upstream" : "client"))
     }
 
     private func noteRead(_ count: Int, towardUpstream: Bool, loop: SpliceLoop) {
@@ -345,15 +345,18 @@ final class SpliceSession {
             loop.forget(upstream)
             Glibc.close(upstream)
         }
-        for direction in [toUpstream, toClient] {
-            guard let pipe = direction.pipe else { continue }
-            if direction.pending == 0 { loop.pipes.give(pipe) } else { pipe.close() }
-        }
-        toUpstream.pipe = nil
-        toClient.pipe = nil
+        returnPipe(of: &toUpstream, loop: loop)
+        returnPipe(of: &toClient, loop: loop)
         loop.sessionClosed(self)
         registry.remove(connection)
         record.finish()
+    }
+
+    /// Gives a direction's pipe back to the pool, or closes it when bytes are still in it.
+    private func returnPipe(of direction: inout SpliceDirection, loop: SpliceLoop) {
+        guard let pipe = direction.pipe else { return }
+        if direction.pending == 0 { loop.pipes.give(pipe) } else { pipe.close() }
+        direction.pipe = nil
     }
 
     func pendingSocketError(_ descriptor: CInt) -> CInt {
