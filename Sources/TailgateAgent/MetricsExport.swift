@@ -27,6 +27,11 @@ enum MetricsExport {
         counter("tailgate_reload_failures", "Reloads refused; the previous configuration kept serving.", [], total: Int64(failures))
         gauge("tailgate_ready", "", "1 when /readyz answers 200.").set(Int64(await supervisor.notReadyReasons().isEmpty ? 1 : 0))
 
+        if let splice = supervisor.splice {
+            gauge("tailgate_relay_threads", "accepting", "Relay threads accepting new connections now (see accept_spread).")
+                .set(Int64(splice.acceptingThreads))
+        }
+
         let (runtimes, _, _) = await supervisor.listenerSnapshot
         for (name, runtime) in runtimes {
             gauge("tailgate_connections", "active", "Connections open now, by listener.", [("listener", name)]).set(Int64(runtime.activeConnections))

@@ -92,6 +92,7 @@ actor Supervisor {
     /// Applies the first configuration; throws when a listener cannot be bound.
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
         budget.limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
+        splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
         let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
         do {
             try await ReloadTransaction.run(steps, plan: plan)
@@ -130,6 +131,7 @@ actor Supervisor {
                 try await ReloadTransaction.run(steps, plan: plan)
                 lastBindFailure = nil
                 budget.limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
+                splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
             } catch {
                 if error.underlying is AgentError { lastBindFailure = "\(error.underlying)" }
                 throw ConfigurationErrors([ConfigurationError(

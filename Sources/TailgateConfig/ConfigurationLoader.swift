@@ -32,13 +32,15 @@ public enum ConfigurationLoader {
         var root = TableReader(document, path: "", errors: errors)
         var drainTimeout = ConfigurationDefaults.drainTimeout
         var relay = RelayMode.splice
+        var acceptSpread = AcceptSpreadMode.load
         var maxConnections: Int?
         if let global = root.table("global") {
             var reader = TableReader(global.value, path: "global", errors: errors)
             drainTimeout = reader.duration("drain_timeout") ?? drainTimeout
             relay = reader.choice("relay", RelayMode.self) ?? relay
+            acceptSpread = reader.choice("accept_spread", AcceptSpreadMode.self) ?? acceptSpread
             maxConnections = reader.integer("max_connections", in: 1...10_000_000)?.value
-            reader.reportUnknownKeys(expected: ["drain_timeout", "relay", "max_connections"])
+            reader.reportUnknownKeys(expected: ["drain_timeout", "relay", "accept_spread", "max_connections"])
         }
         var log = LogConfiguration()
         if let table = root.table("log") {
@@ -101,7 +103,7 @@ public enum ConfigurationLoader {
         checkBindConflicts(listeners, errors: errors)
         applyCheckServerNames(&upstreams, listeners: listeners)
         return TailgateConfiguration(
-            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, maxConnections: maxConnections, firewall: firewall, health: health
+            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, acceptSpread: acceptSpread, maxConnections: maxConnections, firewall: firewall, health: health
         )
     }
 

@@ -12,6 +12,8 @@ public struct TailgateConfiguration: Sendable {
     public var drainTimeout: Duration
     /// How admitted connections are relayed (`[global] relay`).
     public var relay: RelayMode = .splice
+    /// Which relay threads accept new connections (`[global] accept_spread`).
+    public var acceptSpread: AcceptSpreadMode = .load
     /// `[global] max_connections`: open client connections over all listeners; nil = derived from the
     /// open-file limit at start.
     public var maxConnections: Int? = nil
@@ -27,6 +29,14 @@ public enum RelayMode: String, Sendable, CaseIterable {
     case splice
     /// Read into the agent's buffers and written out (SwiftNIO channels); the fallback.
     case copy
+}
+
+/// Which relay threads accept new connections (a connection stays on the thread that accepted it).
+public enum AcceptSpreadMode: String, Sendable, CaseIterable {
+    /// One thread, and more only while the accepting ones are busy more than half the time.
+    case load
+    /// Every relay thread, as nginx's workers and HAProxy's threads do.
+    case all
 }
 
 /// One `[listeners.NAME]` table.

@@ -64,10 +64,15 @@ struct ConnectionChurnTests {
         #expect(broken.isEmpty, "\(broken.count) of 304 half-closing clients got no answer, e.g. \(broken.prefix(3))")
     }
 
-    /// A tailgate whose one listener relays to `server`.
+    /// A tailgate whose one listener relays to `server`, every relay thread accepting (by default a light load
+    /// stays on one thread; the stale-event bug needs connections coming and going on several at once).
     private static func start(_ relay: RelayMode, _ sandbox: Sandbox, to server: ConversationServer) throws -> (TailgateInstance, Int) {
         let port = Sandbox.freePort()
-        let tailgate = try TailgateInstance.start(relay: relay, config: """
+        let tailgate = try TailgateInstance.start(config: """
+            [global]
+            relay = "\(relay.rawValue)"
+            accept_spread = "all"
+
             [listeners.churn]
             bind = ["127.0.0.1:\(port)"]
             default = "talk"

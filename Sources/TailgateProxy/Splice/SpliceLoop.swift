@@ -37,9 +37,14 @@ final class SpliceLoop {
     private(set) var now = NIODeadline.now()
     /// Sessions whose pumps stopped at their round limit with input left: served after this turn's events.
     private var again: [SpliceSession] = []
+    /// Whether this thread's listening sockets are in its epoll (see `AcceptSpread`).
+    private var accepting: Bool
+    /// The thread's CPU time and the time at its last load measurement; nil after it slept idle.
+    private var loadSample: (cpu: Int64, at: NIODeadline)?
 
     init(worker: SpliceWorker) {
         self.worker = worker
+        self.accepting = worker.spread.isAccepting(worker.index)
     }
 
     func run() {
@@ -51,7 +56,13 @@ final class SpliceLoop {
         while !(stopping && byID.isEmpty) {
             let wait = waitMilliseconds()
             // Log lines wait for the timer pass (at most ~100 ms), or go out before the thread sleeps for good.
-            if wait < 0 { logLines.flush() }
+            if wait < 0 {
+                logLines.flush()
+                if loadSample != nil {
+                    loadSample = nil
+                    worker.spread.reportIdle(worker.index)
+                }
+            }
             let count = tailgate_epoll_wait(worker.epoll, &events, &tokens, CInt(capacity), wait)
             now = .now()
             if count < 0 {
@@ -74,6 +85,7 @@ final class SpliceLoop {
                 for session in sessions { session.resume(loop: self) }
             }
             if now >= nextTimerPass {
+                measureLoad()
                 timerPass(now)
                 logLines.flush()
                 nextTimerPass = now + .milliseconds(100)
@@ -101,13 +113,24 @@ final class SpliceLoop {
                 session.close(loop: self)
             case .listen(let descriptor, let socket):
                 listening[descriptor] = socket
-                let events = UInt32(TAILGATE_EPOLLIN) | UInt32(truncatingIfNeeded: TAILGATE_EPOLLEXCLUSIVE)
-                _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor) | Self.listenerBit)
+                if accepting { watchListener(descriptor) }
             case .unlisten(let descriptor, let countdown):
-                if listening.removeValue(forKey: descriptor) != nil, paused.removeValue(forKey: descriptor) == nil {
+                if listening.removeValue(forKey: descriptor) != nil, paused.removeValue(forKey: descriptor) == nil, accepting {
                     _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
                 }
                 countdown.done()
+            case .acceptSpreadChanged:
+                let joins = worker.spread.isAccepting(worker.index)
+                guard joins != accepting else { continue }
+                accepting = joins
+                // Paused listeners are out of epoll already; the timer pass puts them back only while accepting.
+                for descriptor in listening.keys where paused[descriptor] == nil {
+                    if joins {
+                        watchListener(descriptor)
+                    } else {
+                        _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
+                    }
+                }
             case .stop:
                 stopping = true
                 for session in Array(byID.values) {
@@ -122,15 +145,31 @@ final class SpliceLoop {
     private func timerPass(_ now: NIODeadline) {
         for (descriptor, until) in paused where now >= until {
             paused[descriptor] = nil
-            let events = UInt32(TAILGATE_EPOLLIN) | UInt32(truncatingIfNeeded: TAILGATE_EPOLLEXCLUSIVE)
-            _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor) | Self.listenerBit)
+            if accepting { watchListener(descriptor) }
         }
         for session in Array(byID.values) {
             session.checkTimers(now: now, loop: self)
         }
     }
 
+    /// Measures the thread's load since the last timer pass for `AcceptSpread`; thread 0 also rebalances.
+    private func measureLoad() {
+        let cpu = AcceptSpread.threadCPUTime()
+        if let sample = loadSample {
+            let wall = (now - sample.at).nanoseconds
+            if wall > 0 { worker.spread.report(worker.index, load: Int((cpu - sample.cpu) * 1_000 / wall)) }
+        }
+        loadSample = (cpu, now)
+        if worker.index == 0 { worker.spread.rebalance(now: now) }
+    }
+
     // MARK: - Accepting
+
+    /// Level-triggered, and exclusive: the kernel wakes one of the threads waiting on the listener, not all.
+    private func watchListener(_ descriptor: CInt) {
+        let events = UInt32(TAILGATE_EPOLLIN) | UInt32(truncatingIfNeeded: TAILGATE_EPOLLEXCLUSIVE)
+        _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor) | Self.listenerBit)
+    }
 
     /// Accepts one connection per event: the listener is level-triggered, so epoll reports it again next turn
     /// while more are queued (no accept4 that only says EAGAIN; the other thread's share is woken meanwhile).

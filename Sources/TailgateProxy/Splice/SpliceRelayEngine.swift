@@ -2,26 +2,36 @@ import CTailgateLinux
 import Glibc
 import Synchronization
 
-/// Relays routed connections with splice(2): bytes go socket → pipe → socket inside the kernel and never
-/// enter the agent's memory, and an idle connection holds no buffer at all (HAProxy's technique).
+/// Relays connections with splice(2): bytes go socket → pipe → socket inside the kernel and never enter the
+/// agent's memory, and an idle connection holds no buffer at all (HAProxy's technique).
 ///
-/// Admission (PROXY header, ClientHello, routing) stays in SwiftNIO; once a connection is routed its client
-/// socket is handed to one of the engine's threads, which connects to the upstream, sends the PROXY header
-/// and the buffered ClientHello, and relays until both directions are done. Each thread runs its own epoll
-/// loop; connections are spread over the threads round robin.
+/// Each relay thread runs its own epoll loop and serves the connections it accepted from start to end:
+/// the PROXY header and ClientHello, routing, the connect to the upstream, the relay. The listening sockets
+/// are shared; how many threads accept from them follows the load (`AcceptSpread`).
 public final class SpliceRelayEngine: Sendable {
     private let workers: [SpliceWorker]
-    private let cursor = Atomic<Int>(0)
+    private let spread: AcceptSpread
 
     /// Starts `threads` relay threads. Throws when the kernel refuses an epoll or eventfd descriptor.
     public init(threads: Int) throws(SystemCallError) {
         // A write to a socket whose peer is gone must fail with EPIPE, not kill the process.
         signal(SIGPIPE, SIG_IGN)
+        let spread = AcceptSpread(threadCount: max(1, threads))
         var workers: [SpliceWorker] = []
-        for index in 0..<max(1, threads) {
-            workers.append(try SpliceWorker(index: index))
+        for index in 0..<spread.threadCount {
+            workers.append(try SpliceWorker(index: index, spread: spread))
         }
+        spread.attach(workers)
         self.workers = workers
+        self.spread = spread
+    }
+
+    /// How many relay threads accept new connections now.
+    public var acceptingThreads: Int { spread.acceptingThreads }
+
+    /// `[global] accept_spread`: every thread accepts (`all`), or as many as the load needs.
+    public func spreadAcceptsOverAllThreads(_ all: Bool) {
+        spread.setSpreadsAll(all)
     }
 
     /// Connections being connected or relayed, over all threads.
@@ -29,7 +39,7 @@ public final class SpliceRelayEngine: Sendable {
         workers.reduce(0) { $0 + $1.activeSessions }
     }
 
-    /// Starts accepting on `descriptor` in every thread (the kernel wakes one thread per connection).
+    /// Starts accepting on `descriptor` in every thread that accepts (the kernel wakes one of them per connection).
     func listen(_ descriptor: CInt, for socket: BoundSocket) {
         for worker in workers { worker.post(.listen(descriptor, socket)) }
     }

@@ -8,6 +8,8 @@ enum SpliceCommand: Sendable {
     case closeAtDrainDeadline(UInt64)
     case listen(CInt, BoundSocket)
     case unlisten(CInt, SpliceCountdown)
+    /// The number of threads that accept changed (see `AcceptSpread`).
+    case acceptSpreadChanged
     case stop
 }
 
@@ -32,12 +34,14 @@ final class SpliceWorker: Sendable {
     let epoll: CInt
     let wakeup: CInt
     let name: String
+    let index: Int
+    let spread: AcceptSpread
     private let inbox = Mutex<[SpliceCommand]>([])
     private let sessionIDs = Atomic<UInt64>(0)
     private let sessions = Atomic<Int>(0)
     private let thread = Mutex<pthread_t?>(nil)
 
-    init(index: Int) throws(SystemCallError) {
+    init(index: Int, spread: AcceptSpread) throws(SystemCallError) {
         let epoll = tailgate_epoll_create()
         guard epoll >= 0 else { throw SystemCallError("epoll_create1") }
         let wakeup = tailgate_eventfd()
@@ -55,6 +59,8 @@ final class SpliceWorker: Sendable {
         self.epoll = epoll
         self.wakeup = wakeup
         self.name = "splice-\(index)"
+        self.index = index
+        self.spread = spread
         try start()
     }
 

@@ -1,0 +1,74 @@
+import NIOCore
+import Testing
+
+@testable import TailgateProxy
+
+/// How many relay threads accept: thread 0 alone until the accepting threads are busy more than half the
+/// time, one fewer once their load fits in fewer at 30 %, at most one change per second.
+@Suite struct AcceptSpreadTests {
+    static let start = NIODeadline.uptimeNanoseconds(10_000_000_000)
+
+    /// Reports `load` for `thread` until the smoothed value has settled on it.
+    func settle(_ spread: AcceptSpread, thread: Int, load: Int) {
+        for _ in 0..<12 { spread.report(thread, load: load) }
+    }
+
+    @Test func aBusyThreadZeroBringsInTheNextThread() {
+        let spread = AcceptSpread(threadCount: 3)
+        #expect(spread.acceptingThreads == 1)
+        #expect(spread.isAccepting(0) && !spread.isAccepting(1))
+        settle(spread, thread: 0, load: 450)
+        spread.rebalance(now: Self.start)
+        #expect(spread.acceptingThreads == 1, "45 % busy is not enough")
+        settle(spread, thread: 0, load: 700)
+        spread.rebalance(now: Self.start + .milliseconds(100))
+        #expect(spread.acceptingThreads == 2)
+        #expect(spread.isAccepting(1) && !spread.isAccepting(2))
+        // Still busy, but the last change is less than a second old.
+        settle(spread, thread: 1, load: 700)
+        spread.rebalance(now: Self.start + .milliseconds(600))
+        #expect(spread.acceptingThreads == 2)
+        spread.rebalance(now: Self.start + .milliseconds(1_200))
+        #expect(spread.acceptingThreads == 3)
+        // Never more threads than there are.
+        settle(spread, thread: 2, load: 900)
+        spread.rebalance(now: Self.start + .seconds(3))
+        #expect(spread.acceptingThreads == 3)
+    }
+
+    @Test func aLightLoadGoesBackToFewerThreads() {
+        let spread = AcceptSpread(threadCount: 2)
+        settle(spread, thread: 0, load: 800)
+        spread.rebalance(now: Self.start)
+        #expect(spread.acceptingThreads == 2)
+        // 2 × 200 ‰ would keep one thread 40 % busy: more than the 30 % that allows giving one up.
+        settle(spread, thread: 0, load: 200)
+        settle(spread, thread: 1, load: 200)
+        spread.rebalance(now: Self.start + .seconds(2))
+        #expect(spread.acceptingThreads == 2)
+        settle(spread, thread: 1, load: 50)
+        spread.rebalance(now: Self.start + .seconds(4))
+        #expect(spread.acceptingThreads == 1)
+        // A thread that goes idle reports no load at once.
+        spread.reportIdle(0)
+        spread.rebalance(now: Self.start + .seconds(6))
+        #expect(spread.acceptingThreads == 1)
+    }
+
+    @Test func allSpreadsOverEveryThreadWhateverTheLoad() {
+        let spread = AcceptSpread(threadCount: 4)
+        spread.setSpreadsAll(true)
+        #expect(spread.acceptingThreads == 4)
+        spread.rebalance(now: Self.start + .seconds(5))
+        #expect(spread.acceptingThreads == 4, "an idle agent keeps every thread accepting")
+        spread.setSpreadsAll(false)
+        #expect(spread.acceptingThreads == 1)
+    }
+
+    @Test func oneThreadStaysOne() {
+        let spread = AcceptSpread(threadCount: 1)
+        settle(spread, thread: 0, load: 1_000)
+        spread.rebalance(now: Self.start)
+        #expect(spread.acceptingThreads == 1)
+    }
+}
