@@ -6,6 +6,13 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// The relay's hot path in release builds runs without dynamic exclusivity checks: callgrind counted them at
+/// 43 % of the instructions of a relayed keep-alive request (a check per access to a session's stored
+/// properties). Debug builds, and so every test, keep them.
+let relaySettings: [SwiftSetting] = swiftSettings + [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "tailgate",
     platforms: [.macOS(.v15)],
@@ -51,7 +58,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: relaySettings
         ),
         // One active check of an upstream server: TCP connect or a TLS handshake through the system OpenSSL.
         .target(
