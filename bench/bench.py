@@ -784,9 +784,9 @@ def run_reload_latency():
 FAIRNESS = """\
 - Every proxy gets 2 threads/workers (the machine's cores): HAProxy `nbthread 2`, nginx stream
   `worker_processes 2`, tailgate one relay thread per core (its default). tailgate's default
-  `accept_spread = "load"` lets its second thread accept only while the first is busy more than half the
-  time, which these loads do not reach: its connections are served by one thread (`--tailgate-spread all`
-  makes both accept from the start, as HAProxy's threads and nginx's workers do). The backend nginx has
+  `accept_spread = "load"` lets its second thread accept only while the first is busy or waiting for a CPU
+  more than 40 % of the time, and hands it half its connections then (`--tailgate-spread all` makes both
+  accept from the start, as HAProxy's threads and nginx's workers do). The backend nginx has
   1 worker; wrk runs with 1 thread; all share the same cores.
 - TLS 1.3 everywhere (the backends allow only TLSv1.3), ECDSA P-256 certificates, session resumption
   off on the backends, so every new connection is a full handshake. The proxies never terminate TLS.

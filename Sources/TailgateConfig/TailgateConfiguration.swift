@@ -33,7 +33,7 @@ public enum RelayMode: String, Sendable, CaseIterable {
 
 /// Which relay threads accept new connections (a connection stays on the thread that accepted it).
 public enum AcceptSpreadMode: String, Sendable, CaseIterable {
-    /// One thread, and more only while the accepting ones are busy more than half the time.
+    /// One thread, and more only while the accepting ones are busy or waiting for a CPU over 40 % of the time.
     case load
     /// Every relay thread, as nginx's workers and HAProxy's threads do.
     case all

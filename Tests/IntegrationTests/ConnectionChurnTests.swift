@@ -64,6 +64,61 @@ struct ConnectionChurnTests {
         #expect(broken.isEmpty, "\(broken.count) of 304 half-closing clients got no answer, e.g. \(broken.prefix(3))")
     }
 
+    /// When another relay thread starts to accept, thread 0 hands it every second relaying connection: those
+    /// must go on exchanging as if nothing happened. `TAILGATE_TEST_SPREAD=grow` makes any load bring the next
+    /// thread in (the real threshold needs a busy machine).
+    @Test func connectionsHandedToAnotherRelayThreadGoOn() throws {
+        let sandbox = try Sandbox("handover")
+        defer { sandbox.tearDown() }
+        let hello = try Captures.load("openssl-sni-alpn.bin")
+        let clients = 20
+        let server = try ConversationServer(threads: clients) { $0.pingPong(helloLength: hello.count) }
+        defer { server.stop() }
+        let port = Sandbox.freePort()
+        try sandbox.write("tailgate.toml", """
+            [listeners.handover]
+            bind = ["127.0.0.1:\(port)"]
+            default = "talk"
+            [upstreams.talk]
+            servers = ["127.0.0.1:\(server.port)"]
+            """)
+        let tailgate = try sandbox.start(
+            "tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
+            environment: ["TAILGATE_TEST_SPREAD": "grow"]
+        )
+        #expect(Poll.until(timeout: 30) { tailgate.output.contains(" ready ") })
+        var connections: [RawClient] = []
+        defer { connections.forEach { $0.close() } }
+        for _ in 0..<clients {
+            let client = try RawClient(host: "127.0.0.1", port: port)
+            #expect(client.send(hello))
+            #expect(client.receive(atLeast: 4, timeout: 10) == Array("ack\n".utf8))
+            connections.append(client)
+        }
+        // Exchanges on every connection until the second thread has joined, and a while after.
+        var broken: [String] = []
+        var round = 0
+        var joinedAt: Int?
+        while broken.isEmpty, round < 2_000, joinedAt.map({ round < $0 + 50 }) ?? true {
+            for (index, client) in connections.enumerated() {
+                let tag = "\(index)-\(round)"
+                _ = client.send("ping \(tag)\n")
+                let answer = String(decoding: client.receive(atLeast: "pong \(tag)\n".utf8.count, timeout: 10), as: UTF8.self)
+                if answer != "pong \(tag)\n" { broken.append("\(tag): \(answer.debugDescription)") }
+            }
+            if joinedAt == nil, tailgate.output.contains("another relay thread accepts") { joinedAt = round }
+            round += 1
+        }
+        #expect(joinedAt != nil, "no relay thread joined: \(tailgate.output.suffix(1_000))")
+        // Every second relaying connection of thread 0 (10 if all 20 were relaying on it by then).
+        let handedOver = tailgate.output.components(separatedBy: "connections_handed_over=").dropFirst().first
+            .map { Int($0.prefix { $0.isNumber }) ?? 0 } ?? 0
+        #expect(handedOver >= 1, "\(tailgate.output.suffix(1_000))")
+        #expect(broken.isEmpty, "\(broken.count) exchanges broke, e.g. \(broken.prefix(3))")
+        for client in connections { _ = client.send("bye\n") }
+        #expect(Poll.until(timeout: 10) { server.completed == clients }, "\(server.completed) of \(clients) conversations ended cleanly")
+    }
+
     /// A tailgate whose one listener relays to `server`, every relay thread accepting (by default a light load
     /// stays on one thread; the stale-event bug needs connections coming and going on several at once).
     private static func start(_ relay: RelayMode, _ sandbox: Sandbox, to server: ConversationServer) throws -> (TailgateInstance, Int) {
@@ -165,6 +220,16 @@ extension ConversationServer.Connection {
               let request = readLine(), request.hasPrefix("request ")
         else { return false }
         return write("response " + request.dropFirst("request ".count) + "\n")
+    }
+
+    /// The hand-over conversation: the ClientHello, then "ping X" → "pong X" until "bye".
+    func pingPong(helloLength: Int) -> Bool {
+        guard read(count: helloLength) != nil, write("ack\n") else { return false }
+        while let line = readLine() {
+            if line == "bye" { return true }
+            guard line.hasPrefix("ping "), write("pong " + line.dropFirst("ping ".count) + "\n") else { return false }
+        }
+        return false
     }
 
     /// Reads to EOF, then says how many bytes came.

@@ -4,19 +4,23 @@ import Synchronization
 
 /// How many relay threads accept new connections: as few as the load needs, lowest-numbered first.
 ///
-/// A connection stays on the thread that accepted it. Spreading a light load over every thread costs CPU:
-/// each thread sleeps and is woken more often, and the threads' shared state (descriptor table, counters)
-/// moves between cores. On the 2-core benchmark machine, one relay thread spent ~270 µs of CPU per new TLS
-/// connection where two spent ~330, at the same connection rate; keep-alive requests ~21 against ~24 µs. nginx
-/// stream shows the same with 1 against 2 workers. So thread 0 accepts alone until its load (CPU time over
-/// wall time, user and system) passes `growAbove`; then the next thread joins, and so on. A thread stops
-/// accepting again when the load of the accepting threads would fit in one fewer at `shrinkBelow` or less.
-/// Connections it already has stay with it.
+/// A connection stays on the thread that accepted it. Spreading a light load over every thread costs CPU
+/// when the host's CPUs are contended: each thread sleeps and is woken more often, and the threads' shared
+/// state (descriptor table, counters) moves between cores. On the 2-core benchmark VM with busy neighbours,
+/// one relay thread spent ~270 µs of CPU per new TLS connection where two spent ~330, at the same rate
+/// (nginx stream: the same with 1 against 2 workers); on a quiet host the two cost the same. So thread 0
+/// accepts alone until the accepting threads' load (time on a CPU plus time waiting for one, over wall
+/// time; see `schedulerTimes`) passes `growAbove` on average; then the next thread joins, and so on. A
+/// thread stops accepting when the load of the accepting threads would fit in one fewer at `shrinkBelow`
+/// or less; its connections stay with it. Connections accepted while one thread sufficed would stay on it
+/// when their traffic grows (50 keep-alive connections opened at once all land on thread 0), so when a
+/// thread joins, thread 0 hands it every second relaying connection (`SpliceLoop.handOver`).
 final class AcceptSpread: Sendable {
-    /// The share of wall time (per mille) that the accepting threads are busy on average before one more joins.
-    static let growAbove = 500
+    /// The share of wall time (per mille) that the accepting threads are busy or waiting for a CPU, on average,
+    /// before one more joins.
+    let growAbove: Int
     /// The share per thread (per mille) at which the accepting threads' load fits in one fewer.
-    static let shrinkBelow = 300
+    let shrinkBelow: Int
     /// The least time between two changes, so that the count follows the load rather than its noise.
     static let settleTime: TimeAmount = .seconds(1)
 
@@ -29,9 +33,24 @@ final class AcceptSpread: Sendable {
     private let lastChange = Mutex<NIODeadline>(.uptimeNanoseconds(0))
     private let workers = Mutex<[SpliceWorker]>([])
 
-    init(threadCount: Int) {
+    init(threadCount: Int, growAbove: Int = 400, shrinkBelow: Int = 250) {
         self.threadCount = threadCount
+        self.growAbove = growAbove
+        self.shrinkBelow = shrinkBelow
         self.loads = Mutex([Int](repeating: 0, count: threadCount))
+    }
+
+    /// The thresholds of a running agent. `TAILGATE_TEST_SPREAD=grow` (for the integration tests only) makes
+    /// any load add a thread and none remove one, so that handing sessions over can be tested end to end.
+    static func forAgent(threadCount: Int) -> AcceptSpread {
+        if let value = getenv("TAILGATE_TEST_SPREAD"), String(cString: value) == "grow" {
+            return AcceptSpread(threadCount: threadCount, growAbove: 0, shrinkBelow: -1)
+        }
+        return AcceptSpread(threadCount: threadCount)
+    }
+
+    func worker(_ index: Int) -> SpliceWorker? {
+        workers.withLock { $0.indices.contains(index) ? $0[index] : nil }
     }
 
     /// The threads to tell when their part changes; set once they exist.
@@ -71,16 +90,19 @@ final class AcceptSpread: Sendable {
 
     /// Called on thread 0's timer passes: lets one more thread accept, or one fewer, when the load says so,
     /// and wakes the thread concerned so that it registers or drops the listening sockets.
-    func rebalance(now: NIODeadline) {
-        guard threadCount > 1 else { return }
-        let changed: Int? = lastChange.withLock { last in
+    ///
+    /// - Returns: the thread that joined, if one did (thread 0 then hands it connections).
+    @discardableResult
+    func rebalance(now: NIODeadline) -> Int? {
+        guard threadCount > 1 else { return nil }
+        let changed: (thread: Int, joined: Bool)? = lastChange.withLock { last in
             guard !spreadsAll.load(ordering: .relaxed), now - last >= Self.settleTime else { return nil }
             let count = accepting.load(ordering: .relaxed)
             let total = loads.withLock { $0.prefix(count).reduce(0, +) }
             let target: Int
-            if count < threadCount, total > Self.growAbove * count {
+            if count < threadCount, total > growAbove * count {
                 target = count + 1
-            } else if count > 1, total <= Self.shrinkBelow * (count - 1) {
+            } else if count > 1, total <= shrinkBelow * (count - 1) {
                 target = count - 1
             } else {
                 return nil
@@ -88,17 +110,39 @@ final class AcceptSpread: Sendable {
             accepting.store(target, ordering: .releasing)
             last = now
             // The thread that joins is number `count`; the one that leaves is number `target`.
-            return min(count, target)
+            return (min(count, target), target > count)
         }
-        guard let changed else { return }
-        let worker = workers.withLock { $0.indices.contains(changed) ? $0[changed] : nil }
-        worker?.post(.acceptSpreadChanged)
+        guard let changed else { return nil }
+        worker(changed.thread)?.post(.acceptSpreadChanged)
+        return changed.joined ? changed.thread : nil
     }
 
-    /// The CPU time this thread has used, user and system.
-    static func threadCPUTime() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    /// What the calling thread has used of the CPU, and waited for it, in nanoseconds: the first two fields
+    /// of `/proc/thread-self/schedstat` (time on a CPU, time runnable on a run queue), read through
+    /// `descriptor`, which the thread opened for itself (`openSchedstat`). Waiting counts as load: a
+    /// thread that is runnable but not running delays every connection it serves, however little CPU it
+    /// uses (on the 2-core bench VM, 50 keep-alive connections on one thread: 25 % on a CPU, 23 % waiting,
+    /// 20,000 requests/s against 31,000 on two threads). nil when the file cannot be read.
+    static func schedulerTimes(_ descriptor: CInt) -> Int64? {
+        var buffer = [UInt8](repeating: 0, count: 96)
+        let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { return nil }
+        var fields: [Int64] = [0]
+        for byte in buffer[0..<count] {
+            if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                fields[fields.count - 1] = fields[fields.count - 1] &* 10 &+ Int64(byte - UInt8(ascii: "0"))
+            } else if byte == UInt8(ascii: " ") {
+                guard fields.count < 2 else { break }
+                fields.append(0)
+            } else {
+                break
+            }
+        }
+        return fields.count == 2 ? fields[0] &+ fields[1] : nil
+    }
+
+    /// Opens this thread's `/proc/thread-self/schedstat`; -1 when there is none (no /proc).
+    static func openSchedstat() -> CInt {
+        open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
     }
 }

@@ -39,8 +39,11 @@ final class SpliceLoop {
     private var again: [SpliceSession] = []
     /// Whether this thread's listening sockets are in its epoll (see `AcceptSpread`).
     private var accepting: Bool
-    /// The thread's CPU time and the time at its last load measurement; nil after it slept idle.
-    private var loadSample: (cpu: Int64, at: NIODeadline)?
+    /// The thread's time on and waiting for a CPU, and the time, at its last load measurement; nil after it
+    /// slept idle.
+    private var loadSample: (used: Int64, at: NIODeadline)?
+    /// This thread's `/proc/thread-self/schedstat`, kept open for the load measurements.
+    private let schedstat = AcceptSpread.openSchedstat()
 
     init(worker: SpliceWorker) {
         self.worker = worker
@@ -94,6 +97,7 @@ final class SpliceLoop {
         for session in Array(byID.values) { session.close(loop: self) }
         pipes.drain()
         scratch.deallocate()
+        if schedstat >= 0 { Glibc.close(schedstat) }
     }
 
     /// Blocks indefinitely when there is nothing to time out; otherwise wakes for the next timer pass.
@@ -107,8 +111,13 @@ final class SpliceLoop {
     private func handleCommands() {
         for command in worker.takeCommands() {
             switch command {
-            case .closeAtDrainDeadline(let id):
-                guard let session = byID[id] else { continue }
+            case .closeAtDrainDeadline(let connection):
+                guard let session = byID[connection.id] else {
+                    // Handed over to another thread after the drain looked up its owner: pass it on.
+                    let owner = connection.worker
+                    if owner !== worker { owner.post(.closeAtDrainDeadline(connection)) }
+                    continue
+                }
                 session.record.end(.drainTimeout)
                 session.close(loop: self)
             case .listen(let descriptor, let socket):
@@ -131,6 +140,8 @@ final class SpliceLoop {
                         _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
                     }
                 }
+            case .adopt(let handoff):
+                adopt(handoff.session)
             case .stop:
                 stopping = true
                 for session in Array(byID.values) {
@@ -154,13 +165,65 @@ final class SpliceLoop {
 
     /// Measures the thread's load since the last timer pass for `AcceptSpread`; thread 0 also rebalances.
     private func measureLoad() {
-        let cpu = AcceptSpread.threadCPUTime()
+        guard let used = AcceptSpread.schedulerTimes(schedstat) else { return }
         if let sample = loadSample {
             let wall = (now - sample.at).nanoseconds
-            if wall > 0 { worker.spread.report(worker.index, load: Int((cpu - sample.cpu) * 1_000 / wall)) }
+            if wall > 0 { worker.spread.report(worker.index, load: Int((used - sample.used) * 1_000 / wall)) }
         }
-        loadSample = (cpu, now)
-        if worker.index == 0 { worker.spread.rebalance(now: now) }
+        loadSample = (used, now)
+        if worker.index == 0, let joined = worker.spread.rebalance(now: now), let target = worker.spread.worker(joined) {
+            handOver(everyNth: joined + 1, to: target)
+        }
+    }
+
+    /// Gives every `n`th relaying session to `target`, which just began to accept: connections opened while
+    /// this thread sufficed would otherwise keep it the only busy one (sessions still being admitted or
+    /// connected stay). The session leaves this thread's epoll and tables first; `target` registers its
+    /// sockets again (edge-triggered: readiness that is already there is reported at once) and goes on.
+    private func handOver(everyNth n: Int, to target: SpliceWorker) {
+        var seen = 0
+        var given = 0
+        defer {
+            listening.values.first?.logger.info("another relay thread accepts", metadata: [
+                "thread": .string(target.name), "accepting": .stringConvertible(worker.spread.acceptingThreads),
+                "connections_handed_over": .stringConvertible(given),
+            ])
+        }
+        for session in Array(byID.values) where session.stage == .relaying {
+            seen += 1
+            guard seen % n == 0 else { continue }
+            given += 1
+            for descriptor in [session.client, session.upstream] {
+                _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
+                forget(descriptor)
+            }
+            if session.postedAgain {
+                session.postedAgain = false
+                again.removeAll { $0 === session }
+            }
+            byID[session.connection.id] = nil
+            worker.sessionEnded()
+            session.connection.moved(to: target)
+            target.post(.adopt(SpliceHandoff(session)))
+        }
+    }
+
+    /// Takes over a session another thread handed over.
+    private func adopt(_ session: SpliceSession) {
+        byID[session.connection.id] = session
+        worker.sessionStarted()
+        if stopping {
+            session.record.end(.drainTimeout)
+            session.close(loop: self)
+            return
+        }
+        let clientEvents = session.clientWatchesOutput ? Self.clientEventsWithOutput : Self.clientEvents
+        guard watch(session.client, events: clientEvents, for: session), watch(session.upstream, events: Self.upstreamEvents, for: session)
+        else {
+            session.fail(.error, detail: SystemCallError("epoll_ctl").described(by: "handover"), loop: self)
+            return
+        }
+        session.relay(hangUp: nil, loop: self)
     }
 
     // MARK: - Accepting

@@ -16,7 +16,7 @@ public final class SpliceRelayEngine: Sendable {
     public init(threads: Int) throws(SystemCallError) {
         // A write to a socket whose peer is gone must fail with EPIPE, not kill the process.
         signal(SIGPIPE, SIG_IGN)
-        let spread = AcceptSpread(threadCount: max(1, threads))
+        let spread = AcceptSpread.forAgent(threadCount: max(1, threads))
         var workers: [SpliceWorker] = []
         for index in 0..<spread.threadCount {
             workers.append(try SpliceWorker(index: index, spread: spread))

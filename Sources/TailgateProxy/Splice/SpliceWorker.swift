@@ -5,26 +5,45 @@ import Synchronization
 
 /// A message to a relay thread.
 enum SpliceCommand: Sendable {
-    case closeAtDrainDeadline(UInt64)
+    case closeAtDrainDeadline(SpliceConnection)
     case listen(CInt, BoundSocket)
     case unlisten(CInt, SpliceCountdown)
     /// The number of threads that accept changed (see `AcceptSpread`).
     case acceptSpreadChanged
+    /// A relaying session another thread hands over (see `SpliceLoop.handOver`).
+    case adopt(SpliceHandoff)
     case stop
 }
 
 /// A relayed connection as the drain sees it.
 final class SpliceConnection: TrackedConnection {
     let id: UInt64
-    let worker: SpliceWorker
+    /// The thread that serves the connection; it changes when a session is handed over.
+    private let owner: Mutex<SpliceWorker>
 
     init(id: UInt64, worker: SpliceWorker) {
         self.id = id
-        self.worker = worker
+        self.owner = Mutex(worker)
+    }
+
+    var worker: SpliceWorker { owner.withLock { $0 } }
+
+    func moved(to worker: SpliceWorker) {
+        owner.withLock { $0 = worker }
     }
 
     func closeAtDrainDeadline() {
-        worker.post(.closeAtDrainDeadline(id))
+        worker.post(.closeAtDrainDeadline(self))
+    }
+}
+
+/// A session on its way from one relay thread to another. Sessions belong to one thread at a time: the
+/// thread that posts this has taken the session out of its epoll and tables and never touches it again.
+final class SpliceHandoff: @unchecked Sendable {
+    let session: SpliceSession
+
+    init(_ session: SpliceSession) {
+        self.session = session
     }
 }
 
@@ -66,8 +85,9 @@ final class SpliceWorker: Sendable {
 
     var activeSessions: Int { sessions.load(ordering: .relaxed) }
 
+    /// Unique over all threads (the thread's number in the top bits): a handed-over session keeps its id.
     func nextSessionID() -> UInt64 {
-        sessionIDs.add(1, ordering: .relaxed).newValue
+        UInt64(index) << 48 | sessionIDs.add(1, ordering: .relaxed).newValue
     }
 
     /// Queues `command` and wakes the thread.
