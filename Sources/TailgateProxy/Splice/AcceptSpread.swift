@@ -28,6 +28,8 @@ final class AcceptSpread: Sendable {
     private let accepting = Atomic<Int>(1)
     /// `accept_spread = "all"`: every thread accepts and `rebalance` changes nothing.
     private let spreadsAll = Atomic<Bool>(false)
+    /// Set when the engine shuts down: no thread joins or leaves (nor is handed connections) any more.
+    private let frozen = Atomic<Bool>(false)
     /// Each thread's recent load (per mille), reported on its timer passes.
     private let loads: Mutex<[Int]>
     private let lastChange = Mutex<NIODeadline>(.uptimeNanoseconds(0))
@@ -74,6 +76,12 @@ final class AcceptSpread: Sendable {
         loads.withLock { $0[thread] = 0 }
     }
 
+    /// Stops all changes: the threads are being stopped, and one that has left its loop must not be handed
+    /// connections.
+    func freeze() {
+        lastChange.withLock { _ in frozen.store(true, ordering: .relaxed) }
+    }
+
     /// Applies `[global] accept_spread`: `all` lets every thread accept; `load` starts again from thread 0 alone.
     func setSpreadsAll(_ all: Bool) {
         let changed: Range<Int>? = lastChange.withLock { _ in
@@ -96,7 +104,7 @@ final class AcceptSpread: Sendable {
     func rebalance(now: NIODeadline) -> Int? {
         guard threadCount > 1 else { return nil }
         let changed: (thread: Int, joined: Bool)? = lastChange.withLock { last in
-            guard !spreadsAll.load(ordering: .relaxed), now - last >= Self.settleTime else { return nil }
+            guard !spreadsAll.load(ordering: .relaxed), !frozen.load(ordering: .relaxed), now - last >= Self.settleTime else { return nil }
             let count = accepting.load(ordering: .relaxed)
             let total = loads.withLock { $0.prefix(count).reduce(0, +) }
             let target: Int

@@ -55,6 +55,7 @@ public final class SpliceRelayEngine: Sendable {
 
     /// Closes whatever is still relayed and stops the threads; waits until they have exited.
     public func shutdown() {
+        spread.freeze()
         for worker in workers { worker.post(.stop) }
         for worker in workers { worker.join() }
     }
