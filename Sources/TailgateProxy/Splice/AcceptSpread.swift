@@ -149,6 +149,13 @@ final class AcceptSpread: Sendable {
         return fields.count == 2 ? fields[0] &+ fields[1] : nil
     }
 
+    /// The CPU time the calling thread has used, user and system: the load when `schedulerTimes` cannot be read.
+    static func threadCPUTime() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
     /// Opens this thread's `/proc/thread-self/schedstat`; -1 when there is none (no /proc).
     static func openSchedstat() -> CInt {
         open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)

@@ -165,7 +165,14 @@ final class SpliceLoop {
 
     /// Measures the thread's load since the last timer pass for `AcceptSpread`; thread 0 also rebalances.
     private func measureLoad() {
-        guard let used = AcceptSpread.schedulerTimes(schedstat) else { return }
+        let used: Int64
+        if schedstat >= 0 {
+            guard let times = AcceptSpread.schedulerTimes(schedstat) else { return }
+            used = times
+        } else {
+            // Without the scheduler's file (no /proc, or a kernel without CONFIG_SCHED_INFO): CPU time alone.
+            used = AcceptSpread.threadCPUTime()
+        }
         if let sample = loadSample {
             let wall = (now - sample.at).nanoseconds
             if wall > 0 { worker.spread.report(worker.index, load: Int((used - sample.used) * 1_000 / wall)) }
