@@ -6,10 +6,10 @@
 /// as a record header that has arrived cannot belong to a ClientHello of at most `maxBytes`.
 ///
 /// It reads from a raw view of the received bytes, valid only inside the caller's
-/// `withUnsafeReadableBytes` (a reader must not outlive that call): every index is checked against `bytes.count` before it is read
-/// (an unsafe buffer's own checks are gone in release builds). Through `ByteBuffer.getInteger`
-/// each byte cost a bounds check and an exclusivity check of the buffer's storage: half of a
-/// ClientHello's parse.
+/// `withUnsafeReadableBytes` (a reader must not outlive that call). Every index is checked
+/// against `bytes.count` before it is read: an unsafe buffer's own checks are gone in release
+/// builds. Through `ByteBuffer.getInteger` each byte cost a bounds check and an exclusivity
+/// check of the buffer's storage: half of a ClientHello's parse.
 struct HandshakeReader {
     /// The largest fragment of a plaintext record (RFC 8446 §5.1).
     static let maximumFragmentLength = 1 << 14

@@ -80,10 +80,10 @@ public enum ProxyHeaderEncoder {
             var count = ProxyHeaderDecoder.v2PrefixLength
             if let (source, destination) = addresses, addressBlockLength > 0 {
                 let addressLength = (addressBlockLength - 4) / 2
-                source.withPackedIPAddress { header.baseAddress!.advanced(by: count).copyMemory(from: $0.baseAddress!, byteCount: addressLength) }
-                destination.withPackedIPAddress {
-                    header.baseAddress!.advanced(by: count + addressLength).copyMemory(from: $0.baseAddress!, byteCount: addressLength)
-                }
+                let sourceBytes = UnsafeMutableRawBufferPointer(rebasing: header[count..<count + addressLength])
+                let destinationBytes = UnsafeMutableRawBufferPointer(rebasing: header[count + addressLength..<count + 2 * addressLength])
+                source.withPackedIPAddress { sourceBytes.copyMemory(from: $0) }
+                destination.withPackedIPAddress { destinationBytes.copyMemory(from: $0) }
                 count += 2 * addressLength
                 header.storeBytes(of: UInt16(source.port ?? 0).bigEndian, toByteOffset: count, as: UInt16.self)
                 header.storeBytes(of: UInt16(destination.port ?? 0).bigEndian, toByteOffset: count + 2, as: UInt16.self)

@@ -75,18 +75,13 @@ struct ConnectionChurnTests {
         let server = try ConversationServer(threads: clients) { $0.pingPong(helloLength: hello.count) }
         defer { server.stop() }
         let port = Sandbox.freePort()
-        try sandbox.write("tailgate.toml", """
+        let tailgate = try TailgateInstance.start(config: """
             [listeners.handover]
             bind = ["127.0.0.1:\(port)"]
             default = "talk"
             [upstreams.talk]
             servers = ["127.0.0.1:\(server.port)"]
-            """)
-        let tailgate = try sandbox.start(
-            "tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
-            environment: ["TAILGATE_TEST_SPREAD": "grow"]
-        )
-        #expect(Poll.until(timeout: 30) { tailgate.output.contains(" ready ") })
+            """, in: sandbox, environment: ["TAILGATE_TEST_SPREAD": "grow"]).process
         var connections: [RawClient] = []
         defer { connections.forEach { $0.close() } }
         for _ in 0..<clients {

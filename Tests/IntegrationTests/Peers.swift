@@ -64,10 +64,12 @@ struct TailgateInstance {
     let process: TestProcess
     let configPath: String
 
-    static func start(config: String, in sandbox: Sandbox, name: String = "tailgate") throws -> TailgateInstance {
+    static func start(
+        config: String, in sandbox: Sandbox, name: String = "tailgate", environment: [String: String]? = nil
+    ) throws -> TailgateInstance {
         let configPath = sandbox.path("\(name).toml")
         try sandbox.write("\(name).toml", config)
-        let process = try sandbox.start(name, Sandbox.tailgateBinary, ["run", "--config", configPath])
+        let process = try sandbox.start(name, Sandbox.tailgateBinary, ["run", "--config", configPath], environment: environment)
         let ready = Poll.until(timeout: 30) { process.output.contains(" ready ") || process.output.contains("\"msg\":\"ready\"") }
         guard ready else {
             throw SandboxError.timeout("tailgate did not become ready: \(process.output)")

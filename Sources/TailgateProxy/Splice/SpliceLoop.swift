@@ -191,6 +191,7 @@ final class SpliceLoop {
         var seen = 0
         var given = 0
         defer {
+            // The relay threads have no logger of their own; a listener's is the agent's (with its handler).
             listening.values.first?.logger.info("another relay thread accepts", metadata: [
                 "thread": .string(target.name), "accepting": .stringConvertible(worker.spread.acceptingThreads),
                 "connections_handed_over": .stringConvertible(given),

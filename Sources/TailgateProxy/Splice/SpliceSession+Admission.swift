@@ -32,7 +32,7 @@ extension SpliceSession {
                     toUpstream.sourceReadable = false
                     return
                 }
-                fail(.clientClosedEarly, detail: "client: \(SystemCallError("recv"))", loop: loop)
+                fail(.clientClosedEarly, detail: SystemCallError("recv").described(by: "client"), loop: loop)
                 return
             }
             // A short read empties the receive queue (edge-triggered: the next bytes bring a new event);
