@@ -45,44 +45,59 @@ struct SignalService: Service {
     }
 }
 
-/// Verifies tailgate's nftables table every check_interval and repairs drift.
+/// Verifies tailgate's nftables table every check_interval and repairs drift. Sleeps between checks, and
+/// for good while the firewall is not enabled; an applied configuration wakes it to look again.
 struct FirewallService: Service {
     let supervisor: Supervisor
 
     func run() async throws {
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            let interval = await supervisor.firewallCheckInterval
-            try? await Task.sleep(for: interval ?? .seconds(1))
-            if interval != nil, !Task.isShuttingDownGracefully {
-                supervisor.firewall.verifyAndRepair()
+        let bell = supervisor.firewallBell
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                let interval = await supervisor.firewallCheckInterval
+                let woken = await bell.wait(until: interval.map { ContinuousClock.now + $0 })
+                if !woken, !Task.isShuttingDownGracefully {
+                    supervisor.firewall.verifyAndRepair()
+                }
             }
+        } onGracefulShutdown: {
+            bell.ring()
         }
     }
 }
 
-/// Runs the active upstream checks, each upstream at its own check_interval.
+/// Runs the active upstream checks, each upstream at its own check_interval. Sleeps until the next one is
+/// due, and for good while no upstream has checks; an applied configuration wakes it to plan again.
 struct CheckerService: Service {
     let supervisor: Supervisor
 
     func run() async throws {
-        var due: [String: ContinuousClock.Instant] = [:]
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            guard let plan = await supervisor.plan else {
-                try? await Task.sleep(for: .milliseconds(100))
-                continue
+        let bell = supervisor.checkerBell
+        await withGracefulShutdownHandler {
+            var due: [String: ContinuousClock.Instant] = [:]
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                guard let plan = await supervisor.plan else {
+                    await bell.wait(until: nil)
+                    continue
+                }
+                let now = ContinuousClock.now
+                let upstreams = plan.configuration.upstreams
+                // Upstreams gone, or without checks since a reload, are forgotten; new ones are due now.
+                due = due.filter { upstreams[$0.key].map { $0.check.kind != .none } ?? false }
+                var dueNow = plan.configuration
+                dueNow.upstreams = upstreams.filter { name, upstream in
+                    upstream.check.kind != .none && (due[name] ?? now) <= now
+                }
+                for (name, upstream) in dueNow.upstreams {
+                    due[name] = now + upstream.check.interval
+                }
+                if !dueNow.upstreams.isEmpty {
+                    await supervisor.checker.checkAll(dueNow, plan: plan)
+                }
+                await bell.wait(until: due.values.min())
             }
-            let now = ContinuousClock.now
-            var dueNow = plan.configuration
-            dueNow.upstreams = plan.configuration.upstreams.filter { name, upstream in
-                upstream.check.kind != .none && (due[name] ?? now) <= now
-            }
-            for name in dueNow.upstreams.keys {
-                due[name] = now + (plan.configuration.upstreams[name]?.check.interval ?? .seconds(10))
-            }
-            if !dueNow.upstreams.isEmpty {
-                await supervisor.checker.checkAll(dueNow, plan: plan)
-            }
-            try? await Task.sleep(for: .milliseconds(100))
+        } onGracefulShutdown: {
+            bell.ring()
         }
         await supervisor.checker.shutdown()
     }

@@ -40,6 +40,10 @@ actor Supervisor {
     let openFileLimit: Int
     let counterSync = CounterSync()
     let checker: UpstreamChecker
+    /// Rung when a configuration is applied, so that the checker and firewall services, which sleep until
+    /// their next deadline, look at it at once.
+    let checkerBell = Doorbell()
+    let firewallBell = Doorbell()
     let startedAt = ContinuousClock.now
     let startedWallClock = Timestamp.now()
     private let listeners: ListenerSet
@@ -80,6 +84,11 @@ actor Supervisor {
         self.firewall = FirewallController(logger: logger)
     }
 
+    private func ringBells() {
+        checkerBell.ring()
+        firewallBell.ring()
+    }
+
     /// The steps every reload runs, in order.
     private var steps: [any ReloadStep] { [listeners, firewall] }
 
@@ -103,6 +112,7 @@ actor Supervisor {
         checker.configure(configuration, plan: plan)
         let generation = ConfigurationGeneration(number: 1, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
         current = generation
+        ringBells()
         logger.info("ready", metadata: [
             "config": .string(configPath), "generation": .stringConvertible(1), "hash": .string(generation.shortHash),
             "listeners": .stringConvertible(configuration.listeners.count), "upstreams": .stringConvertible(configuration.upstreams.count),
@@ -142,6 +152,7 @@ actor Supervisor {
             current = generation
             self.plan = plan
             checker.configure(configuration, plan: plan)
+            ringBells()
             announceDepartedServers(from: previous.configuration, to: configuration)
         } catch {
             errors = error.errors.map(\.description)

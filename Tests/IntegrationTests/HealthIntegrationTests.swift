@@ -304,4 +304,28 @@ struct HealthIntegrationTests {
         #expect(curl(sandbox, host: "app.example.com", port: port).output == "only  app.example.com\n")
         #expect(tailgate.process.output.contains("every server of the upstream is marked down by its checks; trying them anyway upstream=app"))
     }
+
+    /// The checker sleeps for good while no upstream has checks; a reload that adds some wakes it at once.
+    @Test func checksAddedByAReloadStartAtOnce() throws {
+        let sandbox = try Sandbox("checks-added")
+        defer { sandbox.tearDown() }
+        let port = Sandbox.freePort()
+        let closed = Sandbox.freePort()
+        func config(checked: Bool) -> String {
+            """
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(closed)"]
+            \(checked ? "check = \"tcp\"\ncheck_interval = \"200ms\"\nfall = 1" : "")
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config(checked: false), in: sandbox)
+        usleep(500_000)
+        #expect(!tailgate.process.output.contains("upstream server is down"))
+        #expect(try tailgate.reload(config(checked: true)))
+        #expect(tailgate.process.waitForOutput("upstream server is down", timeout: 3))
+        #expect(tailgate.process.output.contains("server=127.0.0.1:\(closed)"))
+    }
 }
