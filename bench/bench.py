@@ -706,6 +706,37 @@ def ratio_lines(samples, rows, failures):
     if lines:
         lines.append("\n(tailgate ÷ other, medians: above 1 is better for conn/s, req/s and MB/s; "
                      "below 1 is better for latency, CPU and memory.)")
+        lines += paired_lines(samples, rows, failures)
+    return lines
+
+
+HIGHER_IS_BETTER = {"conn_per_s", "req_per_s", "mb_per_s"}
+
+
+def paired_lines(samples, rows, failures):
+    """Each round measures every row back to back, so the ratio within a round cancels most of the machine's
+    drift between rounds (on a shared VM, ±15 % from one round to the next): the median of the per-round
+    ratios, and in how many rounds tailgate did better."""
+    others = [o for o in ("haproxy", "nginx") if o in rows and o not in failures]
+    if max((len(v) for v in samples["tailgate"].values()), default=0) < 2 or not others:
+        return []
+    lines = ["", "Paired by round (median of the per-round ratios tailgate ÷ other; rounds where tailgate did better):",
+             "", "| | " + " | ".join(f"÷ {o}" for o in others) + " |", "|---" + "|---:" * len(others) + "|"]
+    for header, metric, key, _ in COLUMNS:
+        cells = []
+        for other in others:
+            def by_round(row):
+                return {s["round"]: s[key] for s in samples[row][metric]
+                        if not s["problems"] and s.get(key) is not None and "round" in s}
+            mine, theirs = by_round("tailgate"), by_round(other)
+            ratios = [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys()) if theirs[r]]
+            if not ratios:
+                cells.append("—")
+                continue
+            better = sum(1 for q in ratios if (q > 1 if key in HIGHER_IS_BETTER else q < 1))
+            cells.append(f"×{statistics.median(ratios):.2f} ({better}/{len(ratios)})")
+        if any(c != "—" for c in cells):
+            lines.append(f"| {header.format(hold='').replace(' @', '')} | " + " | ".join(cells) + " |")
     return lines
 
 
