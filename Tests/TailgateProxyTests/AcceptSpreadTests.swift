@@ -8,9 +8,10 @@ import Testing
 @Suite struct AcceptSpreadTests {
     static let start = NIODeadline.uptimeNanoseconds(10_000_000_000)
 
-    /// Reports `load` for `thread` until the smoothed value has settled on it.
-    func settle(_ spread: AcceptSpread, thread: Int, load: Int) {
-        for _ in 0..<12 { spread.report(thread, load: load) }
+    /// Reports `load` (and `busy` of it on a CPU; by default all) for `thread` until the smoothed values have
+    /// settled on them.
+    func settle(_ spread: AcceptSpread, thread: Int, load: Int, busy: Int? = nil) {
+        for _ in 0..<12 { spread.report(thread, load: load, busy: busy ?? load) }
     }
 
     @Test func aBusyThreadZeroBringsInTheNextThread() {
@@ -21,7 +22,7 @@ import Testing
         spread.rebalance(now: Self.start)
         #expect(spread.acceptingThreads == 1, "35 % busy is not enough")
         settle(spread, thread: 0, load: 700)
-        #expect(spread.rebalance(now: Self.start + .milliseconds(100)) == 1, "thread 1 joins (and is handed connections)")
+        #expect(spread.rebalance(now: Self.start + .milliseconds(100)) == 1, "thread 1 joins")
         #expect(spread.acceptingThreads == 2)
         #expect(spread.isAccepting(1) && !spread.isAccepting(2))
         // Still busy, but the last change is less than a second old.
@@ -70,5 +71,34 @@ import Testing
         settle(spread, thread: 0, load: 1_000)
         spread.rebalance(now: Self.start)
         #expect(spread.acceptingThreads == 1)
+    }
+
+    /// Thread 0 hands half its connections to the least busy accepting thread only when it is on a CPU most
+    /// of the time itself; a thread that mostly waits for a CPU would not gain from another waiting too.
+    @Test func threadZeroHandsOverOnlyWhenItIsBusyOnACPU() {
+        let spread = AcceptSpread(threadCount: 3)
+        settle(spread, thread: 0, load: 900, busy: 800)
+        #expect(spread.handOverTarget(now: Self.start) == nil, "nobody else accepts yet")
+        #expect(spread.rebalance(now: Self.start) == 1)
+        #expect(spread.handOverTarget(now: Self.start) == 1)
+        #expect(spread.handOverTarget(now: Self.start + .milliseconds(500)) == nil, "at most once a second")
+        // Busy, but mostly waiting for a CPU.
+        settle(spread, thread: 0, load: 900, busy: 500)
+        #expect(spread.handOverTarget(now: Self.start + .seconds(2)) == nil)
+        // On a CPU again; thread 2 has joined, and is the quieter of the two.
+        settle(spread, thread: 0, load: 900, busy: 800)
+        settle(spread, thread: 1, load: 600, busy: 450)
+        #expect(spread.rebalance(now: Self.start + .seconds(2)) == 2)
+        #expect(spread.handOverTarget(now: Self.start + .seconds(3)) == 2)
+        // Every other thread at more than half of thread 0's time on a CPU: nothing to gain.
+        settle(spread, thread: 2, load: 600, busy: 450)
+        #expect(spread.handOverTarget(now: Self.start + .seconds(5)) == nil)
+    }
+
+    @Test func allNeverHandsOver() {
+        let spread = AcceptSpread(threadCount: 2)
+        spread.setSpreadsAll(true)
+        settle(spread, thread: 0, load: 1_000)
+        #expect(spread.handOverTarget(now: Self.start) == nil)
     }
 }

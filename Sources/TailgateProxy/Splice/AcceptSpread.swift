@@ -12,15 +12,23 @@ import Synchronization
 /// accepts alone until the accepting threads' load (time on a CPU plus time waiting for one, over wall
 /// time; see `schedulerTimes`) passes `growAbove` on average; then the next thread joins, and so on. A
 /// thread stops accepting when the load of the accepting threads would fit in one fewer at `shrinkBelow`
-/// or less; its connections stay with it. Connections accepted while one thread sufficed would stay on it
-/// when their traffic grows (50 keep-alive connections opened at once all land on thread 0), so when a
-/// thread joins, thread 0 hands it every second relaying connection (`SpliceLoop.handOver`).
+/// or less; its connections stay with it.
+///
+/// Connections accepted while one thread sufficed stay on it when their traffic grows (50 keep-alive
+/// connections opened at once all land on thread 0). Thread 0 hands half of them to the least busy
+/// accepting thread (`handOverTarget`, `SpliceLoop.handOver`) only when it is itself on a CPU
+/// `handOverAbove` of the time: then a second thread adds capacity. A thread that is mostly waiting for a
+/// CPU is not helped by another that would wait for the same CPUs: on the 2-core VM, 50 keep-alive
+/// connections on one thread (58 % on a CPU, 28 % waiting) made 44,000 requests/s with a p99 of 2.0 ms;
+/// split over two threads, 48,000 with a p99 of 2.7 ms and 7 % more CPU per request.
 final class AcceptSpread: Sendable {
     /// The share of wall time (per mille) that the accepting threads are busy or waiting for a CPU, on average,
     /// before one more joins.
     let growAbove: Int
     /// The share per thread (per mille) at which the accepting threads' load fits in one fewer.
     let shrinkBelow: Int
+    /// The share of wall time (per mille) thread 0 must spend on a CPU before it hands connections over.
+    let handOverAbove: Int
     /// The least time between two changes, so that the count follows the load rather than its noise.
     static let settleTime: TimeAmount = .seconds(1)
 
@@ -30,23 +38,26 @@ final class AcceptSpread: Sendable {
     private let spreadsAll = Atomic<Bool>(false)
     /// Set when the engine shuts down: no thread joins or leaves (nor is handed connections) any more.
     private let frozen = Atomic<Bool>(false)
-    /// Each thread's recent load (per mille), reported on its timer passes.
-    private let loads: Mutex<[Int]>
+    /// Each thread's recent load and time on a CPU (per mille), reported on its timer passes.
+    private let loads: Mutex<[ThreadLoad]>
     private let lastChange = Mutex<NIODeadline>(.uptimeNanoseconds(0))
+    private let lastHandOver = Mutex<NIODeadline>(.uptimeNanoseconds(0))
     private let workers = Mutex<[SpliceWorker]>([])
 
-    init(threadCount: Int, growAbove: Int = 400, shrinkBelow: Int = 250) {
+    init(threadCount: Int, growAbove: Int = 400, shrinkBelow: Int = 250, handOverAbove: Int = 750) {
         self.threadCount = threadCount
         self.growAbove = growAbove
         self.shrinkBelow = shrinkBelow
-        self.loads = Mutex([Int](repeating: 0, count: threadCount))
+        self.handOverAbove = handOverAbove
+        self.loads = Mutex([ThreadLoad](repeating: ThreadLoad(), count: threadCount))
     }
 
     /// The thresholds of a running agent. `TAILGATE_TEST_SPREAD=grow` (for the integration tests only) makes
-    /// any load add a thread and none remove one, so that handing sessions over can be tested end to end.
+    /// any load add a thread and none remove one, and thread 0 hand connections over every second, so that
+    /// handing sessions over can be tested end to end.
     static func forAgent(threadCount: Int) -> AcceptSpread {
         if let value = getenv("TAILGATE_TEST_SPREAD"), String(cString: value) == "grow" {
-            return AcceptSpread(threadCount: threadCount, growAbove: 0, shrinkBelow: -1)
+            return AcceptSpread(threadCount: threadCount, growAbove: 0, shrinkBelow: -1, handOverAbove: 0)
         }
         return AcceptSpread(threadCount: threadCount)
     }
@@ -66,14 +77,18 @@ final class AcceptSpread: Sendable {
         thread < accepting.load(ordering: .acquiring)
     }
 
-    /// Records `thread`'s load over its last measurement (smoothed with the one before).
-    func report(_ thread: Int, load: Int) {
-        loads.withLock { $0[thread] = ($0[thread] + load) / 2 }
+    /// Records `thread`'s load (on a CPU or waiting for one) and its time on a CPU over its last measurement,
+    /// per mille of wall time, each smoothed with the one before.
+    func report(_ thread: Int, load: Int, busy: Int) {
+        loads.withLock {
+            $0[thread].load = ($0[thread].load + load) / 2
+            $0[thread].busy = ($0[thread].busy + busy) / 2
+        }
     }
 
     /// Records that `thread` is about to sleep with nothing to do.
     func reportIdle(_ thread: Int) {
-        loads.withLock { $0[thread] = 0 }
+        loads.withLock { $0[thread] = ThreadLoad() }
     }
 
     /// Stops all changes: the threads are being stopped, and one that has left its loop must not be handed
@@ -99,14 +114,14 @@ final class AcceptSpread: Sendable {
     /// Called on thread 0's timer passes: lets one more thread accept, or one fewer, when the load says so,
     /// and wakes the thread concerned so that it registers or drops the listening sockets.
     ///
-    /// - Returns: the thread that joined, if one did (thread 0 then hands it connections).
+    /// - Returns: the thread that joined, if one did.
     @discardableResult
     func rebalance(now: NIODeadline) -> Int? {
         guard threadCount > 1 else { return nil }
         let changed: (thread: Int, joined: Bool)? = lastChange.withLock { last in
             guard !spreadsAll.load(ordering: .relaxed), !frozen.load(ordering: .relaxed), now - last >= Self.settleTime else { return nil }
             let count = accepting.load(ordering: .relaxed)
-            let total = loads.withLock { $0.prefix(count).reduce(0, +) }
+            let total = loads.withLock { $0.prefix(count).reduce(0) { $0 + $1.load } }
             let target: Int
             if count < threadCount, total > growAbove * count {
                 target = count + 1
@@ -125,13 +140,31 @@ final class AcceptSpread: Sendable {
         return changed.joined ? changed.thread : nil
     }
 
+    /// Called on thread 0's timer passes (`accept_spread = "load"`): the accepting thread that should take
+    /// half of thread 0's connections, if thread 0 is on a CPU `handOverAbove` of the time or more and that
+    /// thread at most half as much, at most once per `settleTime`.
+    func handOverTarget(now: NIODeadline) -> Int? {
+        lastHandOver.withLock { last in
+            guard !spreadsAll.load(ordering: .relaxed), !frozen.load(ordering: .relaxed), now - last >= Self.settleTime else {
+                return nil
+            }
+            let count = accepting.load(ordering: .relaxed)
+            guard count > 1 else { return nil }
+            let (first, quietest) = loads.withLock { loads in
+                (loads[0].busy, (1..<count).min { loads[$0].busy < loads[$1].busy }.map { ($0, loads[$0].busy) })
+            }
+            guard first >= handOverAbove, let quietest, quietest.1 * 2 <= first else { return nil }
+            last = now
+            return quietest.0
+        }
+    }
+
     /// What the calling thread has used of the CPU, and waited for it, in nanoseconds: the first two fields
     /// of `/proc/thread-self/schedstat` (time on a CPU, time runnable on a run queue), read through
-    /// `descriptor`, which the thread opened for itself (`openSchedstat`). Waiting counts as load: a
-    /// thread that is runnable but not running delays every connection it serves, however little CPU it
-    /// uses (on the 2-core bench VM, 50 keep-alive connections on one thread: 25 % on a CPU, 23 % waiting,
-    /// 20,000 requests/s against 31,000 on two threads). nil when the file cannot be read.
-    static func schedulerTimes(_ descriptor: CInt) -> Int64? {
+    /// `descriptor`, which the thread opened for itself (`openSchedstat`). Waiting counts as load for
+    /// accepting: a thread that is runnable but not running delays every connection it serves, however
+    /// little CPU it uses, and new connections are better off on another. nil when the file cannot be read.
+    static func schedulerTimes(_ descriptor: CInt) -> (running: Int64, waiting: Int64)? {
         var buffer = [UInt8](repeating: 0, count: 96)
         let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
         guard count > 0 else { return nil }
@@ -146,7 +179,7 @@ final class AcceptSpread: Sendable {
                 break
             }
         }
-        return fields.count == 2 ? fields[0] &+ fields[1] : nil
+        return fields.count == 2 ? (fields[0], fields[1]) : nil
     }
 
     /// The CPU time the calling thread has used, user and system: the load when `schedulerTimes` cannot be read.
@@ -160,4 +193,10 @@ final class AcceptSpread: Sendable {
     static func openSchedstat() -> CInt {
         open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
     }
+}
+
+/// One thread's recent share of wall time (per mille): on a CPU or waiting for one, and on a CPU.
+struct ThreadLoad {
+    var load = 0
+    var busy = 0
 }

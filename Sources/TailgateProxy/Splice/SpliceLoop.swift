@@ -41,7 +41,7 @@ final class SpliceLoop {
     private var accepting: Bool
     /// The thread's time on and waiting for a CPU, and the time, at its last load measurement; nil after it
     /// slept idle.
-    private var loadSample: (used: Int64, at: NIODeadline)?
+    private var loadSample: (running: Int64, waiting: Int64, at: NIODeadline)?
     /// This thread's `/proc/thread-self/schedstat`, kept open for the load measurements.
     private let schedstat = AcceptSpread.openSchedstat()
 
@@ -163,38 +163,49 @@ final class SpliceLoop {
         }
     }
 
-    /// Measures the thread's load since the last timer pass for `AcceptSpread`; thread 0 also rebalances.
+    /// Measures the thread's load since the last timer pass for `AcceptSpread`; thread 0 also rebalances, and
+    /// hands connections over when it is the busy one.
     private func measureLoad() {
-        let used: Int64
+        let running: Int64, waiting: Int64
         if schedstat >= 0 {
             guard let times = AcceptSpread.schedulerTimes(schedstat) else { return }
-            used = times
+            (running, waiting) = times
         } else {
             // Without the scheduler's file (no /proc, or a kernel without CONFIG_SCHED_INFO): CPU time alone.
-            used = AcceptSpread.threadCPUTime()
+            (running, waiting) = (AcceptSpread.threadCPUTime(), 0)
         }
         if let sample = loadSample {
             let wall = (now - sample.at).nanoseconds
-            if wall > 0 { worker.spread.report(worker.index, load: Int((used - sample.used) * 1_000 / wall)) }
+            if wall > 0 {
+                let busy = (running - sample.running) * 1_000 / wall
+                worker.spread.report(worker.index, load: Int(busy + (waiting - sample.waiting) * 1_000 / wall), busy: Int(busy))
+            }
         }
-        loadSample = (used, now)
-        if worker.index == 0, let joined = worker.spread.rebalance(now: now), let target = worker.spread.worker(joined) {
-            handOver(everyNth: joined + 1, to: target)
+        loadSample = (running, waiting, now)
+        guard worker.index == 0 else { return }
+        let spread = worker.spread
+        if let joined = spread.rebalance(now: now), let target = spread.worker(joined) {
+            // The relay threads have no logger of their own; a listener's is the agent's (with its handler).
+            listening.values.first?.logger.info("another relay thread accepts", metadata: [
+                "thread": .string(target.name), "accepting": .stringConvertible(spread.acceptingThreads),
+            ])
+        }
+        if let quietest = spread.handOverTarget(now: now), let target = spread.worker(quietest) {
+            handOver(everyNth: 2, to: target)
         }
     }
 
-    /// Gives every `n`th relaying session to `target`, which just began to accept: connections opened while
-    /// this thread sufficed would otherwise keep it the only busy one (sessions still being admitted or
-    /// connected stay). The session leaves this thread's epoll and tables first; `target` registers its
+    /// Gives every `n`th relaying session to `target`, a less busy accepting thread: connections opened
+    /// while this thread sufficed would otherwise keep it the only busy one (sessions still being admitted
+    /// or connected stay). The session leaves this thread's epoll and tables first; `target` registers its
     /// sockets again (edge-triggered: readiness that is already there is reported at once) and goes on.
     private func handOver(everyNth n: Int, to target: SpliceWorker) {
         var seen = 0
         var given = 0
         defer {
-            // The relay threads have no logger of their own; a listener's is the agent's (with its handler).
-            listening.values.first?.logger.info("another relay thread accepts", metadata: [
-                "thread": .string(target.name), "accepting": .stringConvertible(worker.spread.acceptingThreads),
-                "connections_handed_over": .stringConvertible(given),
+            listening.values.first?.logger.info("relay connections handed to a less busy thread", metadata: [
+                "thread": .string(target.name), "connections_handed_over": .stringConvertible(given),
+                "connections_kept": .stringConvertible(seen - given),
             ])
         }
         for session in Array(byID.values) where session.stage == .relaying {
