@@ -74,7 +74,7 @@ struct CheckerService: Service {
     func run() async throws {
         let bell = supervisor.checkerBell
         await withGracefulShutdownHandler {
-            var due: [String: ContinuousClock.Instant] = [:]
+            var due: [String: (at: ContinuousClock.Instant, interval: Duration)] = [:]
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 guard let plan = await supervisor.plan else {
                     await bell.wait(until: nil)
@@ -82,19 +82,22 @@ struct CheckerService: Service {
                 }
                 let now = ContinuousClock.now
                 let upstreams = plan.configuration.upstreams
-                // Upstreams gone, or without checks since a reload, are forgotten; new ones are due now.
-                due = due.filter { upstreams[$0.key].map { $0.check.kind != .none } ?? false }
+                // After a reload, upstreams that are new, or whose checks were added or changed interval, are
+                // due now; those gone or without checks are forgotten.
+                due = due.filter { name, next in
+                    upstreams[name].map { $0.check.kind != .none && $0.check.interval == next.interval } ?? false
+                }
                 var dueNow = plan.configuration
                 dueNow.upstreams = upstreams.filter { name, upstream in
-                    upstream.check.kind != .none && (due[name] ?? now) <= now
+                    upstream.check.kind != .none && (due[name]?.at ?? now) <= now
                 }
                 for (name, upstream) in dueNow.upstreams {
-                    due[name] = now + upstream.check.interval
+                    due[name] = (now + upstream.check.interval, upstream.check.interval)
                 }
                 if !dueNow.upstreams.isEmpty {
                     await supervisor.checker.checkAll(dueNow, plan: plan)
                 }
-                await bell.wait(until: due.values.min())
+                await bell.wait(until: due.values.map(\.at).min())
             }
         } onGracefulShutdown: {
             bell.ring()
