@@ -203,10 +203,13 @@ final class SpliceLoop {
         var seen = 0
         var given = 0
         defer {
-            listening.values.first?.logger.info("relay connections handed to a less busy thread", metadata: [
-                "thread": .string(target.name), "connections_handed_over": .stringConvertible(given),
-                "connections_kept": .stringConvertible(seen - given),
-            ])
+            // Nothing to say when there was nothing to give (one busy connection, or only new ones).
+            if given > 0 {
+                listening.values.first?.logger.info("relay connections handed to a less busy thread", metadata: [
+                    "thread": .string(target.name), "connections_handed_over": .stringConvertible(given),
+                    "connections_kept": .stringConvertible(seen - given),
+                ])
+            }
         }
         for session in Array(byID.values) where session.stage == .relaying {
             seen += 1
