@@ -73,9 +73,22 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let reset = (error as? IOError).map { $0.errnoCode == ECONNRESET || $0.errnoCode == EPIPE } ?? false
-        record.end(reset ? .reset : .error, detail: "\(side == .client ? "client" : "upstream"): \(error)")
+        recordFailure(error)
         context.close(promise: nil)
+    }
+
+    /// A failed read or write on this side's socket. A peer that resets or vanishes ends the connection as
+    /// `reset`, or as `closed` once one direction had finished (as the splice engine judges it); anything
+    /// else is an `error`.
+    private func recordFailure(_ error: any Error) {
+        let code = (error as? IOError)?.errnoCode
+        let outcome: ConnectionOutcome
+        if code == ECONNRESET || code == EPIPE {
+            outcome = inputClosed || partner?.inputClosed == true ? .closed : .reset
+        } else {
+            outcome = .error
+        }
+        record.end(outcome, detail: "\(side == .client ? "client" : "upstream"): \(error)")
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -99,8 +112,16 @@ final class RelayHandler: ChannelDuplexHandler {
         context?.channel.isWritable ?? false
     }
 
+    /// NIO reports a write that fails (the peer reset) only to the write's promise, and closes the channel:
+    /// without one, the connection would end with no outcome, as if it had finished normally. Writes to a
+    /// channel already closed fail with a `ChannelError`, which says nothing new.
     private func partnerWrite(_ buffer: ByteBuffer) {
-        context?.write(wrapOutboundOut(buffer), promise: nil)
+        guard let context else { return }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(buffer), promise: written)
+        written.futureResult.assumeIsolated().whenFailure { [weak self] error in
+            if error is IOError { self?.recordFailure(error) }
+        }
     }
 
     private func partnerFlush() {
