@@ -53,11 +53,11 @@ final class AcceptSpread: Sendable {
     }
 
     /// The thresholds of a running agent. `TAILGATE_TEST_SPREAD=grow` (for the integration tests only) makes
-    /// any load add a thread and none remove one, and thread 0 hand connections over every second, so that
-    /// handing sessions over can be tested end to end.
+    /// any load add a thread and only none remove one, and thread 0 hand connections over every second, so
+    /// that joining, handing sessions over and letting go can be tested end to end without a busy machine.
     static func forAgent(threadCount: Int) -> AcceptSpread {
         if let value = getenv("TAILGATE_TEST_SPREAD"), String(cString: value) == "grow" {
-            return AcceptSpread(threadCount: threadCount, growAbove: 0, shrinkBelow: -1, handOverAbove: 0)
+            return AcceptSpread(threadCount: threadCount, growAbove: 0, shrinkBelow: 0, handOverAbove: 0)
         }
         return AcceptSpread(threadCount: threadCount)
     }
@@ -72,6 +72,14 @@ final class AcceptSpread: Sendable {
     }
 
     var acceptingThreads: Int { accepting.load(ordering: .relaxed) }
+
+    /// When `rebalance` may change the count next.
+    var earliestChange: NIODeadline { lastChange.withLock { $0 } + Self.settleTime }
+
+    /// Threads other than thread 0 accept, and may be let go (`accept_spread = "load"`, not shutting down).
+    var othersAccept: Bool {
+        !spreadsAll.load(ordering: .relaxed) && !frozen.load(ordering: .relaxed) && accepting.load(ordering: .relaxed) > 1
+    }
 
     func isAccepting(_ thread: Int) -> Bool {
         thread < accepting.load(ordering: .acquiring)

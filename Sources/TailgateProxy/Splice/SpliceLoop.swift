@@ -33,6 +33,8 @@ final class SpliceLoop {
     private var lastExhaustionWarning = NIODeadline.uptimeNanoseconds(0)
     private var stopping = false
     private var nextTimerPass = NIODeadline.now()
+    /// Thread 0 is idle and its last timer pass let no other thread go: it sleeps until an event.
+    private var idleKeepsThreads = false
     /// The time as of the last wake-up: what sessions stamp activity and deadlines with.
     private(set) var now = NIODeadline.now()
     /// Sessions whose pumps stopped at their round limit with input left: served after this turn's events.
@@ -57,15 +59,17 @@ final class SpliceLoop {
         let logLines = StandardErrorLines.startBatching()
         defer { StandardErrorLines.stopBatching() }
         while !(stopping && byID.isEmpty) {
-            let wait = waitMilliseconds()
+            let idle = again.isEmpty && byID.isEmpty && paused.isEmpty
+            if !idle { idleKeepsThreads = false }
             // Log lines wait for the timer pass (at most ~100 ms), or go out before the thread sleeps for good.
-            if wait < 0 {
+            if idle {
                 logLines.flush()
                 if loadSample != nil {
                     loadSample = nil
                     worker.spread.reportIdle(worker.index)
                 }
             }
+            let wait = idle ? idleWaitMilliseconds() : waitMilliseconds()
             let count = tailgate_epoll_wait(worker.epoll, &events, &tokens, CInt(capacity), wait)
             now = .now()
             if count < 0 {
@@ -88,10 +92,13 @@ final class SpliceLoop {
                 for session in sessions { session.resume(loop: self) }
             }
             if now >= nextTimerPass {
+                let accepting = worker.spread.acceptingThreads
                 measureLoad()
                 timerPass(now)
                 logLines.flush()
                 nextTimerPass = now + .milliseconds(100)
+                // Idle, and the pass let no thread go (another still has work): sleep until an event.
+                idleKeepsThreads = byID.isEmpty && paused.isEmpty && worker.spread.acceptingThreads == accepting
             }
         }
         for session in Array(byID.values) { session.close(loop: self) }
@@ -103,9 +110,19 @@ final class SpliceLoop {
     /// Blocks indefinitely when there is nothing to time out; otherwise wakes for the next timer pass.
     private func waitMilliseconds() -> CInt {
         guard again.isEmpty else { return 0 }
-        guard !byID.isEmpty || !paused.isEmpty else { return -1 }
         let left = (nextTimerPass - NIODeadline.now()).nanoseconds / 1_000_000
         return CInt(max(0, min(left + 1, 1_000)))
+    }
+
+    /// With nothing to do, a thread sleeps until an event. Thread 0 first comes back (within a second or
+    /// two) while other threads still accept, so that its timer pass lets them go: otherwise the threads
+    /// that joined during the last burst would stay until the next one, and its first connections would be
+    /// spread over them however light it is.
+    private func idleWaitMilliseconds() -> CInt {
+        guard worker.index == 0, !idleKeepsThreads, worker.spread.othersAccept else { return -1 }
+        nextTimerPass = max(nextTimerPass, worker.spread.earliestChange)
+        let left = (nextTimerPass - NIODeadline.now()).nanoseconds / 1_000_000
+        return CInt(max(0, left + 1))
     }
 
     private func handleCommands() {
