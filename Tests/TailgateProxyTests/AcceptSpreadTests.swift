@@ -11,7 +11,7 @@ import Testing
     /// Reports `load` (and `busy` of it on a CPU; by default all) for `thread` until the smoothed values have
     /// settled on them.
     func settle(_ spread: AcceptSpread, thread: Int, load: Int, busy: Int? = nil) {
-        for _ in 0..<12 { spread.report(thread, load: load, busy: busy ?? load) }
+        for _ in 0..<60 { spread.report(thread, load: load, busy: busy ?? load) }
     }
 
     @Test func aBusyThreadZeroBringsInTheNextThread() {
@@ -77,22 +77,25 @@ import Testing
     /// of the time itself; a thread that mostly waits for a CPU would not gain from another waiting too.
     @Test func threadZeroHandsOverOnlyWhenItIsBusyOnACPU() {
         let spread = AcceptSpread(threadCount: 3)
-        settle(spread, thread: 0, load: 900, busy: 800)
+        settle(spread, thread: 0, load: 950, busy: 900)
         #expect(spread.handOverTarget(now: Self.start) == nil, "nobody else accepts yet")
         #expect(spread.rebalance(now: Self.start) == 1)
         #expect(spread.handOverTarget(now: Self.start) == 1)
         #expect(spread.handOverTarget(now: Self.start + .milliseconds(500)) == nil, "at most once a second")
-        // Busy, but mostly waiting for a CPU.
-        settle(spread, thread: 0, load: 900, busy: 500)
+        // Busy, but waiting for a CPU a third of the time.
+        settle(spread, thread: 0, load: 950, busy: 600)
         #expect(spread.handOverTarget(now: Self.start + .seconds(2)) == nil)
-        // On a CPU again; thread 2 has joined, and is the quieter of the two.
-        settle(spread, thread: 0, load: 900, busy: 800)
-        settle(spread, thread: 1, load: 600, busy: 450)
-        #expect(spread.rebalance(now: Self.start + .seconds(2)) == 2)
-        #expect(spread.handOverTarget(now: Self.start + .seconds(3)) == 2)
+        // One busy moment is not saturation.
+        spread.report(0, load: 1_000, busy: 1_000)
+        #expect(spread.handOverTarget(now: Self.start + .seconds(3)) == nil)
+        // Saturated again; thread 2 has joined, and is the quieter of the two.
+        settle(spread, thread: 0, load: 950, busy: 900)
+        settle(spread, thread: 1, load: 600, busy: 460)
+        #expect(spread.rebalance(now: Self.start + .seconds(4)) == 2)
+        #expect(spread.handOverTarget(now: Self.start + .seconds(5)) == 2)
         // Every other thread at more than half of thread 0's time on a CPU: nothing to gain.
-        settle(spread, thread: 2, load: 600, busy: 450)
-        #expect(spread.handOverTarget(now: Self.start + .seconds(5)) == nil)
+        settle(spread, thread: 2, load: 600, busy: 460)
+        #expect(spread.handOverTarget(now: Self.start + .seconds(7)) == nil)
     }
 
     @Test func allNeverHandsOver() {
