@@ -107,7 +107,7 @@ final class SpliceLoop {
         if schedstat >= 0 { Glibc.close(schedstat) }
     }
 
-    /// Blocks indefinitely when there is nothing to time out; otherwise wakes for the next timer pass.
+    /// With connections to look after: wakes for the next timer pass (at once when a session is to resume).
     private func waitMilliseconds() -> CInt {
         guard again.isEmpty else { return 0 }
         let left = (nextTimerPass - NIODeadline.now()).nanoseconds / 1_000_000
