@@ -82,25 +82,14 @@ struct ConnectionChurnTests {
             [upstreams.talk]
             servers = ["127.0.0.1:\(server.port)"]
             """, in: sandbox, environment: ["TAILGATE_TEST_SPREAD": "grow"]).process
-        var connections: [RawClient] = []
+        let connections = try PingPong.open(clients, port: port, hello: hello)
         defer { connections.forEach { $0.close() } }
-        for _ in 0..<clients {
-            let client = try RawClient(host: "127.0.0.1", port: port)
-            #expect(client.send(hello))
-            #expect(client.receive(atLeast: 4, timeout: 10) == Array("ack\n".utf8))
-            connections.append(client)
-        }
         // Exchanges on every connection until the second thread has joined, and a while after.
         var broken: [String] = []
         var round = 0
         var joinedAt: Int?
         while broken.isEmpty, round < 2_000, joinedAt.map({ round < $0 + 50 }) ?? true {
-            for (index, client) in connections.enumerated() {
-                let tag = "\(index)-\(round)"
-                _ = client.send("ping \(tag)\n")
-                let answer = String(decoding: client.receive(atLeast: "pong \(tag)\n".utf8.count, timeout: 10), as: UTF8.self)
-                if answer != "pong \(tag)\n" { broken.append("\(tag): \(answer.debugDescription)") }
-            }
+            broken += PingPong.exchange(connections, round: round)
             if joinedAt == nil, tailgate.output.contains("another relay thread accepts") { joinedAt = round }
             round += 1
         }
@@ -204,6 +193,29 @@ final class ConversationServer: @unchecked Sendable {
     /// leave closes it (closing it here could hand its number to another socket while a thread still accepts).
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
+    }
+}
+
+/// The client side of `ConversationServer.Connection.pingPong`.
+enum PingPong {
+    /// `count` connections through `port`, each past its ClientHello and the server's ack.
+    static func open(_ count: Int, port: Int, hello: [UInt8]) throws -> [RawClient] {
+        try (0..<count).map { _ in
+            let client = try RawClient(host: "127.0.0.1", port: port)
+            #expect(client.send(hello))
+            #expect(client.receive(atLeast: 4, timeout: 10) == Array("ack\n".utf8))
+            return client
+        }
+    }
+
+    /// One ping and its pong on every connection; the exchanges that broke, as "client-round: answer".
+    static func exchange(_ clients: [RawClient], round: Int) -> [String] {
+        clients.enumerated().compactMap { index, client in
+            let tag = "\(index)-\(round)"
+            _ = client.send("ping \(tag)\n")
+            let answer = String(decoding: client.receive(atLeast: "pong \(tag)\n".utf8.count, timeout: 10), as: UTF8.self)
+            return answer == "pong \(tag)\n" ? nil : "\(tag): \(answer.debugDescription)"
+        }
     }
 }
 

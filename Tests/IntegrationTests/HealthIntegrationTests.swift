@@ -204,10 +204,7 @@ struct HealthIntegrationTests {
         }
         let tailgate = try TailgateInstance.start(config: config("all"), in: sandbox)
         #expect(Sandbox.waitForPort(healthPort))
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(tailgate.process.pid)/task")) ?? []
-        let relayThreads = tasks.filter { task in
-            ((try? String(contentsOfFile: "/proc/\(tailgate.process.pid)/task/\(task)/comm", encoding: .utf8)) ?? "").hasPrefix("splice-")
-        }.count
+        let relayThreads = threadFiles(tailgate.process.pid, "comm").filter { $0.hasPrefix("splice-") }.count
         #expect(relayThreads >= 1)
         func sample(_ name: String) -> Double? { Self.parsedMetrics(healthPort).samples[name] }
         var connections = 0
@@ -251,22 +248,15 @@ struct HealthIntegrationTests {
             """, in: sandbox, environment: ["TAILGATE_TEST_SPREAD": "grow"])
         #expect(Sandbox.waitForPort(healthPort))
         func accepting() -> Double? { Self.parsedMetrics(healthPort).samples["tailgate_relay_threads_accepting{}"] }
-        var connections: [RawClient] = []
-        for _ in 0..<8 {
-            let client = try RawClient(host: "127.0.0.1", port: port)
-            #expect(client.send(hello))
-            #expect(client.receive(atLeast: 4, timeout: 10) == Array("ack\n".utf8))
-            connections.append(client)
-        }
+        let connections = try PingPong.open(8, port: port, hello: hello)
         // Traffic until a second thread accepts.
+        var broken: [String] = []
         var round = 0
         while accepting() == 1, round < 500 {
-            for (index, client) in connections.enumerated() {
-                _ = client.send("ping \(index)-\(round)\n")
-                _ = client.receive(atLeast: "pong \(index)-\(round)\n".utf8.count, timeout: 10)
-            }
+            broken += PingPong.exchange(connections, round: round)
             round += 1
         }
+        #expect(broken.isEmpty, "\(broken.prefix(3))")
         #expect((accepting() ?? 0) >= 2, "no second thread joined")
         for client in connections { _ = client.send("bye\n") }
         connections.forEach { $0.close() }

@@ -158,10 +158,8 @@ struct LifecycleIntegrationTests {
 
     /// Voluntary and involuntary context switches of all the process's threads.
     static func contextSwitches(_ pid: Int32) -> Int {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.reduce(0) { total, task in
-            let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
-            return total + status.split(separator: "\n").reduce(0) { sum, line in
+        threadFiles(pid, "status").reduce(0) { total, status in
+            total + status.split(separator: "\n").reduce(0) { sum, line in
                 guard line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") else { return sum }
                 return sum + (Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0)
             }

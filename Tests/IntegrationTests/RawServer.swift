@@ -108,6 +108,12 @@ func cpuSeconds(_ pid: Int32) -> Double {
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
+/// The file `name` (e.g. "comm", "status") of each of a process's threads, from /proc/PID/task.
+func threadFiles(_ pid: Int32, _ name: String) -> [String] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/\(name)", encoding: .utf8) }
+}
+
 /// The open descriptors of a process by kind, from /proc/PID/fd.
 struct DescriptorCount: CustomStringConvertible {
     var sockets = 0

@@ -16,11 +16,12 @@ import Synchronization
 ///
 /// Connections accepted while one thread sufficed stay on it when their traffic grows (50 keep-alive
 /// connections opened at once all land on thread 0). Thread 0 hands half of them to the least busy
-/// accepting thread (`handOverTarget`, `SpliceLoop.handOver`) only when it is itself on a CPU
-/// `handOverAbove` of the time, averaged over about a second: saturated, so a second thread adds capacity. A thread that is mostly waiting for a
-/// CPU is not helped by another that would wait for the same CPUs: on the 2-core VM, 50 keep-alive
-/// connections on one thread (58 % on a CPU, 28 % waiting) made 44,000 requests/s with a p99 of 2.0 ms;
-/// split over two threads, 48,000 with a p99 of 2.7 ms and 7 % more CPU per request.
+/// accepting thread (`handOverTarget`, `SpliceLoop.handOverHalf`) only when it is itself on a CPU
+/// `handOverAbove` of the time, averaged over about a second: saturated, so a second thread adds
+/// capacity. A thread that is mostly waiting for a CPU is not helped by another that would wait for the
+/// same CPUs: on the 2-core VM, 50 keep-alive connections on one thread (58 % on a CPU, 28 % waiting)
+/// made 44,000 requests/s with a p99 of 2.0 ms; split over two threads, 48,000 with a p99 of 2.7 ms and
+/// 7 % more CPU per request.
 final class AcceptSpread: Sendable {
     /// The share of wall time (per mille) that the accepting threads are busy or waiting for a CPU, on average,
     /// before one more joins.
@@ -53,8 +54,8 @@ final class AcceptSpread: Sendable {
     }
 
     /// The thresholds of a running agent. `TAILGATE_TEST_SPREAD=grow` (for the integration tests only) makes
-    /// any load add a thread and only none remove one, and thread 0 hand connections over every second, so
-    /// that joining, handing sessions over and letting go can be tested end to end without a busy machine.
+    /// any load add a thread, only no load at all remove one, and thread 0 hand connections over every
+    /// second, so that joining, handing over and letting go can be tested end to end without a busy machine.
     static func forAgent(threadCount: Int) -> AcceptSpread {
         if let value = getenv("TAILGATE_TEST_SPREAD"), String(cString: value) == "grow" {
             return AcceptSpread(threadCount: threadCount, growAbove: 0, shrinkBelow: 0, handOverAbove: 0)
@@ -76,10 +77,11 @@ final class AcceptSpread: Sendable {
     /// When `rebalance` may change the count next.
     var earliestChange: NIODeadline { lastChange.withLock { $0 } + Self.settleTime }
 
-    /// Threads other than thread 0 accept, and may be let go (`accept_spread = "load"`, not shutting down).
-    var othersAccept: Bool {
-        !spreadsAll.load(ordering: .relaxed) && !frozen.load(ordering: .relaxed) && accepting.load(ordering: .relaxed) > 1
-    }
+    /// Threads other than thread 0 accept, and may be let go.
+    var othersAccept: Bool { adapting && accepting.load(ordering: .relaxed) > 1 }
+
+    /// The count follows the load: `accept_spread = "load"`, and the engine is not shutting down.
+    private var adapting: Bool { !spreadsAll.load(ordering: .relaxed) && !frozen.load(ordering: .relaxed) }
 
     func isAccepting(_ thread: Int) -> Bool {
         thread < accepting.load(ordering: .acquiring)
@@ -104,7 +106,7 @@ final class AcceptSpread: Sendable {
     /// Stops all changes: the threads are being stopped, and one that has left its loop must not be handed
     /// connections.
     func freeze() {
-        lastChange.withLock { _ in frozen.store(true, ordering: .relaxed) }
+        lastChange.withLock { _ in lastHandOver.withLock { _ in frozen.store(true, ordering: .relaxed) } }
     }
 
     /// Applies `[global] accept_spread`: `all` lets every thread accept; `load` starts again from thread 0 alone.
@@ -129,7 +131,7 @@ final class AcceptSpread: Sendable {
     func rebalance(now: NIODeadline) -> Int? {
         guard threadCount > 1 else { return nil }
         let changed: (thread: Int, joined: Bool)? = lastChange.withLock { last in
-            guard !spreadsAll.load(ordering: .relaxed), !frozen.load(ordering: .relaxed), now - last >= Self.settleTime else { return nil }
+            guard adapting, now - last >= Self.settleTime else { return nil }
             let count = accepting.load(ordering: .relaxed)
             let total = loads.withLock { $0.prefix(count).reduce(0) { $0 + $1.load } }
             let target: Int
@@ -155,9 +157,7 @@ final class AcceptSpread: Sendable {
     /// thread at most half as much, at most once per `settleTime`.
     func handOverTarget(now: NIODeadline) -> Int? {
         lastHandOver.withLock { last in
-            guard !spreadsAll.load(ordering: .relaxed), !frozen.load(ordering: .relaxed), now - last >= Self.settleTime else {
-                return nil
-            }
+            guard adapting, now - last >= Self.settleTime else { return nil }
             let count = accepting.load(ordering: .relaxed)
             guard count > 1 else { return nil }
             let (first, quietest) = loads.withLock { loads in

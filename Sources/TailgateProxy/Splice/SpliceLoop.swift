@@ -115,9 +115,9 @@ final class SpliceLoop {
     }
 
     /// With nothing to do, a thread sleeps until an event. Thread 0 first comes back (within a second or
-    /// two) while other threads still accept, so that its timer pass lets them go: otherwise the threads
-    /// that joined during the last burst would stay until the next one, and its first connections would be
-    /// spread over them however light it is.
+    /// two; `nextTimerPass` moves to when the count may change) while other threads still accept, so that
+    /// its timer pass lets them go: otherwise the threads that joined during the last burst would stay until
+    /// the next one, and its first connections would be spread over them however light it is.
     private func idleWaitMilliseconds() -> CInt {
         guard worker.index == 0, !idleKeepsThreads, worker.spread.othersAccept else { return -1 }
         nextTimerPass = max(nextTimerPass, worker.spread.earliestChange)
@@ -208,15 +208,15 @@ final class SpliceLoop {
             ])
         }
         if let quietest = spread.handOverTarget(now: now), let target = spread.worker(quietest) {
-            handOver(everyNth: 2, to: target)
+            handOverHalf(to: target)
         }
     }
 
-    /// Gives every `n`th relaying session to `target`, a less busy accepting thread: connections opened
+    /// Gives every second relaying session to `target`, a less busy accepting thread: connections opened
     /// while this thread sufficed would otherwise keep it the only busy one (sessions still being admitted
     /// or connected stay). The session leaves this thread's epoll and tables first; `target` registers its
     /// sockets again (edge-triggered: readiness that is already there is reported at once) and goes on.
-    private func handOver(everyNth n: Int, to target: SpliceWorker) {
+    private func handOverHalf(to target: SpliceWorker) {
         var seen = 0
         var given = 0
         defer {
@@ -230,7 +230,7 @@ final class SpliceLoop {
         }
         for session in Array(byID.values) where session.stage == .relaying {
             seen += 1
-            guard seen % n == 0 else { continue }
+            guard seen % 2 == 0 else { continue }
             given += 1
             for descriptor in [session.client, session.upstream] {
                 _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)

@@ -10,7 +10,7 @@ enum SpliceCommand: Sendable {
     case unlisten(CInt, SpliceCountdown)
     /// The number of threads that accept changed (see `AcceptSpread`).
     case acceptSpreadChanged
-    /// A relaying session another thread hands over (see `SpliceLoop.handOver`).
+    /// A relaying session another thread hands over (see `SpliceLoop.handOverHalf`).
     case adopt(SpliceHandoff)
     case stop
 }
