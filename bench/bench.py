@@ -628,12 +628,20 @@ METRICS = [("memory", measure_memory), ("connections", measure_connections),
            ("keepalive", measure_keepalive), ("bulk", measure_bulk)]
 
 
+def round_order(rows, rnd):
+    """The rows in the order round `rnd` (from 1) measures them: rotated by one row each round, so that no row
+    always runs first, last or right after the same other row (a row can leave the machine busier for the next,
+    e.g. with sockets in TIME_WAIT or a backend that has just served 50 connections)."""
+    shift = (rnd - 1) % len(rows) if rows else 0
+    return rows[shift:] + rows[:shift]
+
+
 def run_rounds(ctx, rows, samples, failures):
     for rnd in range(1, ctx["rounds"] + 1):
         for metric, measure in METRICS:
             if metric not in ctx["metrics"]:
                 continue
-            for row in rows:
+            for row in round_order(rows, rnd):
                 if row["name"] in failures:
                     continue
                 log(f"round {rnd}/{ctx['rounds']}: {metric} via {row['name']}")
@@ -833,7 +841,8 @@ def render_report(ctx, machine, table, ratios, notes, reload_table):
     mode = "quick" if ctx["quick"] else "full"
     lines = [f"# tailgate benchmark — {machine['date']} on {machine['host']}", "",
              f"Run: {mode} (`--rounds {ctx['rounds']} --duration {ctx['duration']:g} --hold {ctx['hold']}`), "
-             f"medians of {ctx['rounds']} interleaved round(s), took {machine['elapsed_min']:.1f} min.", "",
+             f"medians of {ctx['rounds']} interleaved round(s), rows in an order rotated each round, "
+             f"took {machine['elapsed_min']:.1f} min.", "",
              "| machine | |", "|---|---|"]
     for key in ("cpu", "cores", "ram", "kernel", "debian", "haproxy", "nginx", "wrk", "openssl", "curl",
                 "python", "tailgate", "commit"):
