@@ -3,13 +3,21 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import TailgateConfig
 
 /// The HTTP endpoint monitors probe: /healthz, /readyz, /status, /metrics. It runs on its own event
 /// loop, so a slow scrape never delays the proxy, and answers every request with `Connection: close`.
+///
+/// Its connections draw on the descriptors the proxy needs, so none is held for long: a connection must
+/// send its request and take the answer within `requestDeadline`, a malformed request is answered 400 and
+/// closed, and beyond `maxConnections` open at once new ones are closed as they come.
 struct HealthService: Service {
     let supervisor: Supervisor
     let logger: Logger
+
+    static let maxConnections = 256
+    static let requestDeadline: TimeAmount = .seconds(10)
 
     func run() async throws {
         guard let health = supervisor.initialHealth else {
@@ -19,14 +27,27 @@ struct HealthService: Service {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var channels: [any Channel] = []
         let responder = HealthResponder(supervisor: supervisor)
+        let open = HealthConnectionCount(limit: Self.maxConnections)
+        let logger = logger
         for address in health.listen {
             do {
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        guard open.enter() else {
+                            if open.shouldWarn(now: .now()) {
+                                logger.warning("health endpoint: too many open connections; closing new ones", metadata: [
+                                    "limit": .stringConvertible(Self.maxConnections),
+                                ])
+                            }
+                            return channel.close()
+                        }
+                        channel.closeFuture.whenComplete { _ in open.leave() }
+                        return channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                            try channel.pipeline.syncOperations.addHandler(HealthHTTPHandler(responder: responder))
+                            try channel.pipeline.syncOperations.addHandler(
+                                HealthHTTPHandler(responder: responder, deadline: Self.requestDeadline)
+                            )
                         }
                     }
                     .bind(to: address.value).get()
@@ -56,16 +77,70 @@ struct HealthResponse: Sendable {
     var body: String
 }
 
-/// One request at a time per connection: read the head, answer, close.
+/// How many connections the endpoint holds, against its limit.
+final class HealthConnectionCount: Sendable {
+    private let limit: Int
+    private let count = Atomic<Int>(0)
+    private let lastWarning = Mutex<NIODeadline?>(nil)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Counts a new connection, or returns false when `limit` are open.
+    func enter() -> Bool {
+        var current = count.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = count.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func leave() {
+        count.subtract(1, ordering: .relaxed)
+    }
+
+    /// At most one warning a minute.
+    func shouldWarn(now: NIODeadline) -> Bool {
+        lastWarning.withLock { last in
+            if let last, now - last < .seconds(60) { return false }
+            last = now
+            return true
+        }
+    }
+}
+
+/// One request per connection: read the head, answer, close. A connection that has not been answered
+/// within the deadline (a slow or idle client) is closed, and so is one whose request does not parse (after
+/// NIO's error handler has answered it 400).
 final class HealthHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let responder: HealthResponder
+    private let deadline: TimeAmount
     private var head: HTTPRequestHead?
+    private var answering = false
+    private var timer: Scheduled<Void>?
 
-    init(responder: HealthResponder) {
+    init(responder: HealthResponder, deadline: TimeAmount) {
         self.responder = responder
+        self.deadline = deadline
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -75,8 +150,9 @@ final class HealthHTTPHandler: ChannelInboundHandler {
         case .body:
             break
         case .end:
-            guard let head else { return }
+            guard let head, !answering else { return }
             self.head = nil
+            answering = true
             let responder = self.responder
             context.eventLoop.makeFutureWithTask {
                 await responder.respond(method: head.method, uri: head.uri)

@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import NIOPosix
 import TailgateWire
@@ -100,7 +101,10 @@ final class AdmissionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Before routing, a client that resets just left early (as the splice engine logs it).
         if case .admitting = phase {
-            reject(.clientClosedEarly, detail: "client: \(error)", context: context)
+            // A reset before anything but a PROXY header is a probe, as a close is (TCP health checks reset).
+            let reset = (error as? IOError)?.errnoCode == ECONNRESET
+            record.quiet = reset && (buffered.map { $0.readableBytes == 0 } ?? true)
+            reject(.clientClosedEarly, detail: failureDescription(error, side: "client"), context: context)
             return
         }
         context.fireErrorCaught(error)
@@ -113,6 +117,7 @@ final class AdmissionHandler: ChannelDuplexHandler {
             break
         case .admitting, .connecting, .closed:
             if record.outcome == nil { record.quiet = buffered.map { $0.readableBytes == 0 } ?? true }
+            if case .admitting = phase { record.adoptSource(of: machine.proxyHeader) }
             record.end(.clientClosedEarly)
         }
         phase = .closed
@@ -130,6 +135,7 @@ final class AdmissionHandler: ChannelDuplexHandler {
 
     func reject(_ outcome: ConnectionOutcome, detail: String?, context: ChannelHandlerContext) {
         timer?.cancel()
+        record.adoptSource(of: machine.proxyHeader)
         record.end(outcome, detail: detail)
         phase = .closed
         context.close(promise: nil)

@@ -44,6 +44,15 @@ final class ConnectionRecord {
         self.client = self.peer
     }
 
+    /// Takes the client's address from a trusted peer's PROXY header: a PROXY command that carries addresses
+    /// (with LOCAL, or an address family without them, the socket's peer stays the client). Called when the
+    /// connection is routed, and when it fails before that, so that its log line names the real client too.
+    func adoptSource(of header: ProxyHeader?) {
+        if let header, header.command == .proxy, let source = header.source {
+            client = source
+        }
+    }
+
     /// Records why the connection ends; the first reason given wins.
     func end(_ outcome: ConnectionOutcome, detail: String? = nil) {
         guard self.outcome == nil else { return }

@@ -8,9 +8,7 @@ extension ListenerPolicy {
     func route(_ hello: ClientHelloInfo, proxyHeader: ProxyHeader?, record: ConnectionRecord) -> UpstreamPool? {
         record.serverName = hello.serverName
         record.alpn = hello.alpn
-        if let header = proxyHeader, header.command == .proxy, let source = header.source {
-            record.client = source
-        }
+        record.adoptSource(of: proxyHeader)
         let match = routes.route(serverName: hello.serverName)
         switch match {
         case .exact(let upstream): record.route = hello.serverName ?? upstream

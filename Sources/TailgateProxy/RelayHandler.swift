@@ -88,7 +88,7 @@ final class RelayHandler: ChannelDuplexHandler {
         } else {
             outcome = .error
         }
-        record.end(outcome, detail: "\(side == .client ? "client" : "upstream"): \(error)")
+        record.end(outcome, detail: failureDescription(error, side: side == .client ? "client" : "upstream"))
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

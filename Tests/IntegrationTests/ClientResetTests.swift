@@ -43,6 +43,41 @@ struct ClientResetTests {
         }
     }
 
+    /// A peer that connects and leaves without a byte (a port scan, a load balancer's TCP check) is counted
+    /// but logged at debug only, whether it leaves with a FIN or with a reset (SO_LINGER 0, as HAProxy's
+    /// and most TCP checks do).
+    @Test(arguments: RelayMode.allCases)
+    func aPeerThatLeavesWithoutSendingIsLoggedOnlyAtDebugWhetherItClosesOrResets(relay: RelayMode) throws {
+        let sandbox = try Sandbox("probe-\(relay)")
+        defer { sandbox.tearDown() }
+        let healthPort = Sandbox.freePort()
+        let (tailgate, port) = try HostileSetup.startWithNginx(relay, sandbox, more: """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            """)
+        #expect(Sandbox.waitForPort(healthPort))
+        func leftEarly() -> Double {
+            HealthIntegrationTests.parsedMetrics(healthPort).samples
+                .filter { $0.key.hasPrefix("tailgate_connections_ended_total{") && $0.key.contains("outcome=\"client_closed_early\"") }
+                .values.reduce(0, +)
+        }
+        let before = leftEarly()
+
+        let closes = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.70")
+        closes.close()
+        let resets = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.71")
+        resets.reset()
+        #expect(Poll.until(timeout: 10) { leftEarly() >= before + 2 }, "counted: \(leftEarly() - before)")
+
+        // A peer that sent something is logged; its line is written after the probes' would have been.
+        let garbage = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.72")
+        garbage.send("hello?")
+        #expect(garbage.waitForClose(timeout: 5))
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.72:", "outcome=bad_client_hello"]) != nil)
+        #expect(tailgate.connectionLines(client: "127.0.0.70").isEmpty, "\(tailgate.connectionLines(client: "127.0.0.70"))")
+        #expect(tailgate.connectionLines(client: "127.0.0.71").isEmpty, "\(tailgate.connectionLines(client: "127.0.0.71"))")
+    }
+
     @Test(arguments: RelayMode.allCases)
     func aClientThatResetsWhileItsUpstreamIsStillConnectingIsLoggedAtOnceAndCostsNoCPU(relay: RelayMode) throws {
         let sandbox = try Sandbox("reset-connecting-\(relay)")

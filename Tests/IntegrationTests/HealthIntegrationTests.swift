@@ -362,4 +362,47 @@ struct HealthIntegrationTests {
         #expect(tailgate.process.waitForOutput("upstream server is down", timeout: 3))
         #expect(tailgate.process.output.contains("server=127.0.0.1:\(closed)"))
     }
+
+    /// The endpoint's connections draw on the proxy's descriptors: a malformed request is answered 400 and
+    /// closed, a connection that has not sent its request within 10 s is closed, and no more than 256 are
+    /// held at once.
+    @Test func theEndpointClosesBadAndSlowConnectionsAndHoldsNoMoreThanItsLimit() throws {
+        let sandbox = try Sandbox("health-hostile")
+        defer { sandbox.tearDown() }
+        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let tailgate = try TailgateInstance.start(config: """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:9"]
+            """, in: sandbox)
+        #expect(Sandbox.waitForPort(healthPort))
+        let pid = tailgate.process.pid
+
+        let malformed = try RawClient(host: "127.0.0.1", port: healthPort)
+        malformed.send("GET /healthz\r\n\r\n")
+        let answer = String(decoding: malformed.receive(atLeast: 12, timeout: 5), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+        #expect(malformed.waitForClose(timeout: 5))
+
+        let slow = try RawClient(host: "127.0.0.1", port: healthPort)
+        slow.send("GET /heal")
+        let start = Date()
+        #expect(slow.waitForClose(timeout: 20))
+        let held = Date().timeIntervalSince(start)
+        #expect(held > 8 && held < 15, "closed after \(held) s")
+
+        let baseline = openDescriptors(pid).sockets
+        var idle: [RawClient] = []
+        for _ in 0..<300 { idle.append(try RawClient(host: "127.0.0.1", port: healthPort)) }
+        #expect(Poll.until(timeout: 5) { idle.filter(\.isClosedByPeer).count >= 44 })
+        let sockets = openDescriptors(pid).sockets
+        #expect(sockets <= baseline + 256, "sockets: \(sockets), before: \(baseline)")
+        #expect(tailgate.process.output.contains("health endpoint: too many open connections"))
+        for client in idle { client.close() }
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/healthz") == ("200", "ok\n") })
+    }
 }

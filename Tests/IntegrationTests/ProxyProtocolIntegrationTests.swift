@@ -1,15 +1,18 @@
 import Foundation
+import TailgateConfig
 import Testing
 
 /// PROXY protocol in and out, with a real HAProxy as the trusted (or untrusted) peer.
 @Suite(.serialized)
 struct ProxyProtocolIntegrationTests {
     /// A home-host setup: HAProxy stands in for the cloud tailgate and connects from `trustedSource`.
-    static func homeHost(_ sandbox: Sandbox) throws -> (tailgate: TailgateInstance, port: Int, ops: NginxUpstream) {
+    static func homeHost(
+        _ sandbox: Sandbox, relay: RelayMode = .splice
+    ) throws -> (tailgate: TailgateInstance, port: Int, ops: NginxUpstream) {
         try sandbox.makeCertificate("server", dnsNames: ["ops.example.com", "tailgate.example.test", "pq.example.test"])
         let ops = try NginxUpstream.start("ops", in: sandbox)
         let port = Sandbox.freePort()
-        let tailgate = try TailgateInstance.start(config: """
+        let tailgate = try TailgateInstance.start(relay: relay, config: """
             [listeners.from_cloud]
             bind = ["127.0.0.1:\(port)"]
             proxy_protocol_from = ["127.0.0.2/32"]
@@ -67,6 +70,29 @@ struct ProxyProtocolIntegrationTests {
         let silent = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.2")
         #expect(silent.waitForClose(timeout: 5))
         #expect(tailgate.waitForConnectionLine(containing: ["outcome=client_hello_timeout", "reason=waiting_for_proxy_header"]) != nil)
+    }
+
+    /// When a connection fails after a trusted peer's header (a bad or slow ClientHello behind the cloud
+    /// tailgate), its log line names the client from the header, as it does for connections that succeed.
+    @Test(arguments: RelayMode.allCases)
+    func aConnectionThatFailsAfterATrustedHeaderIsLoggedWithTheHeadersClient(relay: RelayMode) throws {
+        let sandbox = try Sandbox("pp-failed-\(relay)")
+        defer { sandbox.tearDown() }
+        let (tailgate, port, _) = try Self.homeHost(sandbox, relay: relay)
+
+        let garbage = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.2")
+        garbage.send("PROXY TCP4 203.0.113.7 198.51.100.1 40000 443\r\nGET / HTTP/1.0\r\n\r\n")
+        #expect(garbage.waitForClose(timeout: 5))
+        let refused = tailgate.waitForConnectionLine(containing: ["client=203.0.113.7:40000"])
+        #expect(refused?.contains("peer=127.0.0.2:") == true, "\(refused ?? "no line")")
+        #expect(refused?.contains("outcome=bad_client_hello") == true, "\(refused ?? "no line")")
+
+        let partial = Array(try Captures.load("openssl-sni-alpn.bin").prefix(100))
+        let slow = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.2")
+        slow.send(Array("PROXY TCP4 203.0.113.8 198.51.100.1 40001 443\r\n".utf8) + partial)
+        #expect(slow.waitForClose(timeout: 5))
+        let timedOut = tailgate.waitForConnectionLine(containing: ["client=203.0.113.8:40001"])
+        #expect(timedOut?.contains("outcome=client_hello_timeout") == true, "\(timedOut ?? "no line")")
     }
 
     @Test func aV1HeaderSplitAcrossSegmentsIsAssembledAndItsSourceForwarded() throws {

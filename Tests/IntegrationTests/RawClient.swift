@@ -82,6 +82,13 @@ final class RawClient {
         return false
     }
 
+    /// Whether the peer has closed the connection (EOF or reset) by now, without waiting or reading data.
+    var isClosedByPeer: Bool {
+        var byte: UInt8 = 0
+        let received = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+        return received == 0 || (received < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+
     func shutdownWrite() {
         shutdown(fd, Int32(SHUT_WR))
     }

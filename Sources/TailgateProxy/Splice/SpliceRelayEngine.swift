@@ -1,5 +1,6 @@
 import CTailgateLinux
 import Glibc
+import NIOCore
 import Synchronization
 
 /// Relays connections with splice(2): bytes go socket → pipe → socket inside the kernel and never enter the
@@ -120,4 +121,19 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
     static func errorText(_ errno: CInt) -> String {
         errno >= 0 && Int(errno) < errorTexts.count ? errorTexts[Int(errno)] : String(cString: strerror(errno))
     }
+}
+
+extension SystemCallError {
+    /// NIO's `IOError` in the same words as the splice engine's, "read: Connection reset by peer (errno 104)":
+    /// NIO's own text names the Swift function ("read(descriptor:pointer:size:)") and leaves a parenthesis open.
+    init?(nio error: any Error) {
+        guard let error = error as? IOError else { return nil }
+        let text = String(describing: error)
+        self.init(String(text.prefix { $0 != "(" && $0 != ":" }), errno: error.errnoCode)
+    }
+}
+
+/// A failure on one side's socket as a connection's log line gives its reason.
+func failureDescription(_ error: any Error, side: StaticString) -> String {
+    SystemCallError(nio: error)?.described(by: side) ?? "\(side): \(error)"
 }

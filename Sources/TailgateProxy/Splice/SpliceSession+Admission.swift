@@ -28,11 +28,15 @@ extension SpliceSession {
                 return
             }
             if received < 0 {
-                if errno == EAGAIN {
+                let error = SystemCallError("recv")
+                if error.errno == EAGAIN {
                     toUpstream.sourceReadable = false
                     return
                 }
-                fail(.clientClosedEarly, detail: SystemCallError("recv").described(by: "client"), loop: loop)
+                // Leaving with a reset instead of a FIN (SO_LINGER 0, as TCP health checks do) before
+                // anything but a PROXY header is a probe all the same.
+                record.quiet = error.errno == ECONNRESET && (inbound?.readableBytes ?? 0) == 0
+                fail(.clientClosedEarly, detail: error.described(by: "client"), loop: loop)
                 return
             }
             // A short read empties the receive queue (edge-triggered: the next bytes bring a new event);
