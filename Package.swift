@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "TailgateAgent",
             dependencies: [
-                "TailgateConfig", "TailgateProxy", "TailgateFirewall", "TailgateProbe", "COpenSSL",
+                "TailgateTOML", "TailgateConfig", "TailgateProxy", "TailgateFirewall", "TailgateProbe", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

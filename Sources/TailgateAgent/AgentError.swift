@@ -1,13 +1,15 @@
 import NIOCore
 import TailgateConfig
+import TailgateTOML
 
 /// Failures that stop the agent from starting or a reload from applying.
 public enum AgentError: Error, CustomStringConvertible {
-    case bindFailed(listener: String, address: SocketAddress, underlying: any Error)
+    /// `position` and `keyPath` locate the bind entry in the configuration file.
+    case bindFailed(listener: String, address: SocketAddress, position: SourcePosition, keyPath: String, underlying: any Error)
 
     public var description: String {
         switch self {
-        case .bindFailed(let listener, let address, let underlying):
+        case .bindFailed(let listener, let address, _, _, let underlying):
             return "listener '\(listener)': cannot bind \(address.endpointDescription): \(underlying)"
         }
     }

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 import TailgateConfig
 import TailgateProxy
 
@@ -11,20 +12,53 @@ import Musl
 import Darwin
 #endif
 
+/// The `[log]` table in force, read by every `LineLogHandler` on each record: a reload that changes the
+/// level or the format changes it for every logger at once, including those made before.
+public final class LogSettings: Sendable {
+    public static let shared = LogSettings()
+
+    /// `Logger.Level` by its position in `LogConfiguration.Level`'s cases (debug … error).
+    private let level = Atomic<Int>(1)
+    private let json = Atomic<Bool>(false)
+
+    public func apply(_ configuration: LogConfiguration) {
+        level.store(LogConfiguration.Level.allCases.firstIndex(of: configuration.level) ?? 1, ordering: .relaxed)
+        json.store(configuration.format == .json, ordering: .relaxed)
+    }
+
+    var currentLevel: Logger.Level {
+        switch level.load(ordering: .relaxed) {
+        case 0: .debug
+        case 1: .info
+        case 2: .warning
+        default: .error
+        }
+    }
+
+    var currentFormat: LogConfiguration.Format { json.load(ordering: .relaxed) ? .json : .text }
+}
+
 /// Writes one line per log record to stderr: `logfmt`-style text or JSON lines (for Loki and friends).
 ///
 /// journald adds its own timestamps; the line still carries one so that files and pipes are readable.
+/// The level and format are the `[log]` table's in force (`LogSettings`), unless a logger sets its own level.
 public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
-    private let format: LogConfiguration.Format
+    private var ownLevel: Logger.Level?
+    private let settings: LogSettings
     private let label: String
 
-    public init(label: String, format: LogConfiguration.Format, level: Logger.Level) {
+    public init(label: String, settings: LogSettings = .shared) {
         self.label = label
-        self.format = format
-        self.logLevel = level
+        self.settings = settings
     }
+
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? settings.currentLevel }
+        set { ownLevel = newValue }
+    }
+
+    private var format: LogConfiguration.Format { settings.currentFormat }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import TailgateConfig
 import TailgateProxy
+import TailgateTOML
 
 /// The listening sockets and listener runtimes, diffed by bind address on every reload:
 /// an unchanged bind keeps its socket, an added one is opened, a removed one stops accepting
@@ -44,6 +45,7 @@ actor ListenerSet: ReloadStep {
         var nextRuntimes: [String: ListenerRuntime] = [:]
         var publish: [(ListenerRuntime, ListenerPolicy)] = []
         var desired: [SocketAddress: String] = [:]
+        var written: [SocketAddress: (position: SourcePosition, keyPath: String)] = [:]
         for listener in plan.configuration.listeners {
             guard let policy = plan.policies[listener.name] else { continue }
             if let existing = runtimes[listener.name] {
@@ -52,7 +54,10 @@ actor ListenerSet: ReloadStep {
             } else {
                 nextRuntimes[listener.name] = ListenerRuntime(policy: policy, metrics: metrics, budget: budget)
             }
-            for bind in listener.binds { desired[bind.value] = listener.name }
+            for (index, bind) in listener.binds.enumerated() {
+                desired[bind.value] = listener.name
+                written[bind.value] = (bind.position, "listeners.\(listener.name).bind[\(index)]")
+            }
         }
         var opened: [BoundSocket] = []
         for (address, listenerName) in desired.sorted(by: { $0.value < $1.value }) where sockets[address] == nil {
@@ -61,7 +66,10 @@ actor ListenerSet: ReloadStep {
                 opened.append(try await BoundSocket.bind(address, listener: runtime, group: group, logger: logger))
             } catch {
                 for socket in opened { await socket.close() }
-                throw AgentError.bindFailed(listener: listenerName, address: address, underlying: error)
+                let entry = written[address] ?? (SourcePosition(line: 1, column: 1), "listeners.\(listenerName).bind")
+                throw AgentError.bindFailed(
+                    listener: listenerName, address: address, position: entry.position, keyPath: entry.keyPath, underlying: error
+                )
             }
         }
         let drainTimeout = plan.configuration.drainTimeout

@@ -142,8 +142,14 @@ actor Supervisor {
                 lastBindFailure = nil
                 budget.limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
                 splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
+                LogSettings.shared.apply(configuration.log)
             } catch {
-                if error.underlying is AgentError { lastBindFailure = "\(error.underlying)" }
+                if case .bindFailed(_, _, let position, let keyPath, _)? = error.underlying as? AgentError {
+                    lastBindFailure = "\(error.underlying)"
+                    throw ConfigurationErrors([ConfigurationError(
+                        file: configPath, position: position, keyPath: keyPath, message: "\(error.underlying)"
+                    )])
+                }
                 throw ConfigurationErrors([ConfigurationError(
                     file: configPath, position: .init(line: 1, column: 1), keyPath: "", message: "\(error.step): \(error.underlying)"
                 )])
@@ -154,6 +160,11 @@ actor Supervisor {
             checker.configure(configuration, plan: plan)
             ringBells()
             announceDepartedServers(from: previous.configuration, to: configuration)
+            if (configuration.health?.listen.map(\.value) ?? []) != (initialHealth?.listen.map(\.value) ?? []) {
+                logger.warning("[health] listen changed; the health endpoint keeps its addresses until tailgate restarts", metadata: [
+                    "listening": .string(initialHealth?.listen.map(\.value.endpointDescription).joined(separator: ",") ?? "none"),
+                ])
+            }
         } catch {
             errors = error.errors.map(\.description)
         }

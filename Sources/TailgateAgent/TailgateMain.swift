@@ -65,16 +65,8 @@ public enum TailgateMain {
     }
 
     private static func bootstrapLogging(_ configuration: LogConfiguration) {
-        let level: Logger.Level
-        switch configuration.level {
-        case .debug: level = .debug
-        case .info: level = .info
-        case .warning: level = .warning
-        case .error: level = .error
-        }
-        LoggingSystem.bootstrap { label in
-            LineLogHandler(label: label, format: configuration.format, level: level)
-        }
+        LogSettings.shared.apply(configuration)
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
     }
 
     /// Writes text to stderr unbuffered (the executable has no Foundation).

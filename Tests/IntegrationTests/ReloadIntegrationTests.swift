@@ -43,6 +43,56 @@ struct ReloadIntegrationTests {
         #expect(tailgate.process.output.contains("reloaded generation=2"))
     }
 
+    /// `[log]` follows reloads like the rest of the file: the level and the format change for every logger,
+    /// those of listeners already open included. `[health] listen` does not, and a reload that changes it
+    /// says so.
+    @Test func aReloadAppliesTheLogTableAndSaysWhenTheHealthAddressNeedsARestart() throws {
+        let sandbox = try Sandbox("reload-log")
+        defer { sandbox.tearDown() }
+        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        func config(_ log: String, health: Int) -> String {
+            """
+            \(log)
+            [health]
+            listen = "127.0.0.1:\(health)"
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "nowhere"
+            [upstreams.nowhere]
+            servers = ["127.0.0.1:9"]
+            """
+        }
+        func knock(from source: String) throws {
+            let client = try RawClient(host: "127.0.0.1", port: port, source: source)
+            client.send("hello?")
+            #expect(client.waitForClose(timeout: 5))
+        }
+        let tailgate = try TailgateInstance.start(config: config("", health: healthPort), in: sandbox)
+        try knock(from: "127.0.0.80")
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.80:", "outcome=bad_client_hello"]) != nil)
+
+        // At level warning (and in JSON) the helper's "reloaded" line is not there to wait for: /status says.
+        func reload(_ text: String, generation: Int) throws {
+            try text.write(toFile: tailgate.configPath, atomically: true, encoding: .utf8)
+            tailgate.process.signal(SIGHUP)
+            #expect(Poll.until(timeout: 10) {
+                HealthIntegrationTests.http(healthPort, "/status").body.contains("\"generation\":\(generation)")
+            })
+        }
+        try reload(config("[log]\nlevel = \"warning\"", health: healthPort), generation: 2)
+        try knock(from: "127.0.0.81")
+        try reload(config("[log]\nformat = \"json\"", health: healthPort), generation: 3)
+        try knock(from: "127.0.0.82")
+        #expect(Poll.until(timeout: 10) { tailgate.process.output.contains("\"client\":\"127.0.0.82:") })
+        // 81's line, had it been written at info, would have come before 82's.
+        #expect(!tailgate.process.output.contains("127.0.0.81:"), "\(tailgate.process.output)")
+        #expect(!tailgate.process.output.contains("[health] listen changed"))
+
+        try reload(config("", health: Sandbox.freePort()), generation: 4)
+        #expect(tailgate.process.output.contains("[health] listen changed; the health endpoint keeps its addresses until tailgate restarts"))
+        #expect(HealthIntegrationTests.http(healthPort, "/healthz").code == "200")
+    }
+
     @Test func aNewBindOnABusyPortRollsBackTheWholeReload() throws {
         let sandbox = try Sandbox("reload-busy")
         defer { sandbox.tearDown() }
@@ -64,6 +114,9 @@ struct ReloadIntegrationTests {
         let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)
         #expect(try tailgate.reload(config([port, fresh, holder.port], target: "other")) == false)
         #expect(tailgate.process.output.contains("cannot bind 127.0.0.1:\(holder.port)"))
+        // The error points at the bind entry that failed, as a validation error would.
+        let error = tailgate.process.output.split(separator: "\n").first { $0.contains("cannot bind") }.map(String.init) ?? ""
+        #expect(error.contains(".toml:2:") && error.contains("listeners.public.bind[2]: listener 'public': cannot bind"), "\(error)")
         // Rolled back: the other new bind is closed again and the old policy still routes to ops.
         #expect((try? RawClient(host: "127.0.0.1", port: fresh)) == nil)
         #expect(curl(sandbox, host: "ops.example.com", port: port).output == "ops  ops.example.com\n")
