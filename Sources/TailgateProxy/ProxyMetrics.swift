@@ -67,8 +67,9 @@ public final class ProxyMetrics: Sendable {
         let listener = record.listener.name
         let counters = record.listener.counters
         counters.ended(route: record.route ?? "none", outcome: outcome).increment()
-        if record.bytesFromClient > 0 || record.bytesFromServer > 0 {
-            let relayed = counters.relayed(upstream: record.upstream ?? "none")
+        // Only routed connections relayed anything: what a refused client sent went nowhere.
+        if let upstream = record.upstream, record.bytesFromClient > 0 || record.bytesFromServer > 0 {
+            let relayed = counters.relayed(upstream: upstream)
             if record.bytesFromClient > 0 { relayed.fromClients.increment(by: Int64(record.bytesFromClient)) }
             if record.bytesFromServer > 0 { relayed.toClients.increment(by: Int64(record.bytesFromServer)) }
         }

@@ -86,6 +86,8 @@ struct HealthIntegrationTests {
         #expect(s["tailgate_connections_ended_total{listener=\"public\",outcome=\"closed\",route=\"app.example.com\"}"] == 3)
         #expect(s["tailgate_client_hello_failures_total{listener=\"public\",reason=\"not_tls\"}"] == 1)
         #expect((s["tailgate_relayed_bytes_total{direction=\"out\",listener=\"public\",upstream=\"app\"}"] ?? 0) > 1_000)
+        // The refused client's "hello?" was not relayed anywhere.
+        #expect(s["tailgate_relayed_bytes_total{direction=\"in\",listener=\"public\",upstream=\"none\"}"] == nil)
         #expect(s["tailgate_upstream_server_up{server=\"127.0.0.1:\(app.proxyPort)\",upstream=\"app\"}"] == 1)
         #expect((s["tailgate_upstream_certificate_expiry_timestamp_seconds{server=\"127.0.0.1:\(app.proxyPort)\",upstream=\"app\"}"] ?? 0) > Date().timeIntervalSince1970)
         #expect(s["tailgate_upstream_connect_duration_seconds_count{upstream=\"app\"}"] == 3)
