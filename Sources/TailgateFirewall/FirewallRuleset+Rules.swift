@@ -20,10 +20,12 @@ extension FirewallRuleset {
                 chain: "guard", text: "iifname @trusted_ifaces accept",
                 expressions: [.meta(.iifname), .lookup(set: "trusted_ifaces"), .verdict(.accept)]
             ),
-            // Only traffic addressed to this host (before DNAT); routed traffic is not ours to judge.
+            // Only traffic addressed to this host (before DNAT) is judged; routed traffic, to a unicast
+            // address of another host, is not ours. Broadcast and multicast reach this host's sockets too,
+            // so they are judged like local traffic (`!= local` let a LAN broadcast reach a guarded UDP port).
             NftRule(
-                chain: "guard", text: "fib daddr type != local accept",
-                expressions: [.fibDestinationType, .compare(.notEqual, hostOrder(UInt32(RTN_LOCAL))), .verdict(.accept)]
+                chain: "guard", text: "fib daddr type unicast accept",
+                expressions: [.fibDestinationType, .compare(.equal, hostOrder(UInt32(RTN_UNICAST))), .verdict(.accept)]
             ),
             // Replies to connections this host initiated (a local port may equal a protected one).
             NftRule(

@@ -66,7 +66,7 @@ import Testing
 
         \tchain guard {
         \t\tiifname @trusted_ifaces accept
-        \t\tfib daddr type != local accept
+        \t\tfib daddr type unicast accept
         \t\tct direction reply accept
         \t\tiifname @tailnet_ifaces ip saddr @tailnet4 counter name "allowed" accept
         \t\tiifname @tailnet_ifaces ip6 saddr @tailnet6 counter name "allowed" accept

@@ -40,6 +40,22 @@ struct FirewallTrafficTests {
         #expect(counters.dropped.packets == perPortTotal, "the catch-all counter stays at zero")
     }
 
+    /// A broadcast (or multicast) datagram is delivered to this host's sockets like a unicast one, so it is
+    /// judged like one: from outside the tailnet, dropped and counted.
+    @Test func broadcastsToAGuardedPortAreJudgedLikeUnicast() async throws {
+        let (host, peer) = try Self.makePair()
+        defer {
+            host.remove()
+            peer.remove()
+        }
+        let ruleset = FirewallRuleset(Self.configuration)
+        try await host.perform { try NetlinkFirewall().apply(ruleset) }
+        #expect(try await peer.perform { Probe.sendBroadcast(from: "192.0.2.2", to: "192.0.2.255", port: 9000) })
+        #expect(try await peer.perform { Probe.sendBroadcast(from: "192.0.2.2", to: "255.255.255.255", port: 9000) })
+        let counters = try await Self.waitForCounters(host, ruleset) { $0.perPort["dropped_udp_9000"]?.packets ?? 0 >= 2 }
+        #expect(counters.perPort["dropped_udp_9000"]?.packets == 2)
+    }
+
     @Test func rejectAnswersAtOnceInsteadOfDropping() async throws {
         let (host, peer) = try Self.makePair()
         defer {

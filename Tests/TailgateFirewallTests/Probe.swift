@@ -35,6 +35,17 @@ enum Probe {
         return send(fd, "probe", 5, 0) == 5
     }
 
+    /// Sends one UDP datagram from `source` to the broadcast address `destination:port` (IPv4).
+    static func sendBroadcast(from source: String, to destination: String, port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        guard setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else { return false }
+        guard bind(fd, address(source, port: 0)) == 0, connect(fd, address(destination, port: port)) == 0 else { return false }
+        return send(fd, "probe", 5, 0) == 5
+    }
+
     /// Whether a datagram from `source` to `destination:port` is answered with ICMP port unreachable
     /// (ECONNREFUSED on the connected socket) within `milliseconds`.
     static func datagramIsRefused(from source: String, to destination: String, port: UInt16, milliseconds: Int32) -> Bool {
