@@ -1,5 +1,6 @@
 import NIOCore
 import TailgateConfig
+import TailgateProxy
 import TailgateTOML
 
 /// Failures that stop the agent from starting or a reload from applying.
@@ -10,7 +11,8 @@ public enum AgentError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .bindFailed(let listener, let address, _, _, let underlying):
-            return "listener '\(listener)': cannot bind \(address.endpointDescription): \(underlying)"
+            let reason = SystemCallError(nio: underlying).map { "\($0)" } ?? "\(underlying)"
+            return "listener '\(listener)': cannot bind \(address.endpointDescription): \(reason)"
         }
     }
 }

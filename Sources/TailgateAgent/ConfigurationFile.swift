@@ -33,6 +33,13 @@ public enum ConfigurationFile {
         defer { close(descriptor) }
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw ReadError(description: "cannot stat: \(String(cString: strerror(errno)))") }
+        // A regular file, or a pipe (`--config /dev/stdin < file`, `… | tailgate check --config /dev/stdin`).
+        switch info.st_mode & S_IFMT {
+        case S_IFREG, S_IFIFO: break
+        case S_IFDIR: throw ReadError(description: "is a directory, not a configuration file")
+        case S_IFCHR, S_IFBLK: throw ReadError(description: "is a device, not a configuration file")
+        default: throw ReadError(description: "is not a regular file")
+        }
         // Anyone could rewrite routes or open the firewall through a world-writable file.
         guard info.st_mode & S_IWOTH == 0 else {
             throw ReadError(description: "refusing a world-writable configuration file (run: chmod o-w \(path))")

@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import TailgateConfig
+import TailgateProxy
 
 /// The HTTP endpoint monitors probe: /healthz, /readyz, /status, /metrics. It runs on its own event
 /// loop, so a slow scrape never delays the proxy, and answers every request with `Connection: close`.
@@ -60,8 +61,9 @@ struct HealthService: Service {
                     ])
                 }
             } catch {
-                logger.error("health endpoint cannot bind \(address.value.endpointDescription): \(error)")
-                await supervisor.noteHealthBindFailure("\(address.value.endpointDescription): \(error)")
+                let reason = SystemCallError(nio: error).map { "\($0)" } ?? "\(error)"
+                logger.error("health endpoint cannot bind \(address.value.endpointDescription): \(reason)")
+                await supervisor.noteHealthBindFailure("\(address.value.endpointDescription): \(reason)")
             }
         }
         try? await gracefulShutdown()

@@ -47,23 +47,28 @@ extension ConfigurationLoader {
         }
     }
 
-    /// Refuses a bind used twice, and a specific address that a wildcard bind on the same port already covers.
-    static func checkBindConflicts(_ listeners: [ListenerConfiguration], errors: ErrorCollector) {
-        var seen: [(address: SocketAddress, listener: String, position: SourcePosition)] = []
+    /// Refuses a bind used twice, and a specific address that a wildcard bind on the same port already covers,
+    /// among the listeners' binds and the health endpoint's addresses (which `run` binds as well).
+    static func checkBindConflicts(_ listeners: [ListenerConfiguration], health: HealthConfiguration?, errors: ErrorCollector) {
+        var entries: [(address: Located<SocketAddress>, owner: String, path: String)] = []
         for listener in listeners {
-            for bind in listener.binds {
-                let path = "listeners.\(listener.name).bind"
-                for earlier in seen where earlier.address.port == bind.value.port {
-                    if earlier.address == bind.value {
-                        errors.add("\(bind.value.endpointDescription) is bound twice (first by listener '\(earlier.listener)' at \(earlier.position))", at: bind.position, path: path)
-                        break
-                    } else if sameFamily(earlier.address, bind.value), isWildcard(earlier.address) || isWildcard(bind.value) {
-                        errors.add("\(bind.value.endpointDescription) overlaps \(earlier.address.endpointDescription) of listener '\(earlier.listener)' (at \(earlier.position)); a wildcard address already covers every address on that port", at: bind.position, path: path)
-                        break
-                    }
+            for bind in listener.binds { entries.append((bind, "listener '\(listener.name)'", "listeners.\(listener.name).bind")) }
+        }
+        for address in health?.listen ?? [] { entries.append((address, "[health]", "health.listen")) }
+        // By port: only binds on the same port can conflict (a config with thousands of binds stays linear).
+        var seen: [Int: [(address: SocketAddress, owner: String, position: SourcePosition)]] = [:]
+        for (bind, owner, path) in entries {
+            let port = bind.value.port ?? 0
+            for earlier in seen[port, default: []] {
+                if earlier.address == bind.value {
+                    errors.add("\(bind.value.endpointDescription) is bound twice (first by \(earlier.owner) at \(earlier.position))", at: bind.position, path: path)
+                    break
+                } else if sameFamily(earlier.address, bind.value), isWildcard(earlier.address) || isWildcard(bind.value) {
+                    errors.add("\(bind.value.endpointDescription) overlaps \(earlier.address.endpointDescription) of \(earlier.owner) (at \(earlier.position)); a wildcard address already covers every address on that port", at: bind.position, path: path)
+                    break
                 }
-                seen.append((bind.value, listener.name, bind.position))
             }
+            seen[port, default: []].append((bind.value, owner, bind.position))
         }
     }
 

@@ -100,7 +100,7 @@ public enum ConfigurationLoader {
             errors.add("nothing to do: add a [listeners.NAME] table with a bind, or a [firewall] table", at: document.position, path: "listeners")
         }
         root.reportUnknownKeys(expected: topLevelKeys)
-        checkBindConflicts(listeners, errors: errors)
+        checkBindConflicts(listeners, health: health, errors: errors)
         applyCheckServerNames(&upstreams, listeners: listeners)
         return TailgateConfiguration(
             listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, acceptSpread: acceptSpread, maxConnections: maxConnections, firewall: firewall, health: health

@@ -49,6 +49,23 @@ struct CommandLineTests {
         #expect(result.output.contains("/nonexistent/tailgate.toml:1:1: cannot open: No such file or directory"))
     }
 
+    /// A directory or a device is refused for what it is (a device is not "world-writable, chmod it"); a
+    /// config piped in through /dev/stdin is read.
+    @Test func checkSaysWhatIsNotAConfigurationFileAndReadsAPipe() throws {
+        let sandbox = try Sandbox("not-a-file")
+        defer { sandbox.tearDown() }
+        let directory = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("")])
+        #expect(directory.status == 1)
+        #expect(directory.output.contains("is a directory, not a configuration file"), "\(directory.output)")
+        let device = runCommand(Sandbox.tailgateBinary, ["check", "--config", "/dev/zero"], timeout: 10)
+        #expect(device.status == 1)
+        #expect(device.output.contains("/dev/zero:1:1: is a device, not a configuration file"), "\(device.output)")
+
+        try sandbox.write("good.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n")
+        let piped = runCommand("/bin/sh", ["-c", "cat \(sandbox.path("good.toml")) | \(Sandbox.tailgateBinary) check --config /dev/stdin"])
+        #expect(piped.status == 0, "\(piped.output)")
+    }
+
     @Test func runRefusesABadConfigAndABusyPort() throws {
         let sandbox = try Sandbox("run-refuses")
         defer { sandbox.tearDown() }

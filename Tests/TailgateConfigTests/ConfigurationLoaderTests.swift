@@ -121,6 +121,22 @@ private func errors(_ text: String) -> [String] {
     #expect(found[1].contains("0.0.0.0:443 is bound twice (first by listener 'a' at 2:9)"))
 }
 
+@Test func theHealthEndpointCannotShareAListenersAddress() {
+    let text = """
+        [health]
+        listen = ["127.0.0.1:9180", "0.0.0.0:443"]
+        [listeners.a]
+        bind = ["127.0.0.1:9180", "10.0.0.1:443"]
+        default = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """
+    let found = errors(text)
+    #expect(found.count == 2, "\(found)")
+    #expect(found.first { $0.contains("2:11: health.listen: 127.0.0.1:9180 is bound twice (first by listener 'a' at 4:9)") } != nil, "\(found)")
+    #expect(found.first { $0.contains("2:29: health.listen: 0.0.0.0:443 overlaps 10.0.0.1:443 of listener 'a'") } != nil, "\(found)")
+}
+
 @Test func aListenerWithoutRoutesOrDefaultIsRefused() {
     let text = """
         [listeners.a]

@@ -126,7 +126,7 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
 extension SystemCallError {
     /// NIO's `IOError` in the same words as the splice engine's, "read: Connection reset by peer (errno 104)":
     /// NIO's own text names the Swift function ("read(descriptor:pointer:size:)") and leaves a parenthesis open.
-    init?(nio error: any Error) {
+    public init?(nio error: any Error) {
         guard let error = error as? IOError else { return nil }
         let text = String(describing: error)
         self.init(String(text.prefix { $0 != "(" && $0 != ":" }), errno: error.errnoCode)
