@@ -18,9 +18,18 @@ public enum StatusClient {
         do {
             let colon = hostPort.lastIndex(of: ":")
             let host = colon.map { String(hostPort[..<$0]) } ?? hostPort
-            let port = colon.flatMap { Int(hostPort[hostPort.index(after: $0)...]) } ?? 80
+            let portText = colon.map { String(hostPort[hostPort.index(after: $0)...]) }
+            guard !host.isEmpty, !host.hasPrefix("[") || host.hasSuffix("]") else {
+                throw Failure(description: "\(base): not a URL like http://127.0.0.1:9180")
+            }
+            let port = portText.map { Int($0) } ?? 80
+            guard let port, (1...65_535).contains(port) else {
+                throw Failure(description: "\(base): invalid port \"\(portText ?? "")\" (1–65535)")
+            }
             let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
             address = try SocketAddress.makeAddressResolvingHost(bare, port: port)
+        } catch let failure as Failure {
+            throw failure
         } catch {
             throw Failure(description: "\(base): cannot resolve: \(error)")
         }
@@ -36,12 +45,17 @@ public enum StatusClient {
         }
         let request = Array("GET /status?format=text HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        // The whole answer within 10 s and 4 MiB: whatever else listens on that port must not hold the command.
+        let deadline = ContinuousClock.now + .seconds(10)
         var response: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count <= 0 { break }
             response.append(contentsOf: chunk[0..<count])
+            guard ContinuousClock.now < deadline, response.count <= 4 << 20 else {
+                throw Failure(description: "\(base): the answer is too slow or too large; is this tailgate's health endpoint?")
+            }
         }
         let text = String(decoding: response, as: UTF8.self)
         let separator = Array("\r\n\r\n".utf8)
@@ -51,6 +65,10 @@ public enum StatusClient {
         guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200") else {
             throw Failure(description: "\(base)/status: \(text.prefix { $0 != "\r" })")
         }
-        return String(decoding: response[(end + 4)...], as: UTF8.self)
+        let body = String(decoding: response[(end + 4)...], as: UTF8.self)
+        guard body.hasPrefix("tailgate ") else {
+            throw Failure(description: "\(base): answered, but not as tailgate's health endpoint does (is [health] listen this address?)")
+        }
+        return body
     }
 }

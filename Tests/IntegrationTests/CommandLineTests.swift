@@ -66,6 +66,19 @@ struct CommandLineTests {
         #expect(piped.status == 0, "\(piped.output)")
     }
 
+    /// `status` says when the address is not tailgate's endpoint, or not an address at all, instead of
+    /// printing whatever answered.
+    @Test func statusRefusesWhatIsNotTailgatesEndpoint() throws {
+        let stranger = try RawServer(.replyThenReset(after: 10, reply: "HTTP/1.1 200 OK\r\n\r\n<html>hello</html>", pause: 0.2))
+        let answer = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:\(stranger.port)"], timeout: 20)
+        #expect(answer.status == 1)
+        #expect(answer.output.contains("not as tailgate's health endpoint does"), "\(answer.output)")
+        #expect(!answer.output.contains("<html>"))
+        let port = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:99999"], timeout: 20)
+        #expect(port.status == 1)
+        #expect(port.output.contains("invalid port \"99999\""), "\(port.output)")
+    }
+
     @Test func runRefusesABadConfigAndABusyPort() throws {
         let sandbox = try Sandbox("run-refuses")
         defer { sandbox.tearDown() }
