@@ -67,10 +67,14 @@ public enum FirewallCommands {
         }
     }
 
-    /// Removes tailgate's table (idempotent).
+    /// Removes tailgate's table (idempotent: no table is not an error, and is said as such).
     public static func flush() -> Output {
         do {
-            try NetlinkFirewall().remove(tableName: "tailgate")
+            let kernel = NetlinkFirewall()
+            guard try kernel.tableExists(tableName: "tailgate") else {
+                return Output(text: "no table inet tailgate; nothing to remove\n", exitCode: 0)
+            }
+            try kernel.remove(tableName: "tailgate")
             return Output(text: "removed table inet tailgate\n", exitCode: 0)
         } catch {
             return Output(text: "\(error)\n", exitCode: 1)

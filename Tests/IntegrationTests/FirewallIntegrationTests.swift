@@ -68,8 +68,13 @@ struct FirewallIntegrationTests {
         // `tailgate firewall flush` removes them.
         let flush = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "flush", "--config", tailgate.configPath])
         #expect(flush.status == 0, "\(flush.output)")
+        #expect(flush.output.contains("removed table inet tailgate"), "\(flush.output)")
         #expect(lab.listTailgateTable().isEmpty)
         #expect(lab.reaches(from: lab.outsider, L.hostOutside4, 5432))
+        // Again: nothing to remove, and it says so.
+        let again = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "flush", "--config", tailgate.configPath])
+        #expect(again.status == 0, "\(again.output)")
+        #expect(again.output.contains("no table inet tailgate; nothing to remove"), "\(again.output)")
     }
 
     @Test func planIsWhatTheKernelHoldsAfterApply() throws {
