@@ -12,16 +12,20 @@ public enum FirewallCommands {
     public static func plan(configPath: String) -> Output {
         switch ruleset(configPath) {
         case .failure(let output): return output
-        case .success(let ruleset): return Output(text: ruleset.nftText, exitCode: 0)
+        case .success(let (ruleset, _)): return Output(text: ruleset.nftText, exitCode: 0)
         }
     }
 
-    /// Applies the table in one transaction and verifies it.
+    /// Applies the table in one transaction and verifies it; refuses while the configuration says
+    /// `enabled = false` ("never touch nftables"), which the agent would not undo either.
     public static func apply(configPath: String) -> Output {
         switch ruleset(configPath) {
         case .failure(let output):
             return output
-        case .success(let ruleset):
+        case .success(let (ruleset, enabled)):
+            guard enabled else {
+                return Output(text: "\(configPath) says [firewall] enabled = false: not applying (set enabled = true to have tailgate manage the table)\n", exitCode: 1)
+            }
             do {
                 let kernel = NetlinkFirewall()
                 try kernel.apply(ruleset)
@@ -40,14 +44,17 @@ public enum FirewallCommands {
         switch ruleset(configPath) {
         case .failure(let output):
             return output
-        case .success(let ruleset):
+        case .success(let (ruleset, enabled)):
             do {
                 let kernel = NetlinkFirewall()
                 var text = "table inet \(ruleset.tableName): "
                 let drift = try kernel.verify(ruleset)
                 switch drift {
                 case .inSync: text += "present, in sync with \(configPath)\n"
-                case .missing: text += "missing (run `tailgate firewall apply` or start the agent)\n"
+                case .missing:
+                    text += enabled
+                        ? "missing (run `tailgate firewall apply` or start the agent)\n"
+                        : "missing, as [firewall] enabled = false wants\n"
                 case .differs(let differences):
                     text += "present, but differs from \(configPath):\n" + differences.map { "  - \($0)\n" }.joined()
                 }
@@ -81,13 +88,13 @@ public enum FirewallCommands {
         }
     }
 
-    private static func ruleset(_ configPath: String) -> Result<FirewallRuleset, Output> {
+    private static func ruleset(_ configPath: String) -> Result<(FirewallRuleset, enabled: Bool), Output> {
         do {
             let (configuration, _) = try ConfigurationFile.load(path: configPath)
             guard let firewall = configuration.firewall else {
                 return .failure(Output(text: "\(configPath) has no [firewall] table; nothing to plan\n", exitCode: 1))
             }
-            return .success(FirewallRuleset(firewall))
+            return .success((FirewallRuleset(firewall), firewall.enabled))
         } catch {
             return .failure(Output(text: error.description + "\n", exitCode: 1))
         }

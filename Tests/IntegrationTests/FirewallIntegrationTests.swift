@@ -86,6 +86,15 @@ struct FirewallIntegrationTests {
         try sandbox.write("fw.toml", Self.firewallConfig(tcpPorts: [5432, 6379, 9000, 9001]) + "\nudp_ports = [\"3000-3010\", 53]\n")
         let plan = runCommand(Sandbox.tailgateBinary, ["firewall", "plan", "--config", sandbox.path("fw.toml")])
         #expect(plan.status == 0, "\(plan.output)")
+        // `enabled = false` means "never touch nftables", for the CLI too.
+        try sandbox.write("off.toml", Self.firewallConfig(tcpPorts: [5432]) + "\nenabled = false\n")
+        let refused = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", sandbox.path("off.toml")])
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("enabled = false: not applying"), "\(refused.output)")
+        #expect(lab.listTailgateTable().isEmpty)
+        let off = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "status", "--config", sandbox.path("off.toml")])
+        #expect(off.output.contains("missing, as [firewall] enabled = false wants"), "\(off.output)")
+
         let apply = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", sandbox.path("fw.toml")])
         #expect(apply.status == 0, "\(apply.output)")
         #expect(lab.listTailgateTable() == plan.output)
