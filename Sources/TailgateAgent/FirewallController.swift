@@ -44,6 +44,11 @@ final class FirewallController: ReloadStep, Sendable {
                             "tcp_ports": .string(configured.tcpPorts.map(\.description).joined(separator: ",")),
                             "udp_ports": .string(configured.udpPorts.map(\.description).joined(separator: ",")),
                         ])
+                        // A table from an earlier run (or `firewall apply`) still restricts ports; say so when
+                        // the kernel can be asked (without CAP_NET_ADMIN it cannot, and nothing is said).
+                        if (try? kernel.tableExists()) == true {
+                            logger.warning("table inet tailgate from before is still in place and restricts its ports; tailgate leaves it (remove it with `tailgate firewall flush`)")
+                        }
                     }
                     if wasEnabled {
                         logger.warning("firewall disabled in the configuration; table inet tailgate is left in place (remove it with `tailgate firewall flush`)")

@@ -105,6 +105,11 @@ struct FirewallIntegrationTests {
         let drifted = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "status", "--config", sandbox.path("fw.toml")])
         #expect(drifted.status != 0)
         #expect(drifted.output.contains("differs"))
+
+        // An agent started with the firewall disabled leaves the table, and says that it is still there.
+        let disabled = try Self.startTailgate(lab, sandbox, config: Self.firewallConfig(tcpPorts: [5432]) + "\nenabled = false\n")
+        #expect(disabled.process.waitForOutput("table inet tailgate from before is still in place", timeout: 10), "\(disabled.process.output)")
+        #expect(!lab.listTailgateTable().isEmpty)
     }
 
     @Test func withoutPrivilegesRunRefusesAndPlanStillWorks() throws {
