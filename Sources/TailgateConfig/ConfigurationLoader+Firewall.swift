@@ -28,7 +28,9 @@ extension ConfigurationLoader {
         firewall.action = reader.choice("action", FirewallConfiguration.Action.self) ?? firewall.action
         firewall.checkInterval = reader.duration("check_interval", minimum: .seconds(1)) ?? firewall.checkInterval
         reader.reportUnknownKeys(expected: firewallKeys)
-        if firewall.enabled, firewall.tailnetInterfaces.isEmpty, firewall.tcpPorts.count + firewall.udpPorts.count > 0 {
+        // Empty as written; names refused above have their own errors.
+        let noInterfaces = reader.table["tailnet_interfaces"]?.array.map(\.isEmpty) ?? firewall.tailnetInterfaces.isEmpty
+        if firewall.enabled, noInterfaces, firewall.tcpPorts.count + firewall.udpPorts.count > 0 {
             errors.add("'tailnet_interfaces' is empty: tailnet sources would never be allowed; name the tailnet interface (e.g. \"tailscale0\")",
                        at: reader.table["tailnet_interfaces"]?.position ?? table.position, path: "firewall.tailnet_interfaces")
         }

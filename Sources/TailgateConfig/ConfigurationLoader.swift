@@ -96,7 +96,8 @@ public enum ConfigurationLoader {
             if table.value.entries.isEmpty, firewall == nil {
                 errors.add("no listeners defined; add a [listeners.NAME] table with a bind", at: table.position, path: "listeners")
             }
-        } else if firewall == nil {
+        } else if firewall == nil, document["listeners"] == nil {
+            // (A `listeners` of the wrong type, such as [[listeners]], has its own error.)
             errors.add("nothing to do: add a [listeners.NAME] table with a bind, or a [firewall] table", at: document.position, path: "listeners")
         }
         root.reportUnknownKeys(expected: topLevelKeys)
@@ -112,7 +113,7 @@ public enum ConfigurationLoader {
         let servers = reader.array("servers", of: "\"address:port\" strings") { value, path -> Located<Endpoint>? in
             parseEndpoint(value, path: path, errors: errors, allowHostname: true)
         }
-        if servers == nil {
+        if servers == nil, reader.table["servers"] == nil {
             errors.add("missing 'servers': list at least one \"address:port\"", at: table.position, path: "upstreams.\(name)")
         } else if reader.table["servers"]?.array?.isEmpty == true, let position = reader.table["servers"]?.position {
             errors.add("'servers' is empty; list at least one \"address:port\"", at: position, path: reader.keyPath("servers"))
@@ -138,7 +139,7 @@ public enum ConfigurationLoader {
                   case .address(let address) = endpoint.value else { return nil }
             return Located(address, at: endpoint.position)
         }
-        if binds == nil {
+        if binds == nil, reader.table["bind"] == nil {
             errors.add("missing 'bind': the addresses to listen on, e.g. [\"0.0.0.0:443\"]", at: table.position, path: reader.path)
         }
         func checkUpstream(_ upstream: Located<String>, _ path: String) -> String? {

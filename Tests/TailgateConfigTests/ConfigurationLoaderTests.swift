@@ -121,6 +121,40 @@ private func errors(_ text: String) -> [String] {
     #expect(found[1].contains("0.0.0.0:443 is bound twice (first by listener 'a' at 2:9)"))
 }
 
+/// A value of the wrong shape is one error, not that error plus "missing" or "empty" for the same key.
+@Test func aBadValueIsReportedOnceNotAlsoAsMissingOrEmpty() {
+    let bindAsString = errors("""
+        [listeners.a]
+        bind = "127.0.0.1:443"
+        default = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """)
+    #expect(bindAsString.count == 1, "\(bindAsString)")
+    #expect(bindAsString.first?.contains("listeners.a.bind") == true, "\(bindAsString)")
+    let serversAsString = errors("""
+        [listeners.a]
+        bind = ["127.0.0.1:443"]
+        default = "u"
+        [upstreams.u]
+        servers = "127.0.0.1:2"
+        """)
+    #expect(serversAsString.count == 1, "\(serversAsString)")
+    let arrayOfTables = errors("""
+        [[listeners]]
+        bind = ["127.0.0.1:443"]
+        """)
+    #expect(arrayOfTables.count == 1, "\(arrayOfTables)")
+    #expect(arrayOfTables.first?.contains("nothing to do") == false, "\(arrayOfTables)")
+    let badInterface = errors("""
+        [firewall]
+        tailnet_interfaces = ["abcdefghijklmnopq"]
+        tcp_ports = [5432]
+        """)
+    #expect(badInterface.count == 1, "\(badInterface)")
+    #expect(badInterface.first?.contains("is empty") == false, "\(badInterface)")
+}
+
 @Test func theHealthEndpointCannotShareAListenersAddress() {
     let text = """
         [health]
