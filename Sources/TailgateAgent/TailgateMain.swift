@@ -13,7 +13,10 @@ public enum TailgateMain {
     public static func check(configPath: String) -> String? {
         do {
             let (configuration, _) = try ConfigurationFile.load(path: configPath)
-            _ = try ProxyPlan.make(configuration, file: configPath, generation: 0, usage: ServerUsage(logger: Logger(label: "check")))
+            _ = try ProxyPlan.make(
+                configuration, file: configPath, generation: 0, usage: ServerUsage(logger: Logger(label: "check")),
+                metrics: ProxyMetrics(registry: .init(), createsSeriesAhead: false)
+            )
             return nil
         } catch {
             return error.description

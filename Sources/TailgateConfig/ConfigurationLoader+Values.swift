@@ -55,25 +55,29 @@ extension ConfigurationLoader {
             for bind in listener.binds { entries.append((bind, "listener '\(listener.name)'", "listeners.\(listener.name).bind")) }
         }
         for address in health?.listen ?? [] { entries.append((address, "[health]", "health.listen")) }
-        // By port: only binds on the same port can conflict (a config with thousands of binds stays linear).
-        var seen: [Int: [(address: SocketAddress, owner: String, position: SourcePosition)]] = [:]
-        for (bind, owner, path) in entries {
-            let port = bind.value.port ?? 0
-            for earlier in seen[port, default: []] {
-                if earlier.address == bind.value {
-                    errors.add("\(bind.value.endpointDescription) is bound twice (first by \(earlier.owner) at \(earlier.position))", at: bind.position, path: path)
-                    break
-                } else if sameFamily(earlier.address, bind.value), isWildcard(earlier.address) || isWildcard(bind.value) {
-                    errors.add("\(bind.value.endpointDescription) overlaps \(earlier.address.endpointDescription) of \(earlier.owner) (at \(earlier.position)); a wildcard address already covers every address on that port", at: bind.position, path: path)
-                    break
-                }
-            }
-            seen[port, default: []].append((bind.value, owner, bind.position))
+        // Only binds on the same port and address family can conflict: an identical address, or any other
+        // address where one of the two is the wildcard. Looked up by key, so thousands of binds stay linear.
+        typealias Entry = (address: SocketAddress, owner: String, position: SourcePosition)
+        struct Slot: Hashable {
+            var port: Int
+            var family: Int32
         }
-    }
-
-    private static func sameFamily(_ lhs: SocketAddress, _ rhs: SocketAddress) -> Bool {
-        lhs.protocol == rhs.protocol
+        var exact: [SocketAddress: Entry] = [:]
+        var firstOnSlot: [Slot: Entry] = [:]
+        var wildcardOnSlot: [Slot: Entry] = [:]
+        for (bind, owner, path) in entries {
+            let slot = Slot(port: bind.value.port ?? 0, family: bind.value.protocol.rawValue)
+            let wildcard = isWildcard(bind.value)
+            if let earlier = exact[bind.value] {
+                errors.add("\(bind.value.endpointDescription) is bound twice (first by \(earlier.owner) at \(earlier.position))", at: bind.position, path: path)
+            } else if let earlier = wildcard ? firstOnSlot[slot] : wildcardOnSlot[slot] {
+                errors.add("\(bind.value.endpointDescription) overlaps \(earlier.address.endpointDescription) of \(earlier.owner) (at \(earlier.position)); a wildcard address already covers every address on that port", at: bind.position, path: path)
+            }
+            let entry: Entry = (bind.value, owner, bind.position)
+            if exact[bind.value] == nil { exact[bind.value] = entry }
+            if firstOnSlot[slot] == nil { firstOnSlot[slot] = entry }
+            if wildcard, wildcardOnSlot[slot] == nil { wildcardOnSlot[slot] = entry }
+        }
     }
 
     private static func isWildcard(_ address: SocketAddress) -> Bool {
