@@ -115,7 +115,7 @@ final class FirewallController: ReloadStep, Sendable {
             case .inSync:
                 state.withLockedValue { $0.lastGeneration = generation; $0.inSync = true; $0.lastError = nil }
             case .missing, .differs:
-                let detail = drift == .missing ? "table missing" : "\(drift)"
+                let detail = if case .differs(let differences) = drift { differences.joined(separator: "; ") } else { "table missing" }
                 logger.warning("firewall drift detected; re-applying", metadata: ["drift": .string(detail)])
                 state.withLockedValue { $0.inSync = false }
                 try replace(with: desired)

@@ -56,7 +56,10 @@ extension CanonicalTable {
         let hook = nftnl_chain_get_u32(chain, attribute(NFTNL_CHAIN_HOOKNUM))
         let priority = nftnl_chain_get_s32(chain, attribute(NFTNL_CHAIN_PRIO))
         let policy = nftnl_chain_get_u32(chain, attribute(NFTNL_CHAIN_POLICY))
-        return "type \(type) hook \(hook) priority \(priority) policy \(policy)"
+        let hooks = ["prerouting", "input", "forward", "output", "postrouting"]  // NF_INET_* in order
+        let hookName = hooks.indices.contains(Int(hook)) ? hooks[Int(hook)] : "\(hook)"
+        let policyName = policy == UInt32(NF_ACCEPT) ? "accept" : policy == UInt32(NF_DROP) ? "drop" : "\(policy)"
+        return "type \(type) hook \(hookName) priority \(priority) policy \(policyName)"
     }
 
     /// `[name args] …` per expression, as libnftnl prints them (nft --debug=netlink).

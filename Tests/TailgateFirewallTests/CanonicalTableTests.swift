@@ -17,7 +17,7 @@ import Testing
     live.objects["extra"] = 1
     live.sets["udp_ports"]?.elements.append("0035 flags 0")
     live.sets["tcp_ports"]?.header = "key length 2, flags 0x4"
-    live.chains["prerouting"] = "type filter hook 0 priority 0 policy 1"
+    live.chains["prerouting"] = "type filter hook prerouting priority 0 policy accept"
     live.chains["mine"] = "regular"
     live.rules["guard"]?.swapAt(0, 1)
     #expect(live.differences(from: desired) == [
@@ -27,7 +27,7 @@ import Testing
         "set udp_ports: elements differ (1 unexpected, 0 missing)",
         "chain guard: rule 1 differs (expected: iifname @trusted_ifaces accept)",
         "unexpected chain mine",
-        "chain prerouting: type filter hook 0 priority 0 policy 1, expected type filter hook 0 priority -150 policy 1",
+        "chain prerouting: type filter hook prerouting priority 0 policy accept, expected type filter hook prerouting priority -150 policy accept",
     ])
 }
 
