@@ -11,8 +11,7 @@ public enum AgentError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .bindFailed(let listener, let address, _, _, let underlying):
-            let reason = SystemCallError(nio: underlying).map { "\($0)" } ?? "\(underlying)"
-            return "listener '\(listener)': cannot bind \(address.endpointDescription): \(reason)"
+            return "listener '\(listener)': cannot bind \(address.endpointDescription): \(SystemCallError.describe(underlying))"
         }
     }
 }

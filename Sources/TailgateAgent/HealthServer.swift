@@ -61,7 +61,7 @@ struct HealthService: Service {
                     ])
                 }
             } catch {
-                let reason = SystemCallError(nio: error).map { "\($0)" } ?? "\(error)"
+                let reason = SystemCallError.describe(error)
                 logger.error("health endpoint cannot bind \(address.value.endpointDescription): \(reason)")
                 await supervisor.noteHealthBindFailure("\(address.value.endpointDescription): \(reason)")
             }

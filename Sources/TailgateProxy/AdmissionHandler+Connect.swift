@@ -6,7 +6,7 @@ import TailgateWire
 extension AdmissionHandler {
     /// Routes a complete ClientHello and starts connecting to the upstream.
     func admit(_ hello: ClientHelloInfo, context: ChannelHandlerContext) {
-        guard let pool = policy.route(hello, proxyHeader: machine.proxyHeader, record: record) else {
+        guard let pool = policy.route(hello, record: record) else {
             reject(.noRoute, detail: nil, context: context)
             return
         }

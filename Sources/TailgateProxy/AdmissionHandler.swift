@@ -62,6 +62,7 @@ final class AdmissionHandler: ChannelDuplexHandler {
         guard case .admitting = phase, var bytes = buffered else { return }
         let action = machine.process(&bytes)
         buffered = bytes
+        record.adoptSource(of: machine.proxyHeader)
         switch action {
         case .needMoreData:
             return
@@ -104,7 +105,7 @@ final class AdmissionHandler: ChannelDuplexHandler {
             // A reset before anything but a PROXY header is a probe, as a close is (TCP health checks reset).
             let reset = (error as? IOError)?.errnoCode == ECONNRESET
             record.quiet = reset && (buffered.map { $0.readableBytes == 0 } ?? true)
-            reject(.clientClosedEarly, detail: failureDescription(error, side: "client"), context: context)
+            reject(.clientClosedEarly, detail: SystemCallError.describe(error, side: "client"), context: context)
             return
         }
         context.fireErrorCaught(error)
@@ -117,7 +118,6 @@ final class AdmissionHandler: ChannelDuplexHandler {
             break
         case .admitting, .connecting, .closed:
             if record.outcome == nil { record.quiet = buffered.map { $0.readableBytes == 0 } ?? true }
-            if case .admitting = phase { record.adoptSource(of: machine.proxyHeader) }
             record.end(.clientClosedEarly)
         }
         phase = .closed
@@ -135,7 +135,6 @@ final class AdmissionHandler: ChannelDuplexHandler {
 
     func reject(_ outcome: ConnectionOutcome, detail: String?, context: ChannelHandlerContext) {
         timer?.cancel()
-        record.adoptSource(of: machine.proxyHeader)
         record.end(outcome, detail: detail)
         phase = .closed
         context.close(promise: nil)

@@ -45,8 +45,8 @@ final class ConnectionRecord {
     }
 
     /// Takes the client's address from a trusted peer's PROXY header: a PROXY command that carries addresses
-    /// (with LOCAL, or an address family without them, the socket's peer stays the client). Called when the
-    /// connection is routed, and when it fails before that, so that its log line names the real client too.
+    /// (with LOCAL, or an address family without them, the socket's peer stays the client). Called as soon as
+    /// the admission has read the header, so that a connection failing after it is logged with the real client.
     func adoptSource(of header: ProxyHeader?) {
         if let header, header.command == .proxy, let source = header.source {
             client = source

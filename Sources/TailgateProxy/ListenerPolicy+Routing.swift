@@ -3,12 +3,11 @@ import TailgateConfig
 import TailgateWire
 
 extension ListenerPolicy {
-    /// Routes a complete ClientHello: records the SNI, ALPN, the client (a trusted PROXY header's source),
-    /// the route label and the upstream. Nil when nothing matches and the listener has no default.
-    func route(_ hello: ClientHelloInfo, proxyHeader: ProxyHeader?, record: ConnectionRecord) -> UpstreamPool? {
+    /// Routes a complete ClientHello: records the SNI, ALPN, the route label and the upstream. Nil when
+    /// nothing matches and the listener has no default.
+    func route(_ hello: ClientHelloInfo, record: ConnectionRecord) -> UpstreamPool? {
         record.serverName = hello.serverName
         record.alpn = hello.alpn
-        record.adoptSource(of: proxyHeader)
         let match = routes.route(serverName: hello.serverName)
         switch match {
         case .exact(let upstream): record.route = hello.serverName ?? upstream

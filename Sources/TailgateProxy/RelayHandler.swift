@@ -88,7 +88,7 @@ final class RelayHandler: ChannelDuplexHandler {
         } else {
             outcome = .error
         }
-        record.end(outcome, detail: failureDescription(error, side: side == .client ? "client" : "upstream"))
+        record.end(outcome, detail: SystemCallError.describe(error, side: side == .client ? "client" : "upstream"))
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

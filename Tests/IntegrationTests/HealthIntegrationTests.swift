@@ -238,17 +238,9 @@ struct HealthIntegrationTests {
         let hello = try Captures.load("openssl-sni-alpn.bin")
         let server = try ConversationServer(threads: 8) { $0.pingPong(helloLength: hello.count) }
         defer { server.stop() }
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
-        _ = try TailgateInstance.start(config: """
-            [health]
-            listen = "127.0.0.1:\(healthPort)"
-            [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
-            default = "talk"
-            [upstreams.talk]
-            servers = ["127.0.0.1:\(server.port)"]
-            """, in: sandbox, environment: ["TAILGATE_TEST_SPREAD": "grow"])
-        #expect(Sandbox.waitForPort(healthPort))
+        let (_, port, healthPort) = try TailgateInstance.startWithHealth(
+            servers: ["127.0.0.1:\(server.port)"], in: sandbox, environment: ["TAILGATE_TEST_SPREAD": "grow"]
+        )
         func accepting() -> Double? { Self.parsedMetrics(healthPort).samples["tailgate_relay_threads_accepting{}"] }
         let connections = try PingPong.open(8, port: port, hello: hello)
         // Traffic until a second thread accepts.
@@ -371,17 +363,7 @@ struct HealthIntegrationTests {
     @Test func theEndpointClosesBadAndSlowConnectionsAndHoldsNoMoreThanItsLimit() throws {
         let sandbox = try Sandbox("health-hostile")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
-        let tailgate = try TailgateInstance.start(config: """
-            [health]
-            listen = "127.0.0.1:\(healthPort)"
-            [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
-            default = "app"
-            [upstreams.app]
-            servers = ["127.0.0.1:9"]
-            """, in: sandbox)
-        #expect(Sandbox.waitForPort(healthPort))
+        let (tailgate, _, healthPort) = try TailgateInstance.startWithHealth(in: sandbox)
         let pid = tailgate.process.pid
 
         let malformed = try RawClient(host: "127.0.0.1", port: healthPort)

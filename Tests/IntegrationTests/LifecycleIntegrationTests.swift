@@ -137,17 +137,7 @@ struct LifecycleIntegrationTests {
     @Test func anIdleAgentSleeps() throws {
         let sandbox = try Sandbox("idle")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
-        let tailgate = try TailgateInstance.start(config: """
-            [health]
-            listen = "127.0.0.1:\(healthPort)"
-            [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
-            default = "u"
-            [upstreams.u]
-            servers = ["127.0.0.1:9"]
-            """, in: sandbox)
-        #expect(Sandbox.waitForPort(healthPort))
+        let (tailgate, _, _) = try TailgateInstance.startWithHealth(in: sandbox)
         usleep(500_000)
         let before = Self.contextSwitches(tailgate.process.pid)
         usleep(3_000_000)

@@ -77,6 +77,25 @@ struct TailgateInstance {
         return TailgateInstance(process: process, configPath: configPath)
     }
 
+    /// Starts with a health endpoint and one listener whose default upstream has `servers` (by default a
+    /// port nothing listens on); returns once the endpoint accepts, with the listener's and its port.
+    static func startWithHealth(
+        servers: [String] = ["127.0.0.1:9"], in sandbox: Sandbox, environment: [String: String]? = nil
+    ) throws -> (tailgate: TailgateInstance, port: Int, healthPort: Int) {
+        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let tailgate = try start(config: """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "u"
+            [upstreams.u]
+            servers = [\(servers.map { "\"\($0)\"" }.joined(separator: ", "))]
+            """, in: sandbox, environment: environment)
+        guard Sandbox.waitForPort(healthPort) else { throw SandboxError.timeout("health endpoint: \(tailgate.process.output)") }
+        return (tailgate, port, healthPort)
+    }
+
     /// Starts on `config` with `[global] relay` set to `relay` (`config` must not have a [global] table).
     static func start(relay: RelayMode, config: String, in sandbox: Sandbox) throws -> TailgateInstance {
         try start(config: "[global]\nrelay = \"\(relay.rawValue)\"\n\n" + config, in: sandbox)

@@ -126,14 +126,16 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
 extension SystemCallError {
     /// NIO's `IOError` in the same words as the splice engine's, "read: Connection reset by peer (errno 104)":
     /// NIO's own text names the Swift function ("read(descriptor:pointer:size:)") and leaves a parenthesis open.
-    public init?(nio error: any Error) {
+    init?(nio error: any Error) {
         guard let error = error as? IOError else { return nil }
         let text = String(describing: error)
         self.init(String(text.prefix { $0 != "(" && $0 != ":" }), errno: error.errnoCode)
     }
-}
 
-/// A failure on one side's socket as a connection's log line gives its reason.
-func failureDescription(_ error: any Error, side: StaticString) -> String {
-    SystemCallError(nio: error)?.described(by: side) ?? "\(side): \(error)"
+    /// Any error as an operator reads it: NIO's `IOError` as above, anything else as it describes itself;
+    /// prefixed with `side` ("client: …") when given.
+    public static func describe(_ error: any Error, side: StaticString? = nil) -> String {
+        if let failure = SystemCallError(nio: error) { return failure.described(by: side) }
+        return side.map { "\($0): \(error)" } ?? "\(error)"
+    }
 }

@@ -56,6 +56,7 @@ extension SpliceSession {
             let action = decision.process(&buffer)
             inbound = buffer
             machine = decision
+            record.adoptSource(of: decision.proxyHeader)
             switch action {
             case .needMoreData:
                 if toUpstream.sourceEnded {
@@ -81,7 +82,7 @@ extension SpliceSession {
 
     /// Routes the ClientHello, prepares the greeting (PROXY header and the bytes so far) and connects.
     private func admitted(_ hello: ClientHelloInfo, loop: SpliceLoop) {
-        guard let policy, let pool = policy.route(hello, proxyHeader: machine?.proxyHeader, record: record) else {
+        guard let policy, let pool = policy.route(hello, record: record) else {
             fail(.noRoute, detail: nil, loop: loop)
             return
         }

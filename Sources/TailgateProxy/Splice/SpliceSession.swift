@@ -349,7 +349,6 @@ final class SpliceSession {
         returnPipe(of: &toClient, loop: loop)
         loop.sessionClosed(self)
         registry.remove(connection)
-        record.adoptSource(of: machine?.proxyHeader)  // ended while admitting: a trusted PROXY header names the client
         record.finish()
     }
 
