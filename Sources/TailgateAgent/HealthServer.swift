@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -34,6 +35,8 @@ struct HealthService: Service {
             do {
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    // As the listeners: a tailnet address may not exist yet when tailgate starts at boot.
+                    .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: IP_FREEBIND)), value: 1)
                     .childChannelInitializer { channel in
                         guard open.enter() else {
                             if open.shouldWarn(now: .now()) {
