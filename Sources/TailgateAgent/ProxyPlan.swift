@@ -1,5 +1,7 @@
+import Glibc
 import NIOCore
 import TailgateConfig
+import TailgateProbe
 import TailgateProxy
 
 /// A configuration turned into what the proxy runs: upstream pools with resolved addresses and one policy per listener.
@@ -29,10 +31,13 @@ struct ProxyPlan: Sendable {
                     } catch {
                         errors.append(ConfigurationError(
                             file: file, position: server.position, keyPath: "upstreams.\(name).servers[\(index)]",
-                            message: "cannot resolve \"\(host)\": \(error)"
+                            message: "cannot resolve \"\(host)\": \(Self.describeResolution(error))"
                         ))
                     }
                 }
+            }
+            if upstream.check.kind == .tls, let caFile = upstream.check.caFile, let problem = TrustFile.problem(caFile.value) {
+                errors.append(ConfigurationError(file: file, position: caFile.position, keyPath: "upstreams.\(name).check_ca", message: problem))
             }
             guard !addresses.isEmpty else { continue }
             pools[name] = UpstreamPool(
@@ -50,6 +55,14 @@ struct ProxyPlan: Sendable {
             )
         }
         return ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation)
+    }
+
+    /// getaddrinfo's reason, without NIO's type name and the port the caller already shows.
+    private static func describeResolution(_ error: any Error) -> String {
+        guard let unknown = error as? SocketAddressError.UnknownHost else { return "\(error)" }
+        // EAI_AGAIN: no DNS answer, as at boot before the network (or MagicDNS) is up.
+        let hint = unknown.errorCode == Int(EAI_AGAIN) ? "; names are resolved when the file is loaded: give an address or a name in /etc/hosts" : ""
+        return unknown.errorDescription + hint
     }
 
     /// The resolved addresses of an upstream's servers.

@@ -74,7 +74,7 @@ final class UpstreamChecker: Sendable {
     private func check(_ name: String, _ upstream: UpstreamConfiguration, _ server: SocketAddress) async {
         let request = ProbeRequest(
             kind: upstream.check.kind == .tls ? .tls : .tcp, server: server, timeout: upstream.check.timeout,
-            serverName: upstream.check.serverName, caFile: upstream.check.caFile,
+            serverName: upstream.check.serverName, caFile: upstream.check.caFile?.value,
             preamble: upstream.sendProxy == .v2 ? .v2 : upstream.sendProxy == .v1 ? .v1 : ProbeRequest.ProxyPreamble.none
         )
         let result = (try? await pool.runIfActive { UpstreamProbe.run(request) })

@@ -1,3 +1,5 @@
+import TailgateTOML
+
 extension ConfigurationLoader {
     static func readCheck(_ reader: inout TableReader, errors: ErrorCollector) -> UpstreamCheckConfiguration {
         var check = UpstreamCheckConfiguration()
@@ -11,24 +13,35 @@ extension ConfigurationLoader {
                 errors.add("\"\(name.value)\" is not a valid hostname", at: name.position, path: reader.keyPath("check_sni"))
             }
         }
-        check.caFile = reader.string("check_ca")?.value
+        check.caFile = reader.string("check_ca")
+        if let caFile = check.caFile, !caFile.value.hasPrefix("/") {
+            // Relative to the working directory, which is / under systemd: say so rather than guess.
+            errors.add("\"\(caFile.value)\" is not an absolute path", at: caFile.position, path: reader.keyPath("check_ca"))
+        }
         check.rise = reader.integer("rise", in: 1...100)?.value ?? check.rise
         check.fall = reader.integer("fall", in: 1...100)?.value ?? check.fall
         return check
     }
 
     /// A TLS check without `check_sni` uses the first exact route name (in file order) that points at the upstream.
-    static func applyCheckServerNames(_ upstreams: inout [String: UpstreamConfiguration], listeners: [ListenerConfiguration]) {
+    /// Without one the check would verify no name at all (any trusted certificate would pass), so that is an error.
+    static func applyCheckServerNames(
+        _ upstreams: inout [String: UpstreamConfiguration], listeners: [ListenerConfiguration], document: TOMLTable, errors: ErrorCollector
+    ) {
         for (name, upstream) in upstreams where upstream.check.kind == .tls && upstream.check.serverName == nil {
-            for listener in listeners {
-                for route in listener.routeList where route.upstream == name {
-                    if case .exact(let host) = route.pattern {
-                        upstreams[name]?.check.serverName = host
-                        break
-                    }
-                }
-                if upstreams[name]?.check.serverName != nil { break }
+            let exact = listeners.lazy.flatMap(\.routeList).compactMap { route -> String? in
+                guard route.upstream == name, case .exact(let host) = route.pattern else { return nil }
+                return host
+            }.first
+            if let exact {
+                upstreams[name]?.check.serverName = exact
+                continue
             }
+            let position = document["upstreams"]?.table?[name]?.table?["check"]?.position ?? document.position
+            errors.add(
+                "a \"tls\" check verifies the certificate's name, and no exact route points here to take it from: set check_sni",
+                at: position, path: "upstreams.\(name).check"
+            )
         }
     }
 }

@@ -102,7 +102,7 @@ public enum ConfigurationLoader {
         }
         root.reportUnknownKeys(expected: topLevelKeys)
         checkBindConflicts(listeners, health: health, errors: errors)
-        applyCheckServerNames(&upstreams, listeners: listeners)
+        applyCheckServerNames(&upstreams, listeners: listeners, document: document, errors: errors)
         return TailgateConfiguration(
             listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, acceptSpread: acceptSpread, maxConnections: maxConnections, firewall: firewall, health: health
         )

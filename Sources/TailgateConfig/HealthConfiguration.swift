@@ -13,8 +13,8 @@ public struct UpstreamCheckConfiguration: Sendable, Equatable {
     public var timeout: Duration = .seconds(2)
     /// SNI and the name the certificate must carry; by default the first exact route name that points here.
     public var serverName: String?
-    /// PEM bundle to verify against instead of the system store.
-    public var caFile: String?
+    /// PEM bundle to verify against instead of the system store, and where it was written.
+    public var caFile: Located<String>?
     public var rise = 2
     public var fall = 3
 

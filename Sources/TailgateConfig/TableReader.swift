@@ -76,7 +76,8 @@ struct TableReader {
         do {
             let duration = try DurationParser.parse(text)
             guard duration >= minimum else {
-                errors.add("duration \"\(text)\" is too short (at least \(minimum.wholeMilliseconds)ms)", at: raw.position, path: keyPath(key))
+                let least = minimum.wholeMilliseconds % 1_000 == 0 ? "\(minimum.wholeMilliseconds / 1_000)s" : "\(minimum.wholeMilliseconds)ms"
+                errors.add("duration \"\(text)\" is too short (at least \(least))", at: raw.position, path: keyPath(key))
                 return nil
             }
             return duration

@@ -46,3 +46,17 @@ final class TLSClientContext: @unchecked Sendable {
         return context
     }
 }
+
+/// Whether TLS checks can use a CA file, asked when a configuration is loaded.
+public enum TrustFile {
+    /// Why `path` cannot serve as a PEM bundle of certificate authorities, or nil when it can.
+    public static func problem(_ path: String) -> String? {
+        do {
+            _ = try TLSClientContext.make(caFile: path)
+            return nil
+        } catch {
+            if case .certificateUntrusted(let reason) = error.failure { return reason }
+            return "\(error)"
+        }
+    }
+}

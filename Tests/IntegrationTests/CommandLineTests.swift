@@ -31,6 +31,36 @@ struct CommandLineTests {
         #expect(lines.contains { $0.contains(":7:12: upstreams.service.servers[0]: \"10.0.0.1:70000\" has an invalid port") })
     }
 
+    /// What only the running system can tell (names, files) is reported in one pass, at its line.
+    @Test func checkReportsUnresolvableNamesAndUnusableCAFilesTogether() throws {
+        let sandbox = try Sandbox("check-system")
+        defer { sandbox.tearDown() }
+        try sandbox.write("notpem.pem", "not a certificate\n")
+        try sandbox.write("system.toml", """
+            [listeners.public]
+            bind = ["127.0.0.1:\(Sandbox.freePort())"]
+            [listeners.public.routes]
+            "app.example.com" = "app"
+            "ops.example.com" = "ops"
+            [upstreams.app]
+            servers = ["127.0.0.1:1", "nothing.invalid:443"]
+            check = "tls"
+            check_ca = "\(sandbox.path("missing.pem"))"
+            [upstreams.ops]
+            servers = ["127.0.0.1:2"]
+            check = "tls"
+            check_ca = "\(sandbox.path("notpem.pem"))"
+            """)
+        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("system.toml")])
+        #expect(result.status == 1)
+        let lines = result.output.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(result.output)")
+        #expect(lines.contains { $0.hasSuffix(":7:27: upstreams.app.servers[1]: cannot resolve \"nothing.invalid\": Name or service not known") },
+                "\(result.output)")
+        #expect(lines.contains { $0.contains(":9:12: upstreams.app.check_ca: cannot load CA file \(sandbox.path("missing.pem")): No such file") })
+        #expect(lines.contains { $0.contains(":13:12: upstreams.ops.check_ca: cannot load CA file \(sandbox.path("notpem.pem")): ") })
+    }
+
     @Test func aWorldWritableConfigIsRefused() throws {
         let sandbox = try Sandbox("world-writable")
         defer { sandbox.tearDown() }

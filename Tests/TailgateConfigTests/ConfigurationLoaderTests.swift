@@ -295,3 +295,53 @@ private func errors(_ text: String) -> [String] {
     #expect(found.contains { $0.hasPrefix("t.toml:4:27: firewall.allow[1]:") })
     #expect(found.contains { $0.hasPrefix("t.toml:5:10: firewall.action: unknown value \"allow\"") })
 }
+
+@Test func aTLSCheckTakesItsNameFromTheFirstExactRouteOrMustBeGivenOne() throws {
+    let routes = """
+        [listeners.public]
+        bind = ["127.0.0.1:8443"]
+        default = "fallback"
+        [listeners.public.routes]
+        "*.ops.example.com" = "ops"
+        "ops.example.com"   = "ops"
+        "*.app.example.com" = "app"
+
+        """
+    let config = try ConfigurationLoader.load(text: routes + """
+        [upstreams.ops]
+        servers = ["127.0.0.1:1"]
+        check = "tls"
+        [upstreams.app]
+        servers = ["127.0.0.1:2"]
+        check = "tls"
+        check_sni = "Health.App.Example.com"
+        check_ca = "/etc/tailgate/ca.pem"
+        [upstreams.fallback]
+        servers = ["127.0.0.1:3"]
+        """, file: "t.toml")
+    #expect(config.upstreams["ops"]?.check.serverName == "ops.example.com")
+    #expect(config.upstreams["app"]?.check.serverName == "health.app.example.com")
+    #expect(config.upstreams["app"]?.check.caFile?.value == "/etc/tailgate/ca.pem")
+    // Only a wildcard or the default points at it: no name to verify, so the check would accept any trusted certificate.
+    let found = errors(routes + """
+        [upstreams.ops]
+        servers = ["127.0.0.1:1"]
+        [upstreams.app]
+        servers = ["127.0.0.1:2"]
+        check = "tls"
+        check_ca = "ca.pem"
+        check_interval = "50ms"
+        [upstreams.fallback]
+        servers = ["127.0.0.1:3"]
+        check   = "tls"
+        """)
+    #expect(found == [
+        "t.toml:12:9: upstreams.app.check: a \"tls\" check verifies the certificate's name, and no exact route points here to take it from: set check_sni",
+        "t.toml:13:12: upstreams.app.check_ca: \"ca.pem\" is not an absolute path",
+        "t.toml:14:18: upstreams.app.check_interval: duration \"50ms\" is too short (at least 100ms)",
+        "t.toml:17:11: upstreams.fallback.check: a \"tls\" check verifies the certificate's name, and no exact route points here to take it from: set check_sni",
+    ])
+    #expect(errors("[firewall]\ncheck_interval = \"500ms\"\n") == [
+        "t.toml:2:18: firewall.check_interval: duration \"500ms\" is too short (at least 1s)",
+    ])
+}
