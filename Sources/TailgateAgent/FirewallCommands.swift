@@ -6,11 +6,14 @@ public enum FirewallCommands {
     public struct Output: Sendable, Error {
         public var text: String
         public var exitCode: Int32
+        /// A report (`status`) goes to standard output whatever its exit code, so it can be piped; other
+        /// failures go to standard error.
+        public var isReport = false
     }
 
     /// The ruleset in nft syntax, without touching the kernel (no privileges needed).
     public static func plan(configPath: String) -> Output {
-        switch ruleset(configPath) {
+        switch ruleset(configPath, purpose: "nothing to plan") {
         case .failure(let output): return output
         case .success(let (ruleset, _)): return Output(text: ruleset.nftText, exitCode: 0)
         }
@@ -39,9 +42,10 @@ public enum FirewallCommands {
         }
     }
 
-    /// What the kernel holds, whether it matches the configuration, and the counters.
+    /// What the kernel holds, whether it matches the configuration, and the counters. Exit 0 when the
+    /// kernel is as the configuration wants: the table in sync, or no table with `enabled = false`.
     public static func status(configPath: String) -> Output {
-        switch ruleset(configPath) {
+        switch ruleset(configPath, purpose: "tailgate leaves nftables alone") {
         case .failure(let output):
             return output
         case .success(let (ruleset, enabled)):
@@ -49,14 +53,24 @@ public enum FirewallCommands {
                 let kernel = NetlinkFirewall()
                 var text = "table inet \(ruleset.tableName): "
                 let drift = try kernel.verify(ruleset)
-                switch drift {
-                case .inSync: text += "present, in sync with \(configPath)\n"
-                case .missing:
-                    text += enabled
-                        ? "missing (run `tailgate firewall apply` or start the agent)\n"
-                        : "missing, as [firewall] enabled = false wants\n"
-                case .differs(let differences):
+                let wanted: Bool
+                switch (drift, enabled) {
+                case (.inSync, true):
+                    text += "present, in sync with \(configPath)\n"
+                    wanted = true
+                case (.missing, true):
+                    text += "missing (run `tailgate firewall apply` or start the agent)\n"
+                    wanted = false
+                case (.differs(let differences), true):
                     text += "present, but differs from \(configPath):\n" + differences.map { "  - \($0)\n" }.joined()
+                    wanted = false
+                case (.missing, false):
+                    text += "missing, as [firewall] enabled = false wants\n"
+                    wanted = true
+                case (_, false):
+                    text += "present, left from before: [firewall] enabled = false, so tailgate neither maintains nor removes it "
+                        + "(`tailgate firewall flush` removes it)\n"
+                    wanted = false
                 }
                 if let counters = try kernel.counters(ruleset) {
                     text += "counters (since the table was last replaced):\n"
@@ -67,7 +81,7 @@ public enum FirewallCommands {
                         text += "  \(counter.proto) \(counter.ports)  \(value.packets) packets dropped\n"
                     }
                 }
-                return Output(text: text, exitCode: drift == .inSync ? 0 : 1)
+                return Output(text: text, exitCode: wanted ? 0 : 1, isReport: true)
             } catch {
                 return Output(text: "\(error)\n", exitCode: 1)
             }
@@ -88,11 +102,12 @@ public enum FirewallCommands {
         }
     }
 
-    private static func ruleset(_ configPath: String) -> Result<(FirewallRuleset, enabled: Bool), Output> {
+    /// The configured ruleset; `purpose` ends the message when the file has no [firewall] table.
+    private static func ruleset(_ configPath: String, purpose: String = "nothing to apply") -> Result<(FirewallRuleset, enabled: Bool), Output> {
         do {
             let (configuration, _) = try ConfigurationFile.load(path: configPath)
             guard let firewall = configuration.firewall else {
-                return .failure(Output(text: "\(configPath) has no [firewall] table; nothing to plan\n", exitCode: 1))
+                return .failure(Output(text: "\(configPath) has no [firewall] table; \(purpose)\n", exitCode: 1))
             }
             return .success((FirewallRuleset(firewall), firewall.enabled))
         } catch {

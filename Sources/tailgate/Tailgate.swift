@@ -82,10 +82,11 @@ struct Firewall: ParsableCommand {
     }
 }
 
-/// Prints a command's output (stdout on success, stderr on failure) and exits with its code.
+/// Prints a command's output (stdout on success or for a report, stderr on failure) and exits with its code.
 private func emit(_ output: FirewallCommands.Output) throws {
-    if output.exitCode == 0 {
+    if output.exitCode == 0 || output.isReport {
         print(output.text, terminator: "")
+        if output.exitCode != 0 { throw ExitCode(output.exitCode) }
     } else {
         TailgateMain.writeToStandardError(output.text)
         throw ExitCode(output.exitCode)
