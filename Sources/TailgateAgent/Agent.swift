@@ -120,7 +120,10 @@ struct NotifyService: Service {
         let period = min(watchdog.map { $0 / 2 } ?? .seconds(5), .seconds(5))
         var pings = LoopPings(supervisor.group)
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: period)
+            // The proxy has drained when this service is asked to stop (services stop in reverse order):
+            // the process must exit then, not at the next tick.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: period) }
+            if Task.isShuttingDownGracefully { break }
             // Every loop must have run the ping sent one period ago; a stuck loop withholds the watchdog.
             if watchdog != nil, pings.allAnswered {
                 notifier.send("WATCHDOG=1")

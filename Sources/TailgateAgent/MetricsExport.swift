@@ -10,9 +10,13 @@ enum MetricsExport {
     static func update(_ supervisor: Supervisor) async {
         let registry = supervisor.registry
         let sync = supervisor.counterSync
+        var exported: [String: Gauge] = [:]
         func gauge(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
-            registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help), labels: labels)
+            let gauge = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help), labels: labels)
+            exported[name + "_" + unit + labels.map { "|\($0.0)=\($0.1)" }.joined()] = gauge
+            return gauge
         }
+        defer { supervisor.gaugeSweep.keep(exported, in: registry) }
         func counter(_ name: String, _ help: String, _ labels: [(String, String)], total: Int64) {
             let counter = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "total", helpText: help), labels: labels)
             sync.advance(counter, key: name + labels.map { "|\($0.0)=\($0.1)" }.joined(), to: total)
@@ -68,6 +72,21 @@ enum MetricsExport {
                         [("proto", port.proto), ("ports", port.ports)], total: Int64(totals[port.name]?.packets ?? 0))
             }
         }
+    }
+}
+
+/// Removes the gauges the last export set and this one did not: a removed listener, a server that left
+/// the configuration, a removed upstream's check state. Left in place they would report their last
+/// value for ever (a down server of a removed upstream would keep an alert firing).
+final class GaugeSweep: Sendable {
+    private let previous = NIOLockedValueBox<[String: Gauge]>([:])
+
+    func keep(_ current: [String: Gauge], in registry: PrometheusCollectorRegistry) {
+        let stale = previous.withLockedValue { previous -> [Gauge] in
+            defer { previous = current }
+            return previous.filter { current[$0.key] == nil }.map(\.value)
+        }
+        for gauge in stale { registry.unregisterGauge(gauge) }
     }
 }
 

@@ -39,6 +39,7 @@ actor Supervisor {
     /// The open-file limit after raising the soft limit to the hard one, and the global limit it implies.
     let openFileLimit: Int
     let counterSync = CounterSync()
+    let gaugeSweep = GaugeSweep()
     let checker: UpstreamChecker
     /// Rung when a configuration is applied, so that the checker and firewall services, which sleep until
     /// their next deadline, look at it at once.
@@ -61,6 +62,10 @@ actor Supervisor {
     /// The configuration given at start, before `current` exists.
     nonisolated let initialHealth: HealthConfiguration?
     private var abortRequested = false
+    /// A SIGHUP that came while the first configuration was being applied; served once it is.
+    private var reloadPending = false
+    /// Reloads ignored while draining; the first is a warning, the rest debug.
+    private var reloadsIgnoredWhileStopping = 0
 
     init(configPath: String, logger: Logger, notifier: SystemdNotifier, initialHealth: HealthConfiguration? = nil) {
         self.initialHealth = initialHealth
@@ -120,15 +125,26 @@ actor Supervisor {
         ])
         notifier.send("READY=1\nSTATUS=\(await statusLine())\nMAINPID=\(getpid())")
         StartupPages.release()
+        if reloadPending {
+            reloadPending = false
+            await reload()
+        }
     }
 
     /// SIGHUP: re-reads the file and applies it as one transaction, or changes nothing.
     @discardableResult
     func reload() async -> ReloadReport {
         let started = ContinuousClock.now
-        guard !stopping, let previous = current else {
-            logger.warning("reload ignored: the agent is stopping")
+        guard !stopping else {
+            reloadsIgnoredWhileStopping += 1
+            logger.log(level: reloadsIgnoredWhileStopping == 1 ? .warning : .debug, "reload ignored: the agent is stopping")
             return ReloadReport(succeeded: false, generation: current?.number ?? 0, errors: ["stopping"], duration: .zero)
+        }
+        guard let previous = current else {
+            // The file may have changed after it was read at start: read it again once the first one is applied.
+            reloadPending = true
+            logger.info("reload requested while starting; it follows once ready")
+            return ReloadReport(succeeded: false, generation: 0, errors: ["starting"], duration: .zero)
         }
         notifier.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading \(configPath)")
         logger.info("reloading", metadata: ["config": .string(configPath)])
@@ -156,10 +172,10 @@ actor Supervisor {
             }
             let generation = ConfigurationGeneration(number: next, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
             current = generation
+            announceServerChanges(from: self.plan, to: plan)
             self.plan = plan
             checker.configure(configuration, plan: plan)
             ringBells()
-            announceDepartedServers(from: previous.configuration, to: configuration)
             if (configuration.health?.listen.map(\.value) ?? []) != (initialHealth?.listen.map(\.value) ?? []) {
                 logger.warning("[health] listen changed; the health endpoint keeps its addresses until tailgate restarts", metadata: [
                     "listening": .string(initialHealth?.listen.map(\.value.endpointDescription).joined(separator: ",") ?? "none"),
@@ -186,21 +202,18 @@ actor Supervisor {
                 "generation": .stringConvertible(serving), "errors": .stringConvertible(errors.count),
             ])
         }
-        let status = errors.isEmpty ? await statusLine() : "reload failed (\(errors.count) errors); \(await statusLine())"
-        notifier.send("READY=1\nSTATUS=\(status)")
+        notifier.send("READY=1\nSTATUS=\(await statusLine())")
         return report
     }
 
-    private func announceDepartedServers(from old: TailgateConfiguration, to new: TailgateConfiguration) {
-        func addresses(_ configuration: TailgateConfiguration) -> Set<SocketAddress> {
-            var result = Set<SocketAddress>()
-            for upstream in configuration.upstreams.values {
-                for server in upstream.servers { if case .address(let address) = server.value { result.insert(address) } }
-            }
-            return result
+    /// Tells the usage ledger which servers (resolved addresses, so named servers count too) left the
+    /// configuration and which came back.
+    private func announceServerChanges(from old: ProxyPlan?, to new: ProxyPlan) {
+        func addresses(_ plan: ProxyPlan?) -> Set<SocketAddress> {
+            Set(plan?.pools.values.flatMap(\.servers) ?? [])
         }
-        let left = addresses(old).subtracting(addresses(new))
-        if !left.isEmpty { usage.serversLeft(left) }
+        let before = addresses(old), after = addresses(new)
+        usage.serversChanged(left: before.subtracting(after), present: after)
     }
 
     /// SIGTERM/SIGINT: stop accepting, let connections finish up to drain_timeout (or a second signal), close the rest.
@@ -261,10 +274,13 @@ actor Supervisor {
         get async { (await listeners.listeners, await listeners.bindsByListener, await listeners.openConnections) }
     }
 
-    /// The one-line status systemd shows.
+    /// The one-line status systemd shows; a drain, and a refused reload until one is applied, stay in it.
     func statusLine() async -> String {
         let connections = await listeners.openConnections
         guard let current else { return "starting" }
-        return "generation \(current.number) (\(current.shortHash)), \(connections) connections"
+        if stopping { return "draining connections: \(connections) left" }
+        let line = "generation \(current.number) (\(current.shortHash)), \(connections) connections"
+        guard let lastReload, !lastReload.succeeded else { return line }
+        return "reload failed (\(lastReload.errors.count) errors), still serving \(line)"
     }
 }

@@ -41,23 +41,26 @@ public final class ServerUsage: Sendable {
         state.withLockedValue { $0.active }
     }
 
-    /// Notes the servers that a new configuration no longer lists, logging which still carry connections.
-    public func serversLeft(_ servers: Set<SocketAddress>) {
-        let busy = state.withLockedValue { state -> [(SocketAddress, Int)] in
-            var busy: [(SocketAddress, Int)] = []
-            for server in servers {
-                if let count = state.active[server], count > 0 {
-                    state.departed.insert(server)
-                    busy.append((server, count))
-                }
+    /// Notes the servers that a new configuration no longer lists, logging how many connections each still
+    /// carries (one with none is also said to have none left, the line a blue/green script waits for), and
+    /// forgets those listed again (a rollback): their connections are no longer waited on.
+    public func serversChanged(left: Set<SocketAddress>, present: Set<SocketAddress>) {
+        let counts = state.withLockedValue { state -> [SocketAddress: Int] in
+            state.departed.subtract(present)
+            var counts: [SocketAddress: Int] = [:]
+            for server in left {
+                let count = state.active[server] ?? 0
+                if count > 0 { state.departed.insert(server) }
+                counts[server] = count
             }
-            return busy
+            return counts
         }
-        for server in servers {
-            let count = busy.first { $0.0 == server }?.1 ?? 0
-            logger.info("server left the configuration", metadata: [
-                "server": .string(server.endpointDescription), "connections": .stringConvertible(count),
-            ])
+        for (server, count) in counts.sorted(by: { $0.key.endpointDescription < $1.key.endpointDescription }) {
+            let name = server.endpointDescription
+            logger.info("server left the configuration", metadata: ["server": .string(name), "connections": .stringConvertible(count)])
+            if count == 0 {
+                logger.info("removed server has no connections left", metadata: ["server": .string(name)])
+            }
         }
     }
 

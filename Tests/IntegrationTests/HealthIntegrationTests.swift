@@ -106,6 +106,62 @@ struct HealthIntegrationTests {
         #expect(text.output.contains(" up "))
     }
 
+    /// Gauges of what a reload removed (a listener, a server, an upstream's check state) leave /metrics once
+    /// nothing uses them; left behind they would report their last value for ever, and a removed upstream's
+    /// down server would keep an alert firing.
+    @Test func gaugesOfWhatAReloadRemovedLeaveTheMetrics() throws {
+        let sandbox = try Sandbox("stale-gauges")
+        defer { sandbox.tearDown() }
+        let blue = try RawServer(.drain)
+        let green = try RawServer(.drain)
+        let port = Sandbox.freePort(), side = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        // The checked upstream is named after the server too, so that it is removed with it.
+        func config(_ server: Int, withSide: Bool) -> String {
+            """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app\(server)"
+            [listeners.public.routes]
+            "checked.test" = "checked\(server)"
+            """ + (withSide ? "\n[listeners.side]\nbind = [\"127.0.0.1:\(side)\"]\ndefault = \"app\(server)\"\n" : "\n") + """
+            [upstreams.app\(server)]
+            servers = ["127.0.0.1:\(server)"]
+            [upstreams.checked\(server)]
+            servers = ["127.0.0.1:9"]
+            check = "tcp"
+            check_interval = "200ms"
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config(blue.port, withSide: true), in: sandbox)
+        let held = try RawClient(host: "127.0.0.1", port: side)
+        held.send(try Captures.load("curl.bin"))
+        #expect(Poll.until(timeout: 5) { blue.received.count > 0 })
+        let before = Self.parsedMetrics(healthPort).samples
+        #expect(before["tailgate_connections_active{listener=\"side\"}"] == 1)
+        #expect(before["tailgate_upstream_server_connections_active{server=\"127.0.0.1:\(blue.port)\"}"] == 1)
+        #expect(Poll.until(timeout: 5) {
+            Self.parsedMetrics(healthPort).samples["tailgate_upstream_server_up{server=\"127.0.0.1:9\",upstream=\"checked\(blue.port)\"}"] == 0
+        })
+
+        #expect(try tailgate.reload(config(green.port, withSide: false)))
+        held.close()
+        #expect(tailgate.process.waitForOutput("removed server has no connections left server=127.0.0.1:\(blue.port)"))
+        let after = Self.parsedMetrics(healthPort)
+        let stale = after.samples.keys.filter {
+            $0.contains("listener=\"side\"") && $0.hasPrefix("tailgate_connections_active")
+                || $0.hasPrefix("tailgate_upstream_server_connections_active{server=\"127.0.0.1:\(blue.port)\"")
+                || $0.hasPrefix("tailgate_upstream_server_up{") && $0.contains("upstream=\"checked\(blue.port)\"")
+        }
+        #expect(stale.isEmpty, "\(stale.sorted())")
+        // What is still configured is still there.
+        #expect(after.samples["tailgate_connections_active{listener=\"public\"}"] == 0)
+        #expect(after.samples["tailgate_upstream_server_connections_active{server=\"127.0.0.1:\(green.port)\"}"] == 0)
+        // Counters keep their history.
+        #expect(after.samples["tailgate_connections_accepted_total{listener=\"side\"}"] == 1)
+    }
+
     @Test func aStoppedServerIsMarkedDownAfterFallAndTrafficGoesToTheOther() throws {
         let sandbox = try Sandbox("checks")
         defer { sandbox.tearDown() }

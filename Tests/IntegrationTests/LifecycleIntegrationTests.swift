@@ -16,6 +16,13 @@ struct LifecycleIntegrationTests {
         """
     }
 
+    /// Starts tailgate (one listener, upstream port 9, drain 1 s) telling `notify` what systemd would hear.
+    static func startNotifying(_ notify: NotifySocket, in sandbox: Sandbox) throws -> TestProcess {
+        try sandbox.write("tailgate.toml", config(port: Sandbox.freePort(), upstream: 9, drain: "1s"))
+        return try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
+                                 environment: ["NOTIFY_SOCKET": notify.path])
+    }
+
     @Test func sigtermLetsATransferFinishRefusesNewConnectionsAndExitsCleanly() throws {
         let sandbox = try Sandbox("drain")
         defer { sandbox.tearDown() }
@@ -114,14 +121,82 @@ struct LifecycleIntegrationTests {
         #expect(process.exitStatus == 0)
     }
 
+    /// `systemctl status` shows the STATUS= line, refreshed periodically: a refused reload and a drain must
+    /// stay in it, not be overwritten by the next refresh.
+    @Test func systemdStatusKeepsARefusedReloadAndTheDrain() throws {
+        let sandbox = try Sandbox("notify-status")
+        defer { sandbox.tearDown() }
+        let notify = try NotifySocket(path: sandbox.path("notify.sock"))
+        defer { notify.shutdown() }
+        let port = Sandbox.freePort()
+        let good = Self.config(port: port, upstream: 9, drain: "3s")
+        try sandbox.write("tailgate.toml", good)
+        let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
+                                        environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000"])
+        let ready = try #require(notify.waitFor(["READY=1"]))
+        func statuses(after index: Int) -> [String] {
+            notify.messages.dropFirst(index + 1).flatMap { $0.text.split(separator: "\n") }.filter { $0.hasPrefix("STATUS=") }.map(String.init)
+        }
+        try sandbox.write("tailgate.toml", good + "\nbogus = 1\n")
+        process.signal(SIGHUP)
+        #expect(process.waitForOutput("reload failed;"))
+        // Refreshed every 0.3 s here: two refreshes after the refusal still say so.
+        #expect(Poll.until(timeout: 5) { statuses(after: ready.index).filter { $0.hasPrefix("STATUS=generation") }.isEmpty
+            && statuses(after: ready.index).filter { $0.hasPrefix("STATUS=reload failed (1 errors), still serving generation 1 (") }.count >= 3 },
+            "\(statuses(after: ready.index))")
+        try sandbox.write("tailgate.toml", good)
+        process.signal(SIGHUP)
+        let applied = try #require(notify.waitFor(["READY=1", "STATUS="], from: ready.index + 1) { $0.contains("generation 2") })
+        #expect(applied.text.contains("STATUS=generation 2 ("), "\(applied.text)")
+
+        // A client that sends nothing holds the drain (its ClientHello timeout is 5 s, the drain 3 s).
+        let client = try RawClient(host: "127.0.0.1", port: port)
+        defer { client.close() }
+        Thread.sleep(forTimeInterval: 0.3)
+        process.signal(SIGTERM)
+        let stopping = try #require(notify.waitFor(["STOPPING=1"], from: applied.index))
+        #expect(Poll.until(timeout: 2) { statuses(after: stopping.index).count >= 2 }, "\(notify.messages.map(\.text)) \(process.output)")
+        #expect(statuses(after: stopping.index).allSatisfy { $0 == "STATUS=draining connections: 1 left" }, "\(statuses(after: stopping.index))")
+        #expect(process.waitForExit(timeout: 10))
+    }
+
+    /// The notify service sleeps between refreshes (5 s without a watchdog); once the proxy has drained the
+    /// process must exit at once, not at its next tick: every restart refuses connections meanwhile.
+    @Test func withNotifySocketTheProcessExitsAsSoonAsItHasDrained() throws {
+        let sandbox = try Sandbox("notify-exit")
+        defer { sandbox.tearDown() }
+        let notify = try NotifySocket(path: sandbox.path("notify.sock"))
+        defer { notify.shutdown() }
+        let process = try Self.startNotifying(notify, in: sandbox)
+        #expect(notify.waitFor(["READY=1"]) != nil)
+        Thread.sleep(forTimeInterval: 0.5)
+        let signalled = Date()
+        process.signal(SIGTERM)
+        #expect(process.waitForExit(timeout: 10))
+        #expect(Date().timeIntervalSince(signalled) < 1.5, "exited \(Date().timeIntervalSince(signalled)) s after SIGTERM")
+        #expect(process.exitStatus == 0)
+        #expect(!notify.messages.drop { !$0.text.contains("STOPPING=1") }.dropFirst().contains { $0.text.contains("STATUS=generation") })
+    }
+
+    /// A SIGHUP while the first configuration is being applied is served once it is, not called "stopping".
+    @Test func aReloadRequestedWhileStartingFollowsReady() throws {
+        let sandbox = try Sandbox("hup-starting")
+        defer { sandbox.tearDown() }
+        try sandbox.write("tailgate.toml", Self.config(port: Sandbox.freePort(), upstream: 9, drain: "1s"))
+        let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")])
+        // The signal is trapped before the first listener binds; "listening" comes before the configuration is applied.
+        #expect(process.waitForOutput(" listening "))
+        process.signal(SIGHUP)
+        #expect(process.waitForOutput(" reloaded generation=2"), "\(process.output)")
+        #expect(!process.output.contains("the agent is stopping"))
+    }
+
     @Test func aReloadRequestedTheMomentReadyIsSentIsServed() throws {
         let sandbox = try Sandbox("hup-at-ready")
         defer { sandbox.tearDown() }
         let notify = try NotifySocket(path: sandbox.path("notify.sock"))
         defer { notify.shutdown() }
-        try sandbox.write("tailgate.toml", Self.config(port: Sandbox.freePort(), upstream: 9, drain: "1s"))
-        let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
-                                        environment: ["NOTIFY_SOCKET": notify.path])
+        let process = try Self.startNotifying(notify, in: sandbox)
         let ready = notify.waitFor(["READY=1"])
         // systemctl reload may follow READY=1 at once; the signal must be trapped by then, not end the process.
         process.signal(SIGHUP)

@@ -40,7 +40,10 @@ final class NotifySocket: @unchecked Sendable {
     var messages: [(time: Date, text: String)] { lock.withLock { _messages } }
 
     /// The first message at or after index `from` whose lines include all of `lines`.
-    func waitFor(_ lines: [String], from: Int = 0, timeout: Double = 10) -> (index: Int, text: String)? {
+    /// The first message from index `from` with all of `lines` (a line ending in "=" matches by prefix) that `accept` takes.
+    func waitFor(
+        _ lines: [String], from: Int = 0, timeout: Double = 10, accept: (String) -> Bool = { _ in true }
+    ) -> (index: Int, text: String)? {
         var found: (Int, String)?
         _ = Poll.until(timeout: timeout) {
             let all = messages
@@ -48,7 +51,7 @@ final class NotifySocket: @unchecked Sendable {
             for index in from..<all.count {
                 let text = all[index].text
                 let have = Set(text.split(separator: "\n").map(String.init))
-                if lines.allSatisfy({ line in have.contains(line) || (line.hasSuffix("=") && have.contains { $0.hasPrefix(line) }) }) {
+                if lines.allSatisfy({ line in have.contains(line) || (line.hasSuffix("=") && have.contains { $0.hasPrefix(line) }) }), accept(text) {
                     found = (index, text)
                     return true
                 }

@@ -153,5 +153,27 @@ struct ReloadIntegrationTests {
         #expect(Poll.until(timeout: 5) { green.received.count > 0 })
         client.close()
         #expect(tailgate.process.waitForOutput("removed server has no connections left server=127.0.0.1:\(blue.port)"))
+
+        // A server that leaves with no connections is said to have none left at once (what a script waits for).
+        newcomer.close()
+        #expect(tailgate.waitForConnectionLine(containing: ["server=127.0.0.1:\(green.port)"]) != nil)
+        #expect(try tailgate.reload(config(blue.port)))
+        #expect(tailgate.process.output.contains("server left the configuration connections=0 server=127.0.0.1:\(green.port)"))
+        #expect(tailgate.process.output.contains("removed server has no connections left server=127.0.0.1:\(green.port)"))
+
+        // A rollback: red leaves with a connection and comes back before it ends; it is no longer waited on.
+        let red = try RawServer(.drain)
+        #expect(try tailgate.reload(config(red.port)))
+        let held = try RawClient(host: "127.0.0.1", port: port)
+        held.send(try Captures.load("curl.bin"))
+        #expect(Poll.until(timeout: 5) { red.received.count > 0 })
+        #expect(try tailgate.reload(config(green.port)))
+        #expect(tailgate.process.output.contains("server left the configuration connections=1 server=127.0.0.1:\(red.port)"))
+        #expect(try tailgate.reload(config(red.port)))
+        held.close()
+        #expect(tailgate.waitForConnectionLine(containing: ["server=127.0.0.1:\(red.port)"]) != nil)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(!tailgate.process.output.contains("no connections left server=127.0.0.1:\(red.port)"),
+                "red is configured again, yet was reported drained")
     }
 }
