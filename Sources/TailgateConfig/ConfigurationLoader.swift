@@ -130,6 +130,13 @@ public enum ConfigurationLoader {
         return upstream
     }
 
+    /// The hostname and upstream an unquoted dotted key spelled (`a.b.c = "u"` read as nested tables), if it was one.
+    private static func dottedName(_ key: String, _ value: TOMLValue) -> (name: String, upstream: String)? {
+        guard let table = value.table, table.entries.count == 1, let entry = table.entries.first else { return nil }
+        if let upstream = entry.value.string { return ("\(key).\(entry.key)", upstream) }
+        return dottedName("\(key).\(entry.key)", entry.value)
+    }
+
     private static func readListener(
         _ name: String, _ table: TOMLTable, upstreams: [String: UpstreamConfiguration], errors: ErrorCollector
     ) -> ListenerConfiguration? {
@@ -181,7 +188,9 @@ public enum ConfigurationLoader {
                 }
                 seen[pattern] = entry.keyPosition
                 guard let target = entry.value.string else {
-                    errors.add("expected an upstream name (a string), found \(entry.value.typeName)", at: entry.value.position, path: path)
+                    // ops.example.com = "u" is TOML for three nested tables: say how to write the name.
+                    let hint = dottedName(entry.key, entry.value).map { "; quote a hostname key: \"\($0.name)\" = \"\($0.upstream)\"" } ?? ""
+                    errors.add("expected an upstream name (a string), found \(entry.value.typeName)\(hint)", at: entry.value.position, path: path)
                     continue
                 }
                 if let upstream = checkUpstream(Located(target, at: entry.value.position), path) {

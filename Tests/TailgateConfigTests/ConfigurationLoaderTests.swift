@@ -345,3 +345,17 @@ private func errors(_ text: String) -> [String] {
         "t.toml:2:18: firewall.check_interval: duration \"500ms\" is too short (at least 1s)",
     ])
 }
+
+@Test func anUnquotedHostnameRouteKeySaysToQuoteIt() {
+    let found = errors("""
+        [listeners.b]
+        bind = ["127.0.0.1:1"]
+        [listeners.b.routes]
+        ops.example.com = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """)
+    #expect(found == [
+        "t.toml:4:1: listeners.b.routes.\"ops\": expected an upstream name (a string), found table; quote a hostname key: \"ops.example.com\" = \"u\"",
+    ])
+}
