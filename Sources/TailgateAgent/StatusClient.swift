@@ -1,4 +1,5 @@
 import NIOCore
+import TailgateConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -10,9 +11,29 @@ public enum StatusClient {
         public var description: String
     }
 
-    /// `base` is like "http://127.0.0.1:9180"; returns the body of GET /status?format=text.
-    public static func fetchText(base: String) throws(Failure) -> String {
-        guard base.hasPrefix("http://") else { throw Failure(description: "\(base): only http:// URLs are supported") }
+    /// The endpoint's base URL from a configuration's `[health] listen` (its first address; a wildcard is
+    /// asked on loopback).
+    public static func base(configPath: String) throws(Failure) -> String {
+        let configuration: TailgateConfiguration
+        do {
+            configuration = try ConfigurationFile.load(path: configPath).0
+        } catch {
+            throw Failure(description: error.errors.map(\.description).joined(separator: "\n"))
+        }
+        guard let address = configuration.health?.listen.first?.value, let port = address.port, let ip = address.ipAddress else {
+            throw Failure(description: "\(configPath) has no [health] listen; tailgate status asks the health endpoint")
+        }
+        switch ip {
+        case "0.0.0.0": return "http://127.0.0.1:\(port)"
+        case "::": return "http://[::1]:\(port)"
+        default: return address.protocol == .inet6 ? "http://[\(ip)]:\(port)" : "http://\(ip):\(port)"
+        }
+    }
+
+    /// `base` is like "http://127.0.0.1:9180", or just "127.0.0.1:9180"; returns the body of GET /status?format=text.
+    public static func fetchText(base given: String) throws(Failure) -> String {
+        let base = given.contains("://") ? given : "http://" + given
+        guard base.hasPrefix("http://") else { throw Failure(description: "\(given): only http:// URLs are supported") }
         let hostPort = base.dropFirst(7).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
         let address: SocketAddress
         do {

@@ -96,12 +96,23 @@ private func emit(_ output: FirewallCommands.Output) throws {
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a running agent's state (from its /status endpoint) as a table.")
 
-    @Option(help: "Base URL of the health endpoint ([health] listen).")
-    var health = "http://127.0.0.1:9180"
+    @Option(help: "The health endpoint, as http://host:port or host:port (default: from the configuration's [health] listen).")
+    var health: String?
+
+    @Option(name: [.short, .long], help: "Configuration whose [health] listen to ask (default: /etc/tailgate/tailgate.toml if readable, else 127.0.0.1:9180).")
+    var config: String?
 
     func run() throws {
         do {
-            print(try StatusClient.fetchText(base: health), terminator: "")
+            let base: String
+            if let health {
+                base = health
+            } else if let config {
+                base = try StatusClient.base(configPath: config)
+            } else {
+                base = (try? StatusClient.base(configPath: "/etc/tailgate/tailgate.toml")) ?? "http://127.0.0.1:9180"
+            }
+            print(try StatusClient.fetchText(base: base), terminator: "")
         } catch {
             TailgateMain.writeToStandardError("\(error)\n")
             throw ExitCode.failure

@@ -38,7 +38,7 @@ struct HealthIntegrationTests {
         try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
         let app = try NginxUpstream.start("app", in: sandbox)
         let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
-        _ = try TailgateInstance.start(config: """
+        let tailgate = try TailgateInstance.start(config: """
             [health]
             listen = "127.0.0.1:\(healthPort)"
             [listeners.public]
@@ -104,6 +104,9 @@ struct HealthIntegrationTests {
         #expect(text.output.contains("public"))
         #expect(text.output.contains("127.0.0.1:\(app.proxyPort)"))
         #expect(text.output.contains(" up "))
+        // The address alone, or the configuration's [health] listen, say the same.
+        #expect(runCommand(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(healthPort)"]).output == text.output)
+        #expect(runCommand(Sandbox.tailgateBinary, ["status", "--config", tailgate.configPath]).output == text.output)
     }
 
     /// Gauges of what a reload removed (a listener, a server, an upstream's check state) leave /metrics once
