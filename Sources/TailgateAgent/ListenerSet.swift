@@ -60,11 +60,23 @@ actor ListenerSet: ReloadStep {
             }
         }
         var opened: [BoundSocket] = []
+        // Sockets opened beside an overlapping one that this reload closes, and those they overlap.
+        var sharing: [BoundSocket] = [], leaving: [BoundSocket] = []
         for (address, listenerName) in desired.sorted(by: { $0.value < $1.value }) where sockets[address] == nil {
             guard let runtime = nextRuntimes[listenerName] else { continue }
             do {
                 opened.append(try await BoundSocket.bind(address, listener: runtime, group: group, logger: logger))
             } catch {
+                // 127.0.0.1:443 becoming 0.0.0.0:443 (or back): the old socket holds the port until the commit
+                // closes it. Both may listen meanwhile with SO_REUSEPORT, taken off again after the commit.
+                let overlapped = sockets.filter { desired[$0.key] == nil && Self.overlap($0.key, address) }.map(\.value)
+                if !overlapped.isEmpty, let socket = await bindBeside(overlapped, address, runtime) {
+                    opened.append(socket)
+                    sharing.append(socket)
+                    leaving.append(contentsOf: overlapped)
+                    continue
+                }
+                for socket in leaving { await socket.forbidSharing() }
                 for socket in opened { await socket.close() }
                 let entry = written[address] ?? (SourcePosition(line: 1, column: 1), "listeners.\(listenerName).bind")
                 throw AgentError.bindFailed(
@@ -74,13 +86,34 @@ actor ListenerSet: ReloadStep {
         }
         let drainTimeout = plan.configuration.drainTimeout
         return PreparedStep(
-            commit: { [opened, publish, desired, nextRuntimes] in
+            commit: { [opened, publish, desired, nextRuntimes, sharing] in
                 await self.commit(runtimes: nextRuntimes, publish: publish, desired: desired, opened: opened, drainTimeout: drainTimeout)
+                for socket in sharing { await socket.forbidSharing() }
             },
-            rollback: { [opened] in
+            rollback: { [opened, leaving] in
                 for socket in opened { await socket.close() }
+                for socket in leaving { await socket.forbidSharing() }
             }
         )
+    }
+
+    /// Whether two different bind addresses take the same port: same family and port, one a wildcard.
+    static func overlap(_ a: SocketAddress, _ b: SocketAddress) -> Bool {
+        guard a.protocol == b.protocol, a.port == b.port else { return false }
+        let wildcards: Set<String> = ["0.0.0.0", "::"]
+        return wildcards.contains(a.ipAddress ?? "") || wildcards.contains(b.ipAddress ?? "")
+    }
+
+    /// Binds `address` with SO_REUSEPORT beside the overlapping sockets about to close; nil (and the
+    /// sockets as they were) when even that fails.
+    private func bindBeside(_ overlapped: [BoundSocket], _ address: SocketAddress, _ runtime: ListenerRuntime) async -> BoundSocket? {
+        do {
+            for socket in overlapped { try await socket.allowSharing() }
+            return try await BoundSocket.bind(address, listener: runtime, group: group, logger: logger, sharing: true)
+        } catch {
+            for socket in overlapped { await socket.forbidSharing() }
+            return nil
+        }
     }
 
     private func commit(
@@ -97,6 +130,13 @@ actor ListenerSet: ReloadStep {
         for socket in opened {
             sockets[socket.address] = socket
             logger.info("listening", metadata: ["listener": .string(socket.listener.name), "bind": .string(socket.address.endpointDescription)])
+        }
+        // A bind removed by an earlier reload and configured again: its connections need not be cut at drain_timeout.
+        for socket in draining.values where desired[socket.address] != nil {
+            socket.reprieve()
+            logger.info("bind configured again; its connections from before are no longer bound by drain_timeout", metadata: [
+                "bind": .string(socket.address.endpointDescription), "connections": .stringConvertible(socket.openConnections),
+            ])
         }
         let deadline = ContinuousClock.now + drainTimeout
         for (address, socket) in sockets where desired[address] == nil {

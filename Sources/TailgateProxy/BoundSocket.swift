@@ -36,12 +36,15 @@ public final class BoundSocket: Sendable {
     /// With a splice engine in the listener's policy, the engine's threads accept, admit and relay on the
     /// socket themselves; otherwise SwiftNIO does (the `relay = "copy"` fallback). Which one serves a socket
     /// is fixed when it is opened.
+    ///
+    /// `sharing`: set SO_REUSEPORT before binding, so that the bind succeeds beside a socket of this process
+    /// that overlaps it and has `allowSharing()` (a reload from 127.0.0.1:443 to 0.0.0.0:443).
     public static func bind(
-        _ address: SocketAddress, listener: ListenerRuntime, group: any EventLoopGroup, logger: Logger
+        _ address: SocketAddress, listener: ListenerRuntime, group: any EventLoopGroup, logger: Logger, sharing: Bool = false
     ) async throws -> BoundSocket {
         let socket = BoundSocket(address: address, listener: listener, logger: logger)
         if let engine = listener.policy.splice {
-            let (descriptor, bound) = try ListeningSocket.open(address)
+            let (descriptor, bound) = try ListeningSocket.open(address, sharing: sharing)
             socket.spliceBox.withLockedValue { $0 = (descriptor, engine, bound) }
             if let ip = bound.ipAddress, ip != "0.0.0.0", ip != "::" {
                 socket.specificBox.withLockedValue { $0 = bound }
@@ -55,6 +58,7 @@ public final class BoundSocket: Sendable {
             // IP_FREEBIND: a tailnet address (100.x) may not exist yet when tailgate starts at boot,
             // before tailscaled; the socket binds now and accepts once the address appears.
             .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: IP_FREEBIND)), value: 1)
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: sharing ? 1 : 0)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
@@ -86,6 +90,33 @@ public final class BoundSocket: Sendable {
     }
     private let specificBox = NIOLockedValueBox<SocketAddress?>(nil)
 
+    /// Lets a socket opened with `sharing` bind beside this one although their addresses overlap (Linux
+    /// allows it when both have SO_REUSEPORT and the same owner). Used only on a socket about to close, for
+    /// the moment a reload holds both. A second agent binds without SO_REUSEPORT and is still refused the
+    /// port; only a process of the same user that sets SO_REUSEPORT itself could join the port of a socket
+    /// opened this way (the kernel remembers the port's owner), as it always can with HAProxy, which sets
+    /// SO_REUSEPORT on every listener.
+    public func allowSharing() async throws {
+        if let descriptor = spliceBox.withLockedValue({ $0?.descriptor }) {
+            try ListeningSocket.set(descriptor, SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT")
+        }
+        if let channel = channelBox.withLockedValue({ $0 }) {
+            try await channel.setOption(ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1)
+        }
+    }
+
+    /// Takes SO_REUSEPORT off again once the overlapping socket has closed (or the reload was rolled back),
+    /// so that a socket of another address on this port is refused again.
+    public func forbidSharing() async {
+        if let descriptor = spliceBox.withLockedValue({ $0?.descriptor }) {
+            var zero: CInt = 0
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &zero, socklen_t(MemoryLayout<CInt>.size))
+        }
+        if let channel = channelBox.withLockedValue({ $0 }) {
+            try? await channel.setOption(ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 0)
+        }
+    }
+
     /// Stops accepting; connections already accepted go on.
     public func close() async {
         if let splice = spliceBox.withLockedValue({ box in defer { box = nil }; return box }) {
@@ -101,15 +132,22 @@ public final class BoundSocket: Sendable {
 
     /// Waits until the connections accepted here have finished, or `deadline`; then closes what is left.
     /// Returns how many had to be closed.
+    /// A reprieve (the bind is configured again) lifts the deadline: the connections finish on their own.
     @discardableResult
     public func drain(until deadline: ContinuousClock.Instant) async -> Int {
-        while connections.count > 0, ContinuousClock.now < deadline {
+        while connections.count > 0, reprieveBox.withLockedValue({ $0 }) || ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
         let left = connections.count
         if left > 0 { connections.closeAll() }
         return left
     }
+
+    /// Lifts the drain deadline of a closed socket whose address a reload configured again.
+    public func reprieve() {
+        reprieveBox.withLockedValue { $0 = true }
+    }
+    private let reprieveBox = NIOLockedValueBox(false)
 
     /// Closes every connection accepted here at once.
     public func closeConnections() {

@@ -1,4 +1,5 @@
 import Foundation
+import TailgateConfig
 import Testing
 
 /// SIGHUP reloads as transactions, with real clients in flight.
@@ -122,6 +123,85 @@ struct ReloadIntegrationTests {
         #expect(curl(sandbox, host: "ops.example.com", port: port).output == "ops  ops.example.com\n")
         #expect(try tailgate.reload(config([port, fresh])))
         #expect(curl(sandbox, host: "ops.example.com", port: fresh).output == "ops  ops.example.com\n")
+    }
+
+    /// Widening a bind to the wildcard of its port, or narrowing it back, is a reload like any other: the old
+    /// socket holds the port until the commit closes it, so both listen for that moment (SO_REUSEPORT, taken
+    /// off again after), and the connections it accepted go on.
+    @Test(arguments: RelayMode.allCases)
+    func aBindMovesBetweenAnAddressAndTheWildcardOfItsPort(relay: RelayMode) throws {
+        let sandbox = try Sandbox("reload-widen")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com"])
+        let ops = try NginxUpstream.start("ops", in: sandbox)
+        let port = Sandbox.freePort()
+        func config(_ host: String) -> String {
+            """
+            [listeners.public]
+            bind = ["\(host):\(port)"]
+            default = "ops"
+            [upstreams.ops]
+            servers = ["127.0.0.1:\(ops.plainPort)"]
+            """
+        }
+        let tailgate = try TailgateInstance.start(relay: relay, config: config("127.0.0.1"), in: sandbox)
+        let held = try RawClient(host: "127.0.0.1", port: port)
+        held.send(try Captures.load("curl.bin"))
+        #expect(!held.receive(timeout: 5).isEmpty, "nginx answers the ClientHello")
+        for host in ["0.0.0.0", "127.0.0.1"] {
+            #expect(try tailgate.reload(config(host)), "\(tailgate.process.output.suffix(600))")
+            #expect(curl(sandbox, host: "ops.example.com", port: port).output == "ops  ops.example.com\n")
+        }
+        #expect(!held.isClosedByPeer, "a connection accepted before both reloads was cut")
+        // A second agent (which binds without SO_REUSEPORT) is still refused the port.
+        #expect(!Self.binds(port), "another socket could bind the listener's port")
+    }
+
+    /// Whether a plain socket (SO_REUSEADDR, as tailgate's own) can bind 127.0.0.1:port.
+    static func binds(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    /// A bind removed by one reload and configured again by the next, within drain_timeout, keeps the
+    /// connections it had: they are no longer cut when the removed socket's drain_timeout ends.
+    @Test func aBindConfiguredAgainKeepsItsConnectionsPastDrainTimeout() throws {
+        let sandbox = try Sandbox("reload-restore")
+        defer { sandbox.tearDown() }
+        let upstream = try RawServer(.drain)
+        let port = Sandbox.freePort(), other = Sandbox.freePort()
+        func config(_ bind: Int) -> String {
+            """
+            [global]
+            drain_timeout = "1s"
+            [listeners.public]
+            bind = ["127.0.0.1:\(bind)"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:\(upstream.port)"]
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config(port), in: sandbox)
+        let held = try RawClient(host: "127.0.0.1", port: port)
+        held.send(try Captures.load("curl.bin"))
+        #expect(Poll.until(timeout: 5) { upstream.received.count > 0 })
+        #expect(try tailgate.reload(config(other)))
+        #expect(try tailgate.reload(config(port)))
+        #expect(tailgate.process.output.contains("bind configured again; its connections from before are no longer bound by drain_timeout"))
+        Thread.sleep(forTimeInterval: 2)
+        #expect(!held.isClosedByPeer, "\(tailgate.process.output.suffix(800))")
+        #expect(!tailgate.process.output.contains("drain_timeout reached"))
+        held.send("still here")
+        #expect(Poll.until(timeout: 5) { String(decoding: upstream.received, as: UTF8.self).hasSuffix("still here") })
     }
 
     @Test func aRemovedServerIsReportedUntilItsLastConnectionEnds() throws {

@@ -7,12 +7,14 @@ enum ListeningSocket {
     static let backlog: CInt = 4_096
 
     /// Opens, binds and listens; returns the descriptor and the address actually bound (port 0 resolved).
-    static func open(_ address: SocketAddress) throws(SystemCallError) -> (descriptor: CInt, bound: SocketAddress) {
+    /// `sharing` sets SO_REUSEPORT first (see `BoundSocket.allowSharing`).
+    static func open(_ address: SocketAddress, sharing: Bool = false) throws(SystemCallError) -> (descriptor: CInt, bound: SocketAddress) {
         let family = address.protocol.rawValue
         let descriptor = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SystemCallError("socket") }
         do throws(SystemCallError) {
             try set(descriptor, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR")
+            if sharing { try set(descriptor, SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT") }
             // IP_FREEBIND: a tailnet address (100.x) may not exist yet when tailgate starts at boot,
             // before tailscaled; the socket binds now and accepts once the address appears.
             try set(descriptor, CInt(IPPROTO_IP), IP_FREEBIND, "IP_FREEBIND")
@@ -43,7 +45,7 @@ enum ListeningSocket {
         return address
     }
 
-    private static func set(_ descriptor: CInt, _ level: CInt, _ option: CInt, _ name: String) throws(SystemCallError) {
+    static func set(_ descriptor: CInt, _ level: CInt, _ option: CInt, _ name: String) throws(SystemCallError) {
         var one: CInt = 1
         guard setsockopt(descriptor, level, option, &one, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
             throw SystemCallError("setsockopt \(name)")
