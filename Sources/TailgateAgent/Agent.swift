@@ -31,7 +31,8 @@ struct SignalService: Service {
         for await signal in signals.cancelOnGracefulShutdown() {
             switch signal {
             case .sighup:
-                await supervisor.reload()
+                // Not awaited: a reload that blocks (a slow DNS answer) must not hold back a SIGTERM.
+                Task { await supervisor.reload() }
             default:
                 if stopRequested {
                     await supervisor.abortDrain()

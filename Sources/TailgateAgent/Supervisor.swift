@@ -64,6 +64,16 @@ actor Supervisor {
     private var abortRequested = false
     /// A SIGHUP that came while the first configuration was being applied; served once it is.
     private var reloadPending = false
+    /// Where reloads read the file and resolve names (blocking calls); never shut down, as a read that
+    /// never returns (a FIFO) would hold the shutdown.
+    private let loader: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
+    /// A reload is running; SIGHUPs meanwhile set `reloadAgain`.
+    private var reloadRunning = false
+    private var reloadAgain = false
     /// Reloads ignored while draining; the first is a warning, the rest debug.
     private var reloadsIgnoredWhileStopping = 0
 
@@ -131,10 +141,10 @@ actor Supervisor {
         }
     }
 
-    /// SIGHUP: re-reads the file and applies it as one transaction, or changes nothing.
+    /// SIGHUP: re-reads the file and applies it as one transaction, or changes nothing. One reload runs at a
+    /// time; SIGHUPs during it make one more follow it (the file may have changed since it was read).
     @discardableResult
     func reload() async -> ReloadReport {
-        let started = ContinuousClock.now
         guard !stopping else {
             reloadsIgnoredWhileStopping += 1
             logger.log(level: reloadsIgnoredWhileStopping == 1 ? .warning : .debug, "reload ignored: the agent is stopping")
@@ -146,13 +156,36 @@ actor Supervisor {
             logger.info("reload requested while starting; it follows once ready")
             return ReloadReport(succeeded: false, generation: 0, errors: ["starting"], duration: .zero)
         }
+        guard !reloadRunning else {
+            reloadAgain = true
+            return ReloadReport(succeeded: false, generation: previous.number, errors: ["queued"], duration: .zero)
+        }
+        reloadRunning = true
+        defer { reloadRunning = false }
+        var report = await reloadOnce(previous: previous)
+        while reloadAgain, !stopping, let current {
+            reloadAgain = false
+            report = await reloadOnce(previous: current)
+        }
+        return report
+    }
+
+    private func reloadOnce(previous: ConfigurationGeneration) async -> ReloadReport {
+        let started = ContinuousClock.now
         notifier.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading \(configPath)")
         logger.info("reloading", metadata: ["config": .string(configPath)])
         let next = previous.number + 1
         var errors: [String] = []
         do throws(ConfigurationErrors) {
-            let (configuration, bytes) = try ConfigurationFile.load(path: configPath)
-            let plan = try ProxyPlan.make(configuration, file: configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
+            // Reading the file and resolving names block (a slow DNS server, a FIFO with no writer): done off
+            // the actor, so that SIGTERM, the health endpoint and the watchdog are served meanwhile.
+            let (configuration, bytes, plan) = try await Self.load(
+                configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics, splice: splice, on: loader
+            ).get()
+            guard !stopping else {
+                logger.info("reload abandoned: the agent is stopping")
+                return ReloadReport(succeeded: false, generation: previous.number, errors: ["stopping"], duration: ContinuousClock.now - started)
+            }
             do {
                 try await ReloadTransaction.run(steps, plan: plan)
                 lastBindFailure = nil
@@ -204,6 +237,26 @@ actor Supervisor {
         }
         notifier.send("READY=1\nSTATUS=\(await statusLine())")
         return report
+    }
+
+    /// The file read and turned into a plan on the loader thread, not a thread of Swift's small cooperative
+    /// pool (one thread on a 1-CPU host), which a blocked read would take from every service.
+    private static func load(
+        _ path: String, generation: Int, usage: ServerUsage, health: ServerHealthBoard, metrics: ProxyMetrics, splice: SpliceRelayEngine?,
+        on loader: NIOThreadPool
+    ) async -> Result<(TailgateConfiguration, [UInt8], ProxyPlan), ConfigurationErrors> {
+        let result = try? await loader.runIfActive { () -> Result<(TailgateConfiguration, [UInt8], ProxyPlan), ConfigurationErrors> in
+            do throws(ConfigurationErrors) {
+                let (configuration, bytes) = try ConfigurationFile.load(path: path)
+                let plan = try ProxyPlan.make(configuration, file: path, generation: generation, usage: usage, health: health, metrics: metrics, splice: splice)
+                return .success((configuration, bytes, plan))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return result ?? .failure(ConfigurationErrors([ConfigurationError(
+            file: path, position: .init(line: 1, column: 1), keyPath: "", message: "the loader thread is not running"
+        )]))
     }
 
     /// Tells the usage ledger which servers (resolved addresses, so named servers count too) left the

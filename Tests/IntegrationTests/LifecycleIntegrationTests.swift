@@ -191,6 +191,26 @@ struct LifecycleIntegrationTests {
         #expect(!process.output.contains("the agent is stopping"))
     }
 
+    /// A reload that blocks (here reading a FIFO nobody writes; in life a slow DNS answer for a named
+    /// server) holds neither the health endpoint nor SIGTERM nor the next reload's turn for ever.
+    @Test func aReloadThatBlocksHoldsNeitherTheHealthEndpointNorTheStop() throws {
+        let sandbox = try Sandbox("reload-blocks")
+        defer { sandbox.tearDown() }
+        let (tailgate, _, healthPort) = try TailgateInstance.startWithHealth(in: sandbox)
+        try FileManager.default.removeItem(atPath: tailgate.configPath)
+        #expect(mkfifo(tailgate.configPath, 0o600) == 0)
+        tailgate.process.signal(SIGHUP)
+        #expect(tailgate.process.waitForOutput("reloading config="))
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(HealthIntegrationTests.http(healthPort, "/readyz") == ("200", "{\"ready\":true}\n"))
+        #expect(HealthIntegrationTests.http(healthPort, "/status").body.contains("\"generation\":1"))
+        let signalled = Date()
+        tailgate.process.signal(SIGTERM)
+        #expect(tailgate.process.waitForExit(timeout: 10))
+        #expect(Date().timeIntervalSince(signalled) < 3, "stopped \(Date().timeIntervalSince(signalled)) s after SIGTERM")
+        #expect(tailgate.process.exitStatus == 0)
+    }
+
     @Test func aReloadRequestedTheMomentReadyIsSentIsServed() throws {
         let sandbox = try Sandbox("hup-at-ready")
         defer { sandbox.tearDown() }
