@@ -16,6 +16,8 @@ final class FirewallController: ReloadStep, Sendable {
         var lastGeneration: UInt32?
         var repairs = 0
         var lastError: String?
+        /// The ports last said to be left unrestricted under `enabled = false` (said again only when they change).
+        var announcedDisabled: String?
         /// Counter totals from tables replaced earlier, by counter name.
         var carried: [String: CounterValue] = [:]
     }
@@ -36,14 +38,20 @@ final class FirewallController: ReloadStep, Sendable {
         guard let configuration = plan.configuration.firewall, configuration.enabled else {
             let wasEnabled = previous.enabled
             let configured = plan.configuration.firewall
+            let ports = configured.map { configured in
+                (tcp: configured.tcpPorts.map(\.description).joined(separator: ","), udp: configured.udpPorts.map(\.description).joined(separator: ","))
+            }
+            let announcement = ports.map { "\($0.tcp)|\($0.udp)" }
+            let firstAnnouncement = previous.announcedDisabled == nil
             return PreparedStep(
                 commit: { [self] in
-                    state.withLockedValue { $0.enabled = false; $0.desired = nil; $0.inSync = false }
-                    if let configured, !wasEnabled {
+                    state.withLockedValue { $0.enabled = false; $0.desired = nil; $0.inSync = false; $0.announcedDisabled = announcement }
+                    if let ports, !wasEnabled, announcement != previous.announcedDisabled {
                         logger.info("firewall disabled (enabled = false); not touching nftables. It would restrict these ports to the tailnet (see `tailgate firewall plan`)", metadata: [
-                            "tcp_ports": .string(configured.tcpPorts.map(\.description).joined(separator: ",")),
-                            "udp_ports": .string(configured.udpPorts.map(\.description).joined(separator: ",")),
+                            "tcp_ports": .string(ports.tcp), "udp_ports": .string(ports.udp),
                         ])
+                    }
+                    if ports != nil, !wasEnabled, firstAnnouncement {
                         // A table from an earlier run (or `firewall apply`) still restricts ports; say so when
                         // the kernel can be asked (without CAP_NET_ADMIN it cannot, and nothing is said).
                         if (try? kernel.tableExists()) == true {

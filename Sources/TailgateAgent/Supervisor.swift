@@ -115,7 +115,7 @@ actor Supervisor {
 
     /// Applies the first configuration; throws when a listener cannot be bound.
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
-        budget.limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
+        applyConnectionLimit(configuration)
         splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
         let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
         do {
@@ -189,7 +189,7 @@ actor Supervisor {
             do {
                 try await ReloadTransaction.run(steps, plan: plan)
                 lastBindFailure = nil
-                budget.limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
+                applyConnectionLimit(configuration)
                 splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
                 LogSettings.shared.apply(configuration.log)
             } catch {
@@ -257,6 +257,19 @@ actor Supervisor {
         return result ?? .failure(ConfigurationErrors([ConfigurationError(
             file: path, position: .init(line: 1, column: 1), keyPath: "", message: "the loader thread is not running"
         )]))
+    }
+
+    /// Sets the global connection limit; warns when the descriptors cannot carry it (each relayed connection
+    /// holds two sockets, and the splice relay a pipe pair while it moves bulk data).
+    private func applyConnectionLimit(_ configuration: TailgateConfiguration) {
+        let limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)
+        if let configured = configuration.maxConnections, configured > ConnectionBudget.defaultLimit(openFileLimit: openFileLimit), configured != budget.limit {
+            logger.warning("[global] max_connections is more than the open-file limit can carry; past about a third of it, accepts and upstream connects fail for want of descriptors (raise LimitNOFILE)", metadata: [
+                "max_connections": .stringConvertible(configured), "open_file_limit": .stringConvertible(openFileLimit),
+                "carried": .stringConvertible(ConnectionBudget.defaultLimit(openFileLimit: openFileLimit)),
+            ])
+        }
+        budget.limit = limit
     }
 
     /// Tells the usage ledger which servers (resolved addresses, so named servers count too) left the

@@ -43,6 +43,27 @@ import Testing
         held[1].close()
     }
 
+    /// A global limit the descriptors cannot carry is said at start, with the numbers.
+    @Test func aGlobalLimitBeyondTheOpenFileLimitIsWarnedAbout() throws {
+        let sandbox = try Sandbox("limit-beyond")
+        defer { sandbox.tearDown() }
+        try sandbox.write("tailgate.toml", """
+            [global]
+            max_connections = 5000
+            [listeners.public]
+            bind = ["127.0.0.1:\(Sandbox.freePort())"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:9"]
+            """)
+        let tailgate = try sandbox.start(
+            "tailgate", "/usr/bin/prlimit", ["--nofile=1024:1024", Sandbox.tailgateBinary, "run", "--config", sandbox.path("tailgate.toml")]
+        )
+        #expect(Poll.until(timeout: 30) { tailgate.output.contains(" ready ") })
+        #expect(tailgate.output.contains("[global] max_connections is more than the open-file limit can carry"), "\(tailgate.output)")
+        #expect(tailgate.output.contains("carried=256 max_connections=5000 open_file_limit=1024"), "\(tailgate.output)")
+    }
+
     @Test func runningOutOfDescriptorsPausesAcceptingWithoutSpinningAndServiceResumes() throws {
         let sandbox = try Sandbox("fd-exhaustion")
         defer { sandbox.tearDown() }

@@ -204,6 +204,33 @@ struct ReloadIntegrationTests {
         #expect(Poll.until(timeout: 5) { String(decoding: upstream.received, as: UTF8.self).hasSuffix("still here") })
     }
 
+    /// Under `enabled = false` the ports tailgate would restrict are said at start and when they change, not
+    /// again on every reload.
+    @Test func aDisabledFirewallIsAnnouncedOnceAndWhenItsPortsChange() throws {
+        let sandbox = try Sandbox("reload-fw-off")
+        defer { sandbox.tearDown() }
+        let port = Sandbox.freePort()
+        func config(_ ports: String) -> String {
+            """
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "nowhere"
+            [upstreams.nowhere]
+            servers = ["127.0.0.1:9"]
+            [firewall]
+            enabled = false
+            tcp_ports = [\(ports)]
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config("5432"), in: sandbox)
+        #expect(try tailgate.reload(config("5432")))
+        #expect(try tailgate.reload(config("5432")))
+        #expect(try tailgate.reload(config("5432, 6379")))
+        let lines = tailgate.process.output.split(separator: "\n").filter { $0.contains("firewall disabled (enabled = false)") }
+        #expect(lines.count == 2, "\(lines)")
+        #expect(lines.last?.contains("tcp_ports=5432,6379") == true)
+    }
+
     @Test func aRemovedServerIsReportedUntilItsLastConnectionEnds() throws {
         let sandbox = try Sandbox("reload-bluegreen")
         defer { sandbox.tearDown() }
