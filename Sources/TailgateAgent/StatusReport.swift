@@ -51,7 +51,8 @@ struct StatusReport: Sendable {
         json += "]"
 
         json += ",\"upstreams\":["
-        text += "\nUPSTREAM        SERVER                  STATE      ACTIVE  LAST CHECK                      CERT EXPIRES\n"
+        // The check's result comes last: a failure's text is as long as it needs to be.
+        text += "\nUPSTREAM        SERVER                  STATE      ACTIVE  CERT EXPIRES  LAST CHECK\n"
         first = true
         for (name, upstream) in (configuration?.upstreams ?? [:]).sorted(by: { $0.key < $1.key }) {
             json += (first ? "" : ",") + "{\"name\":\(q(name)),\"send_proxy\":\(q(upstream.sendProxy.rawValue)),\"check\":\(q(upstream.check.kind.rawValue)),\"servers\":["
@@ -68,7 +69,7 @@ struct StatusReport: Sendable {
                 json += ",\"certificate_not_after\":\(expiry.map { "\($0)" } ?? "null")}"
                 firstServer = false
                 text += pad(name, 16) + pad(address.endpointDescription, 24) + pad(state, 11) + pad("\(usage[address] ?? 0)", 8)
-                    + pad(check?.lastResult?.summary ?? "-", 32) + (expiry.map(Timestamp.date) ?? "-") + "\n"
+                    + pad(expiry.map(Timestamp.date) ?? "-", 14) + (check?.lastResult?.summary ?? "-") + "\n"
             }
             json += "]}"
         }
