@@ -42,7 +42,7 @@ struct ProxyPlan: Sendable {
             guard !addresses.isEmpty else { continue }
             pools[name] = UpstreamPool(
                 name: name, servers: addresses, sendProxy: upstream.sendProxy,
-                connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout,
+                connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout, failTimeout: upstream.failTimeout,
                 usage: usage, health: health, metrics: metrics
             )
         }

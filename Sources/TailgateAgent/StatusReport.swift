@@ -60,7 +60,9 @@ struct StatusReport: Sendable {
             var firstServer = true
             for address in await supervisor.plan?.servers(of: name) ?? [] {
                 let check = checks.first { $0.upstream == name && $0.server == address }
-                let state = upstream.check.kind == .none ? "unchecked" : check?.isUp.map { $0 ? "up" : "down" } ?? "pending"
+                let checked = upstream.check.kind == .none ? "unchecked" : check?.isUp.map { $0 ? "up" : "down" } ?? "pending"
+                // A server skipped after a failed connect (fail_timeout) says so unless checks already call it down.
+                let state = checked != "down" && supervisor.healthBoard.isFailing(upstream: name, server: address) ? "skipped" : checked
                 let expiry = check?.lastResult?.certificateNotAfter
                 json += (firstServer ? "" : ",") + "{\"address\":\(q(address.endpointDescription)),\"state\":\(q(state)),\"active_connections\":\(usage[address] ?? 0)"
                 if let result = check?.lastResult {

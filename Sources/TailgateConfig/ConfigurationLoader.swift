@@ -6,7 +6,7 @@ public enum ConfigurationLoader {
     static let topLevelKeys = ["global", "listeners", "upstreams", "log", "firewall", "health"]
     static let listenerKeys = ["bind", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from"]
     static let upstreamKeys = [
-        "servers", "send_proxy", "connect_timeout", "idle_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
+        "servers", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
     ]
 
     /// Parses and validates; `file` is used in error locations only (this module does no I/O).
@@ -118,7 +118,7 @@ public enum ConfigurationLoader {
         } else if reader.table["servers"]?.array?.isEmpty == true, let position = reader.table["servers"]?.position {
             errors.add("'servers' is empty; list at least one \"address:port\"", at: position, path: reader.keyPath("servers"))
         }
-        let upstream = UpstreamConfiguration(
+        var upstream = UpstreamConfiguration(
             name: name,
             servers: servers ?? [],
             sendProxy: reader.choice("send_proxy", ProxyProtocolMode.self) ?? .none,
@@ -126,6 +126,7 @@ public enum ConfigurationLoader {
             idleTimeout: reader.duration("idle_timeout") ?? ConfigurationDefaults.idleTimeout,
             check: readCheck(&reader, errors: errors)
         )
+        upstream.failTimeout = reader.duration("fail_timeout", minimum: .zero) ?? upstream.failTimeout
         reader.reportUnknownKeys(expected: upstreamKeys)
         return upstream
     }

@@ -64,6 +64,8 @@ public struct UpstreamConfiguration: Sendable {
     public var sendProxy: ProxyProtocolMode
     public var connectTimeout: Duration
     public var idleTimeout: Duration
+    /// How long new connections skip a server after a connect to it failed (zero: never).
+    public var failTimeout: Duration = ConfigurationDefaults.failTimeout
     public var check: UpstreamCheckConfiguration
 }
 
@@ -99,5 +101,6 @@ public enum ConfigurationDefaults {
     public static let maxConnections = 4_096
     public static let connectTimeout: Duration = .seconds(3)
     public static let idleTimeout: Duration = .seconds(600)
+    public static let failTimeout: Duration = .seconds(10)
     public static let drainTimeout: Duration = .seconds(30)
 }

@@ -36,9 +36,10 @@ extension AdmissionHandler {
                 switch result {
                 case .success(let channel):
                     pool.connectHistogram.record(.nanoseconds((NIODeadline.now() - started).nanoseconds))
+                    pool.connectSucceeded(server)
                     self.connected(channel, pool: pool, upstreamRelay: upstreamRelay, context: context)
                 case .failure(let error):
-                    pool.metrics.connectFailed(upstream: pool.name, server: server.endpointDescription)
+                    pool.connectFailed(server, reason: SystemCallError.describe(error), logger: self.record.logger)
                     guard case .connecting = self.phase else { return }
                     if attempt + 1 < servers.count {
                         self.record.logger.debug("upstream server failed, trying the next", metadata: [

@@ -2,8 +2,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
-/// Which upstream servers active checks have marked down; read by balancing, written by the checker.
-/// Keyed by upstream name and address, so it survives reloads.
+/// Which upstream servers active checks have marked down, and which a failed connect made new connections
+/// skip for a while (`fail_timeout`); read by balancing, written by the checker and the relays. Keyed by
+/// upstream name and address, so it survives reloads.
 public final class ServerHealthBoard: Sendable {
     private struct Key: Hashable {
         let upstream: String
@@ -15,6 +16,9 @@ public final class ServerHealthBoard: Sendable {
     /// connection's balancing reads one atomic instead of taking a lock both relay threads share.
     private let downCount = Atomic<Int>(0)
     private let lastAllDownWarning = NIOLockedValueBox<[String: NIODeadline]>([:])
+    /// Servers skipped after a failed connect, until when; counted in `failingCount` as `down` is.
+    private let failing = NIOLockedValueBox<[Key: NIODeadline]>([:])
+    private let failingCount = Atomic<Int>(0)
 
     public init() {}
 
@@ -27,8 +31,42 @@ public final class ServerHealthBoard: Sendable {
     }
 
     public func isDown(upstream: String, server: SocketAddress) -> Bool {
-        guard downCount.load(ordering: .acquiring) > 0 else { return false }
-        return down.withLockedValue { $0.contains(Key(upstream: upstream, server: server)) }
+        let key = Key(upstream: upstream, server: server)
+        if downCount.load(ordering: .acquiring) > 0, down.withLockedValue({ $0.contains(key) }) { return true }
+        guard failingCount.load(ordering: .acquiring) > 0 else { return false }
+        return failing.withLockedValue { failing in
+            guard let until = failing[key] else { return false }
+            if NIODeadline.now() < until { return true }
+            failing[key] = nil
+            failingCount.store(failing.count, ordering: .releasing)
+            return false
+        }
+    }
+
+    /// Skips `server` until `until`; true when it was not being skipped already.
+    func noteFailure(upstream: String, server: SocketAddress, until: NIODeadline) -> Bool {
+        failing.withLockedValue { failing in
+            let key = Key(upstream: upstream, server: server)
+            let fresh = failing[key].map { NIODeadline.now() >= $0 } ?? true
+            failing[key] = until
+            failingCount.store(failing.count, ordering: .releasing)
+            return fresh
+        }
+    }
+
+    /// Ends the skipping of `server` (a connect to it succeeded).
+    func clearFailure(upstream: String, server: SocketAddress) {
+        guard failingCount.load(ordering: .acquiring) > 0 else { return }
+        failing.withLockedValue { failing in
+            guard failing.removeValue(forKey: Key(upstream: upstream, server: server)) != nil else { return }
+            failingCount.store(failing.count, ordering: .releasing)
+        }
+    }
+
+    /// Whether `server` is being skipped after a failed connect (for /status).
+    public func isFailing(upstream: String, server: SocketAddress) -> Bool {
+        guard failingCount.load(ordering: .acquiring) > 0 else { return false }
+        return failing.withLockedValue { $0[Key(upstream: upstream, server: server)].map { NIODeadline.now() < $0 } ?? false }
     }
 
     /// Forgets servers that are no longer checked.

@@ -9,8 +9,10 @@ import Testing
 /// (RelayIntegrationTests, default relay only), servers marked down by checks (HealthIntegrationTests).
 @Suite(.serialized)
 struct UpstreamFailureTests {
+    /// A black-holed server costs one connection connect_timeout; new connections then skip it for
+    /// fail_timeout (as nginx's max_fails=1 fail_timeout=10s does) and try it again after.
     @Test(arguments: RelayMode.allCases)
-    func aBlackHoledServerIsGivenUpAfterConnectTimeoutAndTheNextOneServes(relay: RelayMode) throws {
+    func aBlackHoledServerIsGivenUpAfterConnectTimeoutAndSkippedForFailTimeout(relay: RelayMode) throws {
         let sandbox = try Sandbox("black-hole-\(relay)")
         defer { sandbox.tearDown() }
         try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
@@ -26,26 +28,36 @@ struct UpstreamFailureTests {
             [upstreams.app]
             servers = ["127.0.0.1:\(hole.port)", "127.0.0.1:\(good.plainPort)"]
             connect_timeout = "500ms"
+            fail_timeout = "2s"
             """, in: sandbox)
         var durations: [Double] = []
-        for _ in 0..<4 {
+        func request() {
             let start = Date()
             let result = curl(sandbox, host: "app.example.com", port: port)
             durations.append(Date().timeIntervalSince(start))
             #expect(result.output == "good  app.example.com\n", "\(result.output)")
         }
-        // Round robin: the first and third connections try the black hole first and wait out connect_timeout.
-        for index in [0, 2] {
-            #expect((0.5...2.0).contains(durations[index]), "connection \(index + 1) took \(durations[index]) s")
-        }
-        for index in [1, 3] {
+        for _ in 0..<4 { request() }
+        // The first connection tries the black hole first and waits out connect_timeout; round robin would
+        // send the third there too, but the server is skipped now.
+        #expect((0.5...2.0).contains(durations[0]), "connection 1 took \(durations[0]) s")
+        for index in 1..<4 {
             #expect(durations[index] < 0.45, "connection \(index + 1) took \(durations[index]) s")
         }
+        #expect(runCommand(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(healthPort)"]).output
+            .contains("127.0.0.1:\(hole.port)         skipped"))
+        // After fail_timeout it is tried again (the fifth connection starts the round at the black hole).
+        Thread.sleep(forTimeInterval: 2.1)
+        request()
+        #expect((0.5...2.0).contains(durations[4]), "connection 5 took \(durations[4]) s")
         // The last line is written once both sides have closed, a moment after curl returns.
-        #expect(Poll.until(timeout: 5) { tailgate.connectionLines.count == 4 })
+        #expect(Poll.until(timeout: 5) { tailgate.connectionLines.count == 5 })
         let lines = tailgate.connectionLines
         #expect(lines.allSatisfy { $0.contains("upstream=app server=127.0.0.1:\(good.plainPort) ") && $0.contains("outcome=closed") })
         #expect(lines.filter { (HostileBytes.field("duration_ms", in: $0) ?? 0) >= 500 }.count == 2, "\(lines)")
+        let skipping = tailgate.process.output.split(separator: "\n").filter { $0.contains("new connections skip it for fail_timeout") }
+        #expect(skipping.count == 2 && skipping.allSatisfy { $0.contains("server=127.0.0.1:\(hole.port)") && $0.contains("fail_timeout_ms=2000") },
+                "\(skipping)")
         let metrics = HealthIntegrationTests.parsedMetrics(healthPort).samples
         #expect(metrics["tailgate_upstream_connect_failures_total{server=\"127.0.0.1:\(hole.port)\",upstream=\"app\"}"] == 2)
         #expect(metrics["tailgate_upstream_connect_failures_total{server=\"127.0.0.1:\(good.plainPort)\",upstream=\"app\"}"] == 0)

@@ -359,3 +359,22 @@ private func errors(_ text: String) -> [String] {
         "t.toml:4:1: listeners.b.routes.\"ops\": expected an upstream name (a string), found table; quote a hostname key: \"ops.example.com\" = \"u\"",
     ])
 }
+
+@Test func failTimeoutDefaultsToTenSecondsAndZeroTurnsItOff() throws {
+    func upstream(_ extra: String) throws -> UpstreamConfiguration? {
+        try ConfigurationLoader.load(text: """
+            [listeners.a]
+            bind = ["127.0.0.1:1"]
+            default = "u"
+            [upstreams.u]
+            servers = ["127.0.0.1:2"]
+            \(extra)
+            """, file: "t.toml").upstreams["u"]
+    }
+    #expect(try upstream("")?.failTimeout == .seconds(10))
+    #expect(try upstream("fail_timeout = \"0s\"")?.failTimeout == .zero)
+    #expect(try upstream("fail_timeout = \"1m\"")?.failTimeout == .seconds(60))
+    #expect(errors("[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\nfail_timeout = 10\n") == [
+        "t.toml:6:16: upstreams.u.fail_timeout: expected a duration string like \"5s\" or \"250ms\", found integer (write \"10s\" for seconds)",
+    ])
+}

@@ -49,6 +49,7 @@ extension SpliceSession {
         }
         pool.connectHistogram.record(.nanoseconds((loop.now - connectStarted).nanoseconds))
         if let server = record.server {
+            pool.connectSucceeded(server)
             pool.usage.acquire(server)
             record.connectedServer = (server, pool.usage)
         }
@@ -69,7 +70,7 @@ extension SpliceSession {
 
     private func noteConnectFailure(_ server: SocketAddress, _ reason: String, loop: SpliceLoop) {
         guard let pool else { return }
-        pool.metrics.connectFailed(upstream: pool.name, server: server.endpointDescription)
+        pool.connectFailed(server, reason: reason, logger: record.logger)
         attempt += 1
         if attempt >= servers.count {
             fail(.upstreamUnavailable, detail: "\(server.endpointDescription): \(reason)", loop: loop)
