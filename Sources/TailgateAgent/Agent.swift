@@ -23,23 +23,29 @@ struct SignalService: Service {
     let stop: AsyncStream<Void>.Continuation
     let logger: Logger
     /// Trapped before any service starts: READY=1 may be answered by a SIGHUP at once (systemctl reload),
-    /// and an untrapped SIGHUP would end the process.
-    let signals: UnixSignalsSequence
+    /// and an untrapped SIGHUP would end the process. SIGHUP is trapped even before the file is first read.
+    let hangups: UnixSignalsSequence
+    let stops: UnixSignalsSequence
 
     func run() async throws {
-        var stopRequested = false
-        for await signal in signals.cancelOnGracefulShutdown() {
-            switch signal {
-            case .sighup:
-                // Not awaited: a reload that blocks (a slow DNS answer) must not hold back a SIGTERM.
-                Task { await supervisor.reload() }
-            default:
-                if stopRequested {
-                    await supervisor.abortDrain()
-                } else {
-                    stopRequested = true
-                    logger.info("stop requested", metadata: ["signal": .string("\(signal)")])
-                    stop.yield()
+        let (supervisor, stop, logger, hangups, stops) = (supervisor, stop, logger, hangups, stops)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in hangups.cancelOnGracefulShutdown() {
+                    // Not awaited: a reload that blocks (a slow DNS answer) must not hold back the next signal.
+                    Task { await supervisor.reload() }
+                }
+            }
+            group.addTask {
+                var stopRequested = false
+                for await signal in stops.cancelOnGracefulShutdown() {
+                    if stopRequested {
+                        await supervisor.abortDrain()
+                    } else {
+                        stopRequested = true
+                        logger.info("stop requested", metadata: ["signal": .string("\(signal)")])
+                        stop.yield()
+                    }
                 }
             }
         }

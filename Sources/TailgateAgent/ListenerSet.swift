@@ -30,6 +30,15 @@ actor ListenerSet: ReloadStep {
     /// Listener runtimes by name, for status and drain.
     var listeners: [String: ListenerRuntime] { runtimes }
 
+    /// The runtimes of listeners a reload removed whose connections are still open, by name (for /metrics).
+    var removedListenersInUse: [String: ListenerRuntime] {
+        var result: [String: ListenerRuntime] = [:]
+        for socket in draining.values where runtimes[socket.listener.name] == nil && socket.openConnections > 0 {
+            result[socket.listener.name] = socket.listener
+        }
+        return result
+    }
+
     /// Bound addresses by listener name.
     var bindsByListener: [String: [SocketAddress]] {
         var result: [String: [SocketAddress]] = [:]
@@ -131,14 +140,23 @@ actor ListenerSet: ReloadStep {
             sockets[socket.address] = socket
             logger.info("listening", metadata: ["listener": .string(socket.listener.name), "bind": .string(socket.address.endpointDescription)])
         }
-        // A bind removed by an earlier reload and configured again: its connections need not be cut at drain_timeout.
-        for socket in draining.values where desired[socket.address] != nil {
-            socket.reprieve()
-            logger.info("bind configured again; its connections from before are no longer bound by drain_timeout", metadata: [
-                "bind": .string(socket.address.endpointDescription), "connections": .stringConvertible(socket.openConnections),
-            ])
-        }
         let deadline = ContinuousClock.now + drainTimeout
+        // A bind removed by an earlier reload and configured again: its connections need not be cut at
+        // drain_timeout; removed once more, they are again.
+        for socket in draining.values {
+            let wanted = desired[socket.address] != nil
+            guard wanted != socket.isReprieved else { continue }
+            let metadata: Logger.Metadata = [
+                "bind": .string(socket.address.endpointDescription), "connections": .stringConvertible(socket.openConnections),
+            ]
+            if wanted {
+                socket.reprieve()
+                logger.info("bind configured again; its connections from before are no longer bound by drain_timeout", metadata: metadata)
+            } else {
+                socket.drainAgain(until: deadline)
+                logger.info("bind removed again; its connections from before may finish within drain_timeout", metadata: metadata)
+            }
+        }
         for (address, socket) in sockets where desired[address] == nil {
             sockets[address] = nil
             await socket.close()

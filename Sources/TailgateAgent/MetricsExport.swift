@@ -37,7 +37,8 @@ enum MetricsExport {
         }
 
         let (runtimes, _, _) = await supervisor.listenerSnapshot
-        for (name, runtime) in runtimes {
+        // A removed listener's gauge stays while its connections finish, as a departed server's does.
+        for (name, runtime) in runtimes.merging(await supervisor.removedListenersInUse, uniquingKeysWith: { current, _ in current }) {
             gauge("tailgate_connections", "active", "Connections open now, by listener.", [("listener", name)]).set(Int64(runtime.activeConnections))
         }
         let usage = supervisor.usage.snapshot

@@ -62,7 +62,9 @@ public enum StatusClient {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = address.withSockAddr { connect(fd, $0, socklen_t($1)) }
         guard connected == 0 else {
-            throw Failure(description: "cannot reach \(base): \(String(cString: strerror(errno))) (is [health] listen set, and tailgate running?)")
+            // SO_SNDTIMEO bounds the connect too; it then fails with EINPROGRESS.
+            let reason = errno == EINPROGRESS || errno == EAGAIN ? "no answer within 5 s" : String(cString: strerror(errno))
+            throw Failure(description: "cannot reach \(base): \(reason) (is [health] listen set, and tailgate running?)")
         }
         let request = Array("GET /status?format=text HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

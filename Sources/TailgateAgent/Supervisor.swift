@@ -74,6 +74,8 @@ actor Supervisor {
     /// A reload is running; SIGHUPs meanwhile set `reloadAgain`.
     private var reloadRunning = false
     private var reloadAgain = false
+    /// From RELOADING=1 to READY=1, for the status line.
+    private var reloadUnderWay = false
     /// Reloads ignored while draining; the first is a warning, the rest debug.
     private var reloadsIgnoredWhileStopping = 0
 
@@ -136,8 +138,9 @@ actor Supervisor {
         notifier.send("READY=1\nSTATUS=\(await statusLine())\nMAINPID=\(getpid())")
         StartupPages.release()
         if reloadPending {
+            // Not awaited: start returns now, so that a stop request is heard while the reload reads the file.
             reloadPending = false
-            await reload()
+            Task { await self.reload() }
         }
     }
 
@@ -172,6 +175,8 @@ actor Supervisor {
 
     private func reloadOnce(previous: ConfigurationGeneration) async -> ReloadReport {
         let started = ContinuousClock.now
+        reloadUnderWay = true
+        defer { reloadUnderWay = false }
         notifier.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading \(configPath)")
         logger.info("reloading", metadata: ["config": .string(configPath)])
         let next = previous.number + 1
@@ -206,6 +211,7 @@ actor Supervisor {
             let generation = ConfigurationGeneration(number: next, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
             current = generation
             announceServerChanges(from: self.plan, to: plan)
+            healthBoard.reviseFailures(plan.pools.mapValues(\.failTimeout))
             self.plan = plan
             checker.configure(configuration, plan: plan)
             ringBells()
@@ -235,6 +241,7 @@ actor Supervisor {
                 "generation": .stringConvertible(serving), "errors": .stringConvertible(errors.count),
             ])
         }
+        reloadUnderWay = false
         notifier.send("READY=1\nSTATUS=\(await statusLine())")
         return report
     }
@@ -336,6 +343,11 @@ actor Supervisor {
     }
 
     /// Listener runtimes and their bound addresses, for /status.
+    /// Listeners a reload removed that still carry connections.
+    var removedListenersInUse: [String: ListenerRuntime] {
+        get async { await listeners.removedListenersInUse }
+    }
+
     var listenerSnapshot: (runtimes: [String: ListenerRuntime], binds: [String: [SocketAddress]], open: Int) {
         get async { (await listeners.listeners, await listeners.bindsByListener, await listeners.openConnections) }
     }
@@ -346,6 +358,7 @@ actor Supervisor {
         guard let current else { return "starting" }
         if stopping { return "draining connections: \(connections) left" }
         let line = "generation \(current.number) (\(current.shortHash)), \(connections) connections"
+        if reloadUnderWay { return "reloading \(configPath), still serving \(line)" }
         guard let lastReload, !lastReload.succeeded else { return line }
         return "reload failed (\(lastReload.errors.count) errors), still serving \(line)"
     }

@@ -25,6 +25,9 @@ public enum TailgateMain {
 
     /// `tailgate run`: serves until SIGTERM or SIGINT, reloading on SIGHUP.
     public static func run(configPath: String) async throws {
+        // SIGHUP is trapped before the file is read (which may wait on DNS): its default action would end the
+        // process. SIGTERM and SIGINT keep theirs until the agent can drain, so a start stuck there still stops.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let loaded: (TailgateConfiguration, bytes: [UInt8])
         do {
             loaded = try ConfigurationFile.load(path: configPath)
@@ -41,11 +44,11 @@ public enum TailgateMain {
         // Metrics that libraries record through swift-metrics land in the same registry as tailgate's own.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: supervisor.registry))
         let (stopRequests, stop) = AsyncStream.makeStream(of: Void.self)
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigterm, .sigint)
+        let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         // Shut down in reverse order: the proxy drains first, signals stay handled until it is done.
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger, signals: signals)),
+                .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger, hangups: hangups, stops: stops)),
                 .init(service: NotifyService(supervisor: supervisor, notifier: notifier)),
                 .init(service: FirewallService(supervisor: supervisor)),
                 .init(service: CheckerService(supervisor: supervisor)),

@@ -39,15 +39,16 @@ extension AdmissionHandler {
                     pool.connectSucceeded(server)
                     self.connected(channel, pool: pool, upstreamRelay: upstreamRelay, context: context)
                 case .failure(let error):
-                    pool.connectFailed(server, reason: SystemCallError.describe(error), logger: self.record.logger)
+                    let reason = Self.connectFailure(error, timeout: pool.connectTimeout)
+                    pool.connectFailed(server, reason: reason, logger: self.record.logger)
                     guard case .connecting = self.phase else { return }
                     if attempt + 1 < servers.count {
                         self.record.logger.debug("upstream server failed, trying the next", metadata: [
-                            "upstream": .string(pool.name), "server": .string(server.endpointDescription), "error": .string("\(error)"),
+                            "upstream": .string(pool.name), "server": .string(server.endpointDescription), "error": .string(reason),
                         ])
                         self.connect(pool, servers: servers, attempt: attempt + 1, context: context)
                     } else {
-                        self.reject(.upstreamUnavailable, detail: "\(server.endpointDescription): \(error)", context: context)
+                        self.reject(.upstreamUnavailable, detail: "\(server.endpointDescription): \(reason)", context: context)
                     }
                 }
             }
@@ -100,5 +101,15 @@ extension AdmissionHandler {
                 self.scheduleIdleCheck(after: limit - quiet, limit: limit, context: context)
             }
         }
+    }
+
+    /// A failed connect in the splice engine's words: "connect: Connection refused (errno 111)", "connect timed
+    /// out after 3000 ms" (NIO's read "connection reset (error set): …" and "Connect timeout (3 s)").
+    static func connectFailure(_ error: any Error, timeout: TimeAmount) -> String {
+        if let failure = error as? IOError { return SystemCallError("connect", errno: failure.errnoCode).description }
+        if let failure = error as? ChannelError, case .connectTimeout = failure {
+            return "connect timed out after \(timeout.nanoseconds / 1_000_000) ms"
+        }
+        return SystemCallError.describe(error)
     }
 }

@@ -132,10 +132,11 @@ public final class BoundSocket: Sendable {
 
     /// Waits until the connections accepted here have finished, or `deadline`; then closes what is left.
     /// Returns how many had to be closed.
-    /// A reprieve (the bind is configured again) lifts the deadline: the connections finish on their own.
+    /// A reprieve (the bind is configured again) lifts the deadline until `drainAgain` sets a new one.
     @discardableResult
     public func drain(until deadline: ContinuousClock.Instant) async -> Int {
-        while connections.count > 0, reprieveBox.withLockedValue({ $0 }) || ContinuousClock.now < deadline {
+        drainDeadline.withLockedValue { $0 = deadline }
+        while connections.count > 0, drainDeadline.withLockedValue({ $0.map { ContinuousClock.now < $0 } ?? true }) {
             try? await Task.sleep(for: .milliseconds(50))
         }
         let left = connections.count
@@ -145,9 +146,20 @@ public final class BoundSocket: Sendable {
 
     /// Lifts the drain deadline of a closed socket whose address a reload configured again.
     public func reprieve() {
-        reprieveBox.withLockedValue { $0 = true }
+        drainDeadline.withLockedValue { $0 = nil }
     }
-    private let reprieveBox = NIOLockedValueBox(false)
+
+    /// Gives a reprieved socket a drain deadline again (its address was removed once more).
+    public func drainAgain(until deadline: ContinuousClock.Instant) {
+        drainDeadline.withLockedValue { $0 = deadline }
+    }
+
+    /// Whether the socket is draining without a deadline.
+    public var isReprieved: Bool {
+        drainDeadline.withLockedValue { $0 == nil }
+    }
+    /// When a draining socket closes what is left; nil while reprieved.
+    private let drainDeadline = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     /// Closes every connection accepted here at once.
     public func closeConnections() {

@@ -24,7 +24,7 @@ extension ListenerPolicy {
     func servers(of pool: UpstreamPool, record: ConnectionRecord) -> [SocketAddress] {
         let (servers, allDown) = pool.candidates()
         if allDown, pool.health.shouldWarnAllDown(pool.name) {
-            record.logger.warning("every server of the upstream is marked down by its checks; trying them anyway", metadata: [
+            record.logger.warning("every server of the upstream is marked down by its checks or skipped after a failed connect (fail_timeout); trying them anyway", metadata: [
                 "upstream": .string(pool.name),
             ])
         }

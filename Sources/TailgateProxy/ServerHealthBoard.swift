@@ -54,6 +54,23 @@ public final class ServerHealthBoard: Sendable {
         }
     }
 
+    /// After a reload: skipping ends for upstreams gone or with fail_timeout off, and lasts at most the new
+    /// fail_timeout from now.
+    public func reviseFailures(_ failTimeouts: [String: TimeAmount]) {
+        guard failingCount.load(ordering: .acquiring) > 0 else { return }
+        let now = NIODeadline.now()
+        failing.withLockedValue { failing in
+            for (key, until) in failing {
+                guard let timeout = failTimeouts[key.upstream], timeout > .zero else {
+                    failing[key] = nil
+                    continue
+                }
+                failing[key] = min(until, now + timeout)
+            }
+            failingCount.store(failing.count, ordering: .releasing)
+        }
+    }
+
     /// Ends the skipping of `server` (a connect to it succeeded).
     func clearFailure(upstream: String, server: SocketAddress) {
         guard failingCount.load(ordering: .acquiring) > 0 else { return }

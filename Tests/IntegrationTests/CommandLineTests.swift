@@ -107,6 +107,11 @@ struct CommandLineTests {
         let port = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:99999"], timeout: 20)
         #expect(port.status == 1)
         #expect(port.output.contains("invalid port \"99999\""), "\(port.output)")
+        // A port that never answers (SYNs dropped) is said to time out, not "Operation now in progress".
+        let hole = try BlackHoleListener()
+        let silent = runCommand(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(hole.port)"], timeout: 20)
+        #expect(silent.status == 1)
+        #expect(silent.output.contains("cannot reach http://127.0.0.1:\(hole.port): no answer within 5 s"), "\(silent.output)")
     }
 
     @Test func runRefusesABadConfigAndABusyPort() throws {

@@ -149,6 +149,8 @@ struct HealthIntegrationTests {
         })
 
         #expect(try tailgate.reload(config(green.port, withSide: false)))
+        // While its connection lasts, the removed listener's gauge stays, as the departed server's does.
+        #expect(Self.parsedMetrics(healthPort).samples["tailgate_connections_active{listener=\"side\"}"] == 1)
         held.close()
         #expect(tailgate.process.waitForOutput("removed server has no connections left server=127.0.0.1:\(blue.port)"))
         let after = Self.parsedMetrics(healthPort)
@@ -389,7 +391,7 @@ struct HealthIntegrationTests {
         _ = try sandbox.start("nginx-only-again", Sandbox.tool("nginx") ?? "/usr/sbin/nginx", ["-p", sandbox.directory, "-c", sandbox.path("nginx-only.conf")])
         #expect(Sandbox.waitForPort(only.plainPort))
         #expect(curl(sandbox, host: "app.example.com", port: port).output == "only  app.example.com\n")
-        #expect(tailgate.process.output.contains("every server of the upstream is marked down by its checks; trying them anyway upstream=app"))
+        #expect(tailgate.process.output.contains("every server of the upstream is marked down by its checks or skipped after a failed connect (fail_timeout); trying them anyway upstream=app"))
     }
 
     /// The checker sleeps for good while no upstream has checks; a reload that adds some wakes it at once.

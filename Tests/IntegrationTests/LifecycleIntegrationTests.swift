@@ -196,12 +196,21 @@ struct LifecycleIntegrationTests {
     @Test func aReloadThatBlocksHoldsNeitherTheHealthEndpointNorTheStop() throws {
         let sandbox = try Sandbox("reload-blocks")
         defer { sandbox.tearDown() }
-        let (tailgate, _, healthPort) = try TailgateInstance.startWithHealth(in: sandbox)
+        let notify = try NotifySocket(path: sandbox.path("notify.sock"))
+        defer { notify.shutdown() }
+        let (tailgate, _, healthPort) = try TailgateInstance.startWithHealth(
+            in: sandbox, environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000"]
+        )
         try FileManager.default.removeItem(atPath: tailgate.configPath)
         #expect(mkfifo(tailgate.configPath, 0o600) == 0)
         tailgate.process.signal(SIGHUP)
         #expect(tailgate.process.waitForOutput("reloading config="))
-        Thread.sleep(forTimeInterval: 0.5)
+        let reloading = try #require(notify.waitFor(["RELOADING=1"]))
+        Thread.sleep(forTimeInterval: 0.7)
+        // The periodic refresh (every 0.3 s here) still says a reload is under way.
+        let refreshed = notify.messages.dropFirst(reloading.index + 1).map(\.text).filter { $0.contains("STATUS=") }
+        #expect(!refreshed.isEmpty && refreshed.allSatisfy { $0.contains("STATUS=reloading \(tailgate.configPath), still serving generation 1 (") },
+                "\(refreshed)")
         #expect(HealthIntegrationTests.http(healthPort, "/readyz") == ("200", "{\"ready\":true}\n"))
         #expect(HealthIntegrationTests.http(healthPort, "/status").body.contains("\"generation\":1"))
         let signalled = Date()
@@ -209,6 +218,29 @@ struct LifecycleIntegrationTests {
         #expect(tailgate.process.waitForExit(timeout: 10))
         #expect(Date().timeIntervalSince(signalled) < 3, "stopped \(Date().timeIntervalSince(signalled)) s after SIGTERM")
         #expect(tailgate.process.exitStatus == 0)
+    }
+
+    /// SIGHUP is trapped before the file is first read (which may wait on DNS at boot): one that comes then
+    /// is served once the agent is ready instead of ending the process.
+    @Test func aSighupWhileTheFileIsFirstReadIsServedOnceReady() throws {
+        let sandbox = try Sandbox("hup-first-read")
+        defer { sandbox.tearDown() }
+        let path = sandbox.path("tailgate.toml")
+        #expect(mkfifo(path, 0o600) == 0)
+        let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", path])
+        Thread.sleep(forTimeInterval: 0.5)
+        process.signal(SIGHUP)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(process.isRunning, "a SIGHUP while the file was read ended the process: \(process.output)")
+        let writer = try #require(FileHandle(forWritingAtPath: path))
+        writer.write(Data(Self.config(port: Sandbox.freePort(), upstream: 9, drain: "1s").utf8))
+        try writer.close()
+        #expect(process.waitForOutput(" ready "), "\(process.output)")
+        // The reload reads the FIFO again, on the loader thread; the agent still stops at once.
+        #expect(process.waitForOutput("reloading config="), "\(process.output)")
+        process.signal(SIGTERM)
+        #expect(process.waitForExit(timeout: 5))
+        #expect(process.exitStatus == 0)
     }
 
     @Test func aReloadRequestedTheMomentReadyIsSentIsServed() throws {

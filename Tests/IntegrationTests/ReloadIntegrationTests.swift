@@ -202,6 +202,12 @@ struct ReloadIntegrationTests {
         #expect(!tailgate.process.output.contains("drain_timeout reached"))
         held.send("still here")
         #expect(Poll.until(timeout: 5) { String(decoding: upstream.received, as: UTF8.self).hasSuffix("still here") })
+        // Said once, not on every reload; removed once more, its connections drain again.
+        #expect(try tailgate.reload(config(port)))
+        #expect(tailgate.process.output.components(separatedBy: "bind configured again").count == 2)
+        #expect(try tailgate.reload(config(other)))
+        #expect(tailgate.process.output.contains("bind removed again; its connections from before may finish within drain_timeout bind=127.0.0.1:\(port) connections=1"))
+        #expect(held.waitForClose(timeout: 5), "drain_timeout (1s) no longer applied to the connection")
     }
 
     /// Under `enabled = false` the ports tailgate would restrict are said at start and when they change, not

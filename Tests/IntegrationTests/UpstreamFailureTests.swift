@@ -58,10 +58,44 @@ struct UpstreamFailureTests {
         let skipping = tailgate.process.output.split(separator: "\n").filter { $0.contains("new connections skip it for fail_timeout") }
         #expect(skipping.count == 2 && skipping.allSatisfy { $0.contains("server=127.0.0.1:\(hole.port)") && $0.contains("fail_timeout_ms=2000") },
                 "\(skipping)")
+        // Both relay engines word the failure alike.
+        #expect(skipping.allSatisfy { $0.contains("error=\"connect timed out after 500 ms\"") }, "\(skipping)")
         let metrics = HealthIntegrationTests.parsedMetrics(healthPort).samples
         #expect(metrics["tailgate_upstream_connect_failures_total{server=\"127.0.0.1:\(hole.port)\",upstream=\"app\"}"] == 2)
         #expect(metrics["tailgate_upstream_connect_failures_total{server=\"127.0.0.1:\(good.plainPort)\",upstream=\"app\"}"] == 0)
         #expect(Poll.until(timeout: 5) { hole.pendingConnects == 0 }, "a connect to the black hole outlived connect_timeout")
+    }
+
+    /// A reload that turns fail_timeout off ends the skipping at once.
+    @Test func aReloadThatTurnsFailTimeoutOffEndsTheSkipping() throws {
+        let sandbox = try Sandbox("fail-timeout-off")
+        defer { sandbox.tearDown() }
+        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        let good = try NginxUpstream.start("good", in: sandbox)
+        let (port, healthPort) = (Sandbox.freePort(), Sandbox.freePort())
+        func config(_ failTimeout: String) -> String {
+            """
+            [health]
+            listen = "127.0.0.1:\(healthPort)"
+            [listeners.public]
+            bind = ["127.0.0.1:\(port)"]
+            default = "app"
+            [upstreams.app]
+            servers = ["127.0.0.1:9", "127.0.0.1:\(good.plainPort)"]
+            fail_timeout = "\(failTimeout)"
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config("1h"), in: sandbox)
+        func state(of server: String) -> String? {
+            let table = runCommand(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(healthPort)"]).output
+            let row = table.split(separator: "\n").first { $0.hasPrefix("app ") && $0.contains(" \(server) ") }
+            return row?.split(separator: " ").dropFirst(2).first.map(String.init)
+        }
+        for _ in 0..<2 { #expect(curl(sandbox, host: "app.example.com", port: port).output == "good  app.example.com\n") }
+        #expect(tailgate.process.output.contains("error=\"connect: Connection refused (errno 111)\""), "\(tailgate.process.output)")
+        #expect(state(of: "127.0.0.1:9") == "skipped")
+        #expect(try tailgate.reload(config("0s")))
+        #expect(state(of: "127.0.0.1:9") == "unchecked")
     }
 
     @Test(arguments: RelayMode.allCases)
