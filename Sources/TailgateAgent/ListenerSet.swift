@@ -164,9 +164,11 @@ actor ListenerSet: ReloadStep {
                 "bind": .string(address.endpointDescription), "connections": .stringConvertible(socket.openConnections),
             ])
             let key = ObjectIdentifier(socket)
+            // Set here, not in the task: a reprieve by the next reload must not be undone by a late start.
+            socket.drainAgain(until: deadline)
             draining[key] = socket
             Task {
-                let closed = await socket.drain(until: deadline)
+                let closed = await socket.drain()
                 self.finishedDraining(key, closed: closed, address: address)
             }
         }

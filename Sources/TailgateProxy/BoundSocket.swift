@@ -130,12 +130,11 @@ public final class BoundSocket: Sendable {
     /// Connections accepted on this socket that are still open.
     public var openConnections: Int { connections.count }
 
-    /// Waits until the connections accepted here have finished, or `deadline`; then closes what is left.
-    /// Returns how many had to be closed.
-    /// A reprieve (the bind is configured again) lifts the deadline until `drainAgain` sets a new one.
+    /// Waits until the connections accepted here have finished, or the deadline `drainAgain(until:)` set;
+    /// then closes what is left. Returns how many had to be closed. A reprieve (the bind is configured
+    /// again) lifts the deadline until `drainAgain` sets a new one.
     @discardableResult
-    public func drain(until deadline: ContinuousClock.Instant) async -> Int {
-        drainDeadline.withLockedValue { $0 = deadline }
+    public func drain() async -> Int {
         while connections.count > 0, drainDeadline.withLockedValue({ $0.map { ContinuousClock.now < $0 } ?? true }) {
             try? await Task.sleep(for: .milliseconds(50))
         }
@@ -149,7 +148,7 @@ public final class BoundSocket: Sendable {
         drainDeadline.withLockedValue { $0 = nil }
     }
 
-    /// Gives a reprieved socket a drain deadline again (its address was removed once more).
+    /// Sets the drain deadline: when the socket is removed, and when a reprieved one is removed once more.
     public func drainAgain(until deadline: ContinuousClock.Instant) {
         drainDeadline.withLockedValue { $0 = deadline }
     }
