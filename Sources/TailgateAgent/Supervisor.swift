@@ -117,6 +117,7 @@ actor Supervisor {
 
     /// Applies the first configuration; throws when a listener cannot be bound.
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
+        for warning in configuration.warnings { logger.warning("\(warning)") }
         applyConnectionLimit(configuration)
         splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
         let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
@@ -187,6 +188,7 @@ actor Supervisor {
             let (configuration, bytes, plan) = try await Self.load(
                 configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics, splice: splice, on: loader
             ).get()
+            for warning in configuration.warnings { logger.warning("reload: \(warning)") }
             guard !stopping else {
                 logger.info("reload abandoned: the agent is stopping")
                 return ReloadReport(succeeded: false, generation: previous.number, errors: ["stopping"], duration: ContinuousClock.now - started)

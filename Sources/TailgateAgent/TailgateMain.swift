@@ -9,17 +9,18 @@ import UnixSignals
 
 /// Entry points used by the `tailgate` executable.
 public enum TailgateMain {
-    /// `tailgate check`: loads and validates; returns the error text, or nil when the file is good.
-    public static func check(configPath: String) -> String? {
+    /// `tailgate check`: loads and validates; returns the error text (nil when the file is good) and the
+    /// warnings of a good file.
+    public static func check(configPath: String) -> (errors: String?, warnings: [String]) {
         do {
             let (configuration, _) = try ConfigurationFile.load(path: configPath)
             _ = try ProxyPlan.make(
                 configuration, file: configPath, generation: 0, usage: ServerUsage(logger: Logger(label: "check")),
                 metrics: ProxyMetrics(registry: .init(), createsSeriesAhead: false)
             )
-            return nil
+            return (nil, configuration.warnings.map(\.description))
         } catch {
-            return error.description
+            return (error.description, [])
         }
     }
 

@@ -18,6 +18,13 @@ extension ConfigurationLoader {
             // Relative to the working directory, which is / under systemd: say so rather than guess.
             errors.add("\"\(caFile.value)\" is not an absolute path", at: caFile.position, path: reader.keyPath("check_ca"))
         }
+        if check.kind != .tls {
+            for key in ["check_sni", "check_ca"] {
+                if let value = reader.table[key] {
+                    errors.warn("has no effect unless check = \"tls\"", at: value.position, path: reader.keyPath(key))
+                }
+            }
+        }
         check.rise = reader.integer("rise", in: 1...100)?.value ?? check.rise
         check.fall = reader.integer("fall", in: 1...100)?.value ?? check.fall
         return check

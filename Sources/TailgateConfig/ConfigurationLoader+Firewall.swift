@@ -34,6 +34,13 @@ extension ConfigurationLoader {
             errors.add("'tailnet_interfaces' is empty: tailnet sources would never be allowed; name the tailnet interface (e.g. \"tailscale0\")",
                        at: reader.table["tailnet_interfaces"]?.position ?? table.position, path: "firewall.tailnet_interfaces")
         }
+        if firewall.enabled, firewall.tcpPorts.isEmpty, firewall.udpPorts.isEmpty {
+            errors.warn("restricts no port: list tcp_ports or udp_ports (the empty table is still installed, which needs CAP_NET_ADMIN)",
+                        at: table.position, path: "firewall")
+        }
+        if firewall.enabled, firewall.allow.isEmpty, let allow = reader.table["allow"], firewall.tcpPorts.count + firewall.udpPorts.count > 0 {
+            errors.warn("no tailnet source is allowed: only trusted_interfaces reach the restricted ports", at: allow.position, path: "firewall.allow")
+        }
         return firewall
     }
 

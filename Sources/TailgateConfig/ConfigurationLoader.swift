@@ -18,8 +18,9 @@ public enum ConfigurationLoader {
             throw ConfigurationErrors([ConfigurationError(file: file, position: error.position, keyPath: "", message: error.message)])
         }
         let errors = ErrorCollector(file: file)
-        let configuration = read(document, errors: errors)
+        var configuration = read(document, errors: errors)
         if !errors.errors.isEmpty { throw ConfigurationErrors(errors.errors) }
+        configuration.warnings = ConfigurationErrors(errors.warnings).errors
         return configuration
     }
 
@@ -188,6 +189,9 @@ public enum ConfigurationLoader {
                     continue
                 }
                 seen[pattern] = entry.keyPosition
+                if case .exact(let name) = pattern, name.split(separator: ".").allSatisfy({ $0.allSatisfy(\.isNumber) }) {
+                    errors.warn("clients never send an IP address as SNI (RFC 6066), so this route never matches", at: entry.keyPosition, path: path)
+                }
                 guard let target = entry.value.string else {
                     // ops.example.com = "u" is TOML for three nested tables: say how to write the name.
                     let hint = dottedName(entry.key, entry.value).map { "; quote a hostname key: \"\($0.name)\" = \"\($0.upstream)\"" } ?? ""

@@ -1,9 +1,14 @@
 import TailgateTOML
 
-/// Collects configuration errors for one file.
+/// Collects configuration errors, and warnings (valid but probably not meant), for one file.
 final class ErrorCollector {
     let file: String
     private(set) var errors: [ConfigurationError] = []
+    private(set) var warnings: [ConfigurationError] = []
+
+    func warn(_ message: String, at position: SourcePosition, path: String) {
+        warnings.append(ConfigurationError(file: file, position: position, keyPath: path, message: "warning: " + message))
+    }
 
     init(file: String) {
         self.file = file

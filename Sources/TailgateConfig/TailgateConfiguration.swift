@@ -21,6 +21,9 @@ public struct TailgateConfiguration: Sendable {
     public var firewall: FirewallConfiguration?
     /// The `[health]` table; nil when absent (no HTTP endpoint).
     public var health: HealthConfiguration?
+    /// What the file says that is valid but probably not meant, in file order; `check` prints these and the
+    /// agent logs them, without refusing the file.
+    public var warnings: [ConfigurationError] = []
 }
 
 /// How bytes move between client and server once a connection is routed.

@@ -36,12 +36,14 @@ struct Check: ParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() throws {
-        if let errors = TailgateMain.check(configPath: options.config) {
-            var standardError = StandardError()
+        let (errors, warnings) = TailgateMain.check(configPath: options.config)
+        var standardError = StandardError()
+        if let errors {
             print(errors, to: &standardError)
             throw ExitCode(1)
         }
-        print("\(options.config): configuration is valid")
+        for warning in warnings { print(warning, to: &standardError) }
+        print("\(options.config): configuration is valid" + (warnings.isEmpty ? "" : " (\(warnings.count) warnings)"))
     }
 }
 

@@ -7,7 +7,29 @@ struct CommandLineTests {
         for name in ["tailgate.toml", "default.toml"] {
             let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", "\(Sandbox.repositoryRoot)/conf/\(name)"])
             #expect(result.status == 0, "\(name): \(result.output)")
+            #expect(!result.output.contains("warning"), "\(name): \(result.output)")
         }
+    }
+
+    /// Valid but probably not meant: `check` says so and passes; `run` logs it.
+    @Test func warningsAreShownAndDoNotRefuseTheFile() throws {
+        let sandbox = try Sandbox("check-warnings")
+        defer { sandbox.tearDown() }
+        try sandbox.write("warn.toml", """
+            [listeners.a]
+            bind = ["127.0.0.1:\(Sandbox.freePort())"]
+            default = "u"
+            [upstreams.u]
+            servers = ["127.0.0.1:9"]
+            check_ca = "/etc/ssl/certs/ca-certificates.crt"
+            """)
+        let check = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("warn.toml")])
+        #expect(check.status == 0)
+        #expect(check.output.contains(":6:12: upstreams.u.check_ca: warning: has no effect unless check = \"tls\""), "\(check.output)")
+        #expect(check.output.contains("configuration is valid (1 warnings)"))
+        let tailgate = try TailgateInstance.start(config: try String(contentsOfFile: sandbox.path("warn.toml"), encoding: .utf8), in: sandbox)
+        #expect(tailgate.process.output.contains("warning \(tailgate.configPath):6:12: upstreams.u.check_ca: warning: has no effect"),
+                "\(tailgate.process.output)")
     }
 
     @Test func checkListsEveryErrorWithFileLineAndColumn() throws {

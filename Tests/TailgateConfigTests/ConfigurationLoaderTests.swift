@@ -378,3 +378,34 @@ private func errors(_ text: String) -> [String] {
         "t.toml:6:16: upstreams.u.fail_timeout: expected a duration string like \"5s\" or \"250ms\", found integer (write \"10s\" for seconds)",
     ])
 }
+
+@Test func whatIsValidButProbablyNotMeantIsAWarning() throws {
+    let config = try ConfigurationLoader.load(text: """
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        default = "u"
+        [listeners.a.routes]
+        "10.0.0.1" = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        check = "tcp"
+        check_sni = "x.example.com"
+        [firewall]
+        allow = []
+        tcp_ports = [5432]
+        [upstreams.v]
+        servers = ["127.0.0.1:3"]
+        check = "tls"
+        check_sni = "v.example.com"
+        """, file: "t.toml")
+    #expect(config.warnings.map(\.description) == [
+        "t.toml:5:1: listeners.a.routes.\"10.0.0.1\": warning: clients never send an IP address as SNI (RFC 6066), so this route never matches",
+        "t.toml:9:13: upstreams.u.check_sni: warning: has no effect unless check = \"tls\"",
+        "t.toml:11:9: firewall.allow: warning: no tailnet source is allowed: only trusted_interfaces reach the restricted ports",
+    ])
+    let empty = try ConfigurationLoader.load(text: "[firewall]\n", file: "t.toml")
+    #expect(empty.warnings.map(\.description) == [
+        "t.toml:1:1: firewall: warning: restricts no port: list tcp_ports or udp_ports (the empty table is still installed, which needs CAP_NET_ADMIN)",
+    ])
+    #expect(try ConfigurationLoader.load(text: cloudConfig, file: "t.toml").warnings.isEmpty)
+}
