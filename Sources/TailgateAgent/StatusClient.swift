@@ -14,13 +14,18 @@ public enum StatusClient {
     /// The endpoint's base URL from a configuration's `[health] listen` (its first address; a wildcard is
     /// asked on loopback).
     public static func base(configPath: String) throws(Failure) -> String {
-        let configuration: TailgateConfiguration
+        let found: SocketAddress?
         do {
-            configuration = try ConfigurationFile.load(path: configPath).0
+            found = try ConfigurationFile.load(path: configPath).0.health?.listen.first?.value
         } catch {
-            throw Failure(description: error.errors.map(\.description).joined(separator: "\n"))
+            // A file with errors elsewhere (being edited while the agent serves the last good one) still
+            // says where the endpoint is.
+            guard let bytes = try? ConfigurationFile.readAll(configPath), let address = ConfigurationLoader.healthAddress(bytes: bytes) else {
+                throw Failure(description: error.errors.map(\.description).joined(separator: "\n"))
+            }
+            found = address
         }
-        guard let address = configuration.health?.listen.first?.value, let port = address.port, let ip = address.ipAddress else {
+        guard let address = found, let port = address.port, let ip = address.ipAddress else {
             throw Failure(description: "\(configPath) has no [health] listen; tailgate status asks the health endpoint")
         }
         switch ip {

@@ -24,6 +24,17 @@ public enum ConfigurationLoader {
         return configuration
     }
 
+    /// The first `[health] listen` address of a file that may have errors elsewhere (`tailgate status` needs
+    /// only that, also while the file is being edited); nil when it has none or the file is not TOML.
+    public static func healthAddress(bytes: [UInt8]) -> SocketAddress? {
+        guard let document = try? TOMLParser.parse(bytes: bytes), let listen = document["health"]?.table?["listen"] else { return nil }
+        let scratch = ErrorCollector(file: "")
+        guard let first = listen.array?.first ?? (listen.array == nil ? listen : nil),
+              let endpoint = parseEndpoint(first, path: "health.listen", errors: scratch, allowHostname: false),
+              case .address(let address) = endpoint.value else { return nil }
+        return address
+    }
+
     /// Convenience for tests and `check`.
     public static func load(text: String, file: String) throws(ConfigurationErrors) -> TailgateConfiguration {
         try load(bytes: Array(text.utf8), file: file)

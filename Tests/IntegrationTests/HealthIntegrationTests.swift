@@ -107,6 +107,13 @@ struct HealthIntegrationTests {
         // The address alone, or the configuration's [health] listen, say the same.
         #expect(runCommand(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(healthPort)"]).output == text.output)
         #expect(runCommand(Sandbox.tailgateBinary, ["status", "--config", tailgate.configPath]).output == text.output)
+        // A file being edited, with an error elsewhere, still says where the endpoint is.
+        try sandbox.write("editing.toml", try String(contentsOfFile: tailgate.configPath, encoding: .utf8) + "\nbogus = 1\n")
+        #expect(runCommand(Sandbox.tailgateBinary, ["status", "--config", sandbox.path("editing.toml")]).output == text.output)
+        try sandbox.write("nohealth.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\nbogus = 1\n")
+        let refused = runCommand(Sandbox.tailgateBinary, ["status", "--config", sandbox.path("nohealth.toml")])
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("unknown key 'bogus'"), "\(refused.output)")
     }
 
     /// Gauges of what a reload removed (a listener, a server, an upstream's check state) leave /metrics once
