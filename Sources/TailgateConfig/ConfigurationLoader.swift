@@ -200,7 +200,7 @@ public enum ConfigurationLoader {
                     continue
                 }
                 seen[pattern] = entry.keyPosition
-                if case .exact(let name) = pattern, name.split(separator: ".").allSatisfy({ $0.allSatisfy(\.isNumber) }) {
+                if case .exact(let name) = pattern, IPAddress(name) != nil {
                     errors.warn("clients never send an IP address as SNI (RFC 6066), so this route never matches", at: entry.keyPosition, path: path)
                 }
                 guard let target = entry.value.string else {

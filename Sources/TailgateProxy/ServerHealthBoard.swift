@@ -31,9 +31,12 @@ public final class ServerHealthBoard: Sendable {
     }
 
     public func isDown(upstream: String, server: SocketAddress) -> Bool {
+        // The usual state, nothing down or skipped, costs two atomic loads per server and no key.
+        let checked = downCount.load(ordering: .acquiring) > 0, skipping = failingCount.load(ordering: .acquiring) > 0
+        guard checked || skipping else { return false }
         let key = Key(upstream: upstream, server: server)
-        if downCount.load(ordering: .acquiring) > 0, down.withLockedValue({ $0.contains(key) }) { return true }
-        guard failingCount.load(ordering: .acquiring) > 0 else { return false }
+        if checked, down.withLockedValue({ $0.contains(key) }) { return true }
+        guard skipping else { return false }
         return failing.withLockedValue { failing in
             guard let until = failing[key] else { return false }
             if NIODeadline.now() < until { return true }
