@@ -13,19 +13,17 @@ public enum StatusClient {
 
     /// The endpoint's base URL from a configuration's `[health] listen` (its first address; a wildcard is
     /// asked on loopback).
+    ///
+    /// Only that key is read, so a file with errors elsewhere (being edited while the agent serves the last
+    /// good one) still says where the endpoint is; without it, the file's errors say why.
     public static func base(configPath: String) throws(Failure) -> String {
-        let found: SocketAddress?
-        do {
-            found = try ConfigurationFile.load(path: configPath).0.health?.listen.first?.value
-        } catch {
-            // A file with errors elsewhere (being edited while the agent serves the last good one) still
-            // says where the endpoint is.
-            guard let bytes = try? ConfigurationFile.readAll(configPath), let address = ConfigurationLoader.healthAddress(bytes: bytes) else {
-                throw Failure(description: error.errors.map(\.description).joined(separator: "\n"))
+        guard let bytes = try? ConfigurationFile.readAll(configPath), let address = ConfigurationLoader.healthAddress(bytes: bytes),
+              let port = address.port, let ip = address.ipAddress else {
+            do {
+                _ = try ConfigurationFile.load(path: configPath)
+            } catch {
+                throw Failure(description: error.description)
             }
-            found = address
-        }
-        guard let address = found, let port = address.port, let ip = address.ipAddress else {
             throw Failure(description: "\(configPath) has no [health] listen; tailgate status asks the health endpoint")
         }
         switch ip {

@@ -77,21 +77,31 @@ struct TailgateInstance {
         return TailgateInstance(process: process, configPath: configPath)
     }
 
-    /// Starts with a health endpoint and one listener whose default upstream has `servers` (by default a
-    /// port nothing listens on); returns once the endpoint accepts, with the listener's and its port.
+    /// A health endpoint on `healthPort` and listener `public` on `port` whose default is upstream `upstream`
+    /// with `servers` and the lines `settings`; `global` goes first (a [global] table).
+    static func healthConfig(
+        port: Int, healthPort: Int, upstream: String = "u", servers: [String] = ["127.0.0.1:9"], settings: String = "", global: String = ""
+    ) -> String {
+        """
+        \(global)
+        [health]
+        listen = "127.0.0.1:\(healthPort)"
+        [listeners.public]
+        bind = ["127.0.0.1:\(port)"]
+        default = "\(upstream)"
+        [upstreams.\(upstream)]
+        servers = [\(servers.map { "\"\($0)\"" }.joined(separator: ", "))]
+        \(settings)
+        """
+    }
+
+    /// Starts on `healthConfig` with `servers` (by default a port nothing listens on); returns once the
+    /// endpoint accepts, with the listener's and its port.
     static func startWithHealth(
         servers: [String] = ["127.0.0.1:9"], in sandbox: Sandbox, environment: [String: String]? = nil
     ) throws -> (tailgate: TailgateInstance, port: Int, healthPort: Int) {
         let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
-        let tailgate = try start(config: """
-            [health]
-            listen = "127.0.0.1:\(healthPort)"
-            [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
-            default = "u"
-            [upstreams.u]
-            servers = [\(servers.map { "\"\($0)\"" }.joined(separator: ", "))]
-            """, in: sandbox, environment: environment)
+        let tailgate = try start(config: healthConfig(port: port, healthPort: healthPort, servers: servers), in: sandbox, environment: environment)
         guard Sandbox.waitForPort(healthPort) else { throw SandboxError.timeout("health endpoint: \(tailgate.process.output)") }
         return (tailgate, port, healthPort)
     }

@@ -153,23 +153,6 @@ struct ReloadIntegrationTests {
             #expect(curl(sandbox, host: "ops.example.com", port: port).output == "ops  ops.example.com\n")
         }
         #expect(!held.isClosedByPeer, "a connection accepted before both reloads was cut")
-        // A second agent (which binds without SO_REUSEPORT) is still refused the port.
-        #expect(!Self.binds(port), "another socket could bind the listener's port")
-    }
-
-    /// Whether a plain socket (SO_REUSEADDR, as tailgate's own) can bind 127.0.0.1:port.
-    static func binds(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
     }
 
     /// A bind removed by one reload and configured again by the next, within drain_timeout, keeps the

@@ -19,17 +19,10 @@ struct UpstreamFailureTests {
         let good = try NginxUpstream.start("good", in: sandbox)
         let hole = try BlackHoleListener()
         let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
-        let tailgate = try TailgateInstance.start(relay: relay, config: """
-            [health]
-            listen = "127.0.0.1:\(healthPort)"
-            [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
-            default = "app"
-            [upstreams.app]
-            servers = ["127.0.0.1:\(hole.port)", "127.0.0.1:\(good.plainPort)"]
-            connect_timeout = "500ms"
-            fail_timeout = "2s"
-            """, in: sandbox)
+        let tailgate = try TailgateInstance.start(relay: relay, config: TailgateInstance.healthConfig(
+            port: port, healthPort: healthPort, upstream: "app", servers: ["127.0.0.1:\(hole.port)", "127.0.0.1:\(good.plainPort)"],
+            settings: "connect_timeout = \"500ms\"\nfail_timeout = \"2s\""
+        ), in: sandbox)
         var durations: [Double] = []
         func request() {
             let start = Date()
@@ -74,16 +67,8 @@ struct UpstreamFailureTests {
         let good = try NginxUpstream.start("good", in: sandbox)
         let (port, healthPort) = (Sandbox.freePort(), Sandbox.freePort())
         func config(_ failTimeout: String) -> String {
-            """
-            [health]
-            listen = "127.0.0.1:\(healthPort)"
-            [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
-            default = "app"
-            [upstreams.app]
-            servers = ["127.0.0.1:9", "127.0.0.1:\(good.plainPort)"]
-            fail_timeout = "\(failTimeout)"
-            """
+            TailgateInstance.healthConfig(port: port, healthPort: healthPort, upstream: "app", servers: ["127.0.0.1:9", "127.0.0.1:\(good.plainPort)"],
+                                          settings: "fail_timeout = \"\(failTimeout)\"")
         }
         let tailgate = try TailgateInstance.start(config: config("1h"), in: sandbox)
         func state(of server: String) -> String? {
