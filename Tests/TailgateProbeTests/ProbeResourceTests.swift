@@ -34,16 +34,17 @@ import TailgateProbe
             }
         }
         runAll(rounds: 5)
+        let ports = Set([app.port, closed.port].compactMap { $0 })
         // Two equal batches: a leak grows memory in both, while other tests running alongside
         // rarely disturb both; the smaller growth counts.
         var residentGrowth: [Int] = []
         var descriptorGrowth: [Int] = []
         for _ in 0..<2 {
             let residentBefore = try Self.residentBytes()
-            let descriptorsBefore = try Self.openDescriptors()
+            let descriptorsBefore = try Self.checkDescriptors(ports: ports, under: bed.path(""))
             DispatchQueue.concurrentPerform(iterations: 4) { _ in runAll(rounds: 20) }
             residentGrowth.append(try Self.residentBytes() - residentBefore)
-            descriptorGrowth.append(try Self.openDescriptors() - descriptorsBefore)
+            descriptorGrowth.append(try Self.checkDescriptors(ports: ports, under: bed.path("")) - descriptorsBefore)
         }
 
         let mismatches = unexpected.withLock { $0 }
@@ -61,7 +62,45 @@ import TailgateProbe
         return pages * sysconf(Int32(_SC_PAGESIZE))
     }
 
-    private static func openDescriptors() throws -> Int {
-        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+    /// The whole of a /proc file. Foundation's String(contentsOfFile:) stops after the first
+    /// read, one page, and /proc/net/tcp is longer than that while other tests run.
+    private static func readWhole(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TestFailure("cannot open \(path)") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            bytes += chunk[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// This process's descriptors that a check could have left open: TCP sockets whose peer is
+    /// one of `ports` and files under `directory`. Other tests share the process and open
+    /// thousands of descriptors of their own (the silent-connections test holds 2,000), so a
+    /// count of /proc/self/fd measures them too.
+    private static func checkDescriptors(ports: Set<Int>, under directory: String) throws -> Int {
+        var inodes: Set<String> = []
+        for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+            let text = try Self.readWhole(table)
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, let colon = fields[2].lastIndex(of: ":"),
+                      let port = Int(fields[2][fields[2].index(after: colon)...], radix: 16),
+                      ports.contains(port) else { continue }
+                inodes.insert(String(fields[9]))
+            }
+        }
+        var count = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)")
+            else { continue }
+            if target.hasPrefix(directory) { count += 1 }
+            if target.hasPrefix("socket:["), inodes.contains(String(target.dropFirst(8).dropLast())) { count += 1 }
+        }
+        return count
     }
 }
