@@ -108,7 +108,7 @@ struct ClientResetTests {
         #expect(Poll.until(timeout: 8) { hole.pendingConnects == 0 })
         let cpu = cpuSeconds(pid) - cpuBefore
         #expect(HostileSetup.endedByClient(line), "\(line ?? "no line")")
-        #expect(loggedAfter < 1, "logged \(loggedAfter) s after the reset")
+        #expect(loggedAfter < 2.5, "logged \(loggedAfter) s after the reset (connect_timeout is 3 s)")
         #expect(cpu < 0.5, "tailgate used \(cpu) s of CPU in the \(Date().timeIntervalSince(resetAt)) s after the reset")
 
         #expect(HostileSetup.serves(sandbox, port))

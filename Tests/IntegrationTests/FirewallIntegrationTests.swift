@@ -164,8 +164,8 @@ struct FirewallIntegrationTests {
         #expect(published.exitStatus == 0, "an established connection to the published port broke")
 
         // Someone flushes the whole ruleset: the agent notices and restores its table within check_interval.
+        // (Whether the table was gone in between is not asked: a check may land just after the flush.)
         _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "ruleset"])
-        #expect(lab.listTailgateTable().isEmpty)
         #expect(Poll.until(timeout: 5) { !lab.listTailgateTable().isEmpty })
         #expect(tailgate.process.waitForOutput("firewall repaired"))
         #expect(!lab.reaches(from: lab.outsider, L.hostOutside4, 5432))
@@ -246,8 +246,12 @@ struct FirewallIntegrationTests {
         let missing = try DashboardMetrics.referenced().filter { $0.hasPrefix("tailgate_firewall_") && !exposed.contains($0) }
         #expect(missing.isEmpty, "the dashboard or alerts use firewall metrics /metrics does not have: \(missing.sorted())")
 
-        _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "ruleset"])
-        let outOfStep = readyz()
+        // A periodic check may repair the table between the flush and the request: up to three tries.
+        var outOfStep = ""
+        for _ in 0..<3 where !outOfStep.hasSuffix(" 503") {
+            _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "ruleset"])
+            outOfStep = readyz()
+        }
         #expect(outOfStep.hasSuffix(" 503"), "\(outOfStep)")
         #expect(outOfStep.contains("firewall out of step"))
         // Within check_interval the agent repairs the table and is ready again.

@@ -45,6 +45,9 @@ struct HostileClientTests {
         #expect(servedDuring, "a TLS connection failed during the flood")
 
         // Each client sees its connection end (EOF or reset) at the timeout: not before, and not long after.
+        // (How long after is known only from when this loop starts watching: on a slow machine the flood
+        // itself can take longer than the timeout.)
+        let watchedFrom = Date()
         var closedAfter = [Double?](repeating: nil, count: count)
         var bytesReceived = 0
         var waiting = Array(0..<count)
@@ -68,7 +71,10 @@ struct HostileClientTests {
         #expect(waiting.isEmpty, "\(waiting.count) of \(count) silent connections were still open 10 s after the flood")
         let closed = closedAfter.compactMap { $0 }
         #expect((closed.min() ?? 0) >= 0.9, "a silent connection was closed after \(closed.min() ?? 0) s, before client_hello_timeout")
-        #expect((closed.max() ?? .infinity) <= 4.0, "a silent connection was closed only after \(closed.max() ?? 0) s")
+        let late = (0..<count).filter { index in
+            closedAfter[index].map { $0 > max(4.0, watchedFrom.timeIntervalSince(opened[index]) + 1.0) } ?? false
+        }
+        #expect(late.isEmpty, "\(late.count) silent connections were closed late, one after \(late.first.flatMap { closedAfter[$0] } ?? 0) s")
         #expect(bytesReceived == 0)
         for client in clients { client.close() }
 
@@ -153,7 +159,7 @@ struct HostileClientTests {
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5), "\(reason)")
             let elapsed = Date().timeIntervalSince(start)
-            #expect(elapsed < 1, "\(reason): closed after \(elapsed) s")
+            #expect(elapsed < 3, "\(reason): closed after \(elapsed) s")
             #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=\(reason)"]) != nil)
         }
 
@@ -196,7 +202,7 @@ struct HostileClientTests {
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5), "\(source)")
             let elapsed = Date().timeIntervalSince(start)
-            #expect(elapsed < 1, "\(source): closed after \(elapsed) s")
+            #expect(elapsed < 3, "\(source): closed after \(elapsed) s")
             #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=\(reason)"]) != nil,
                     "\(source): \(tailgate.connectionLines(client: source))")
         }
@@ -229,7 +235,7 @@ struct HostileClientTests {
             let start = Date()
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5))
-            #expect(Date().timeIntervalSince(start) < 1)
+            #expect(Date().timeIntervalSince(start) < 3)
             #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=not_tls"]) != nil)
         }
         #expect(!tailgate.process.output.contains("203.0.113."))
@@ -268,7 +274,7 @@ struct HostileClientTests {
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5), "\(reason)")
             let elapsed = Date().timeIntervalSince(start)
-            #expect(elapsed < 1, "\(reason): closed after \(elapsed) s")
+            #expect(elapsed < 1.5, "\(reason): closed after \(elapsed) s")
             #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_proxy_header", "reason=\(reason)"]) != nil)
         }
 

@@ -140,10 +140,12 @@ struct LifecycleIntegrationTests {
         try sandbox.write("tailgate.toml", good + "\nbogus = 1\n")
         process.signal(SIGHUP)
         #expect(process.waitForOutput("reload failed;"))
-        // Refreshed every 0.3 s here: two refreshes after the refusal still say so.
-        #expect(Poll.until(timeout: 5) { statuses(after: ready.index).filter { $0.hasPrefix("STATUS=generation") }.isEmpty
-            && statuses(after: ready.index).filter { $0.hasPrefix("STATUS=reload failed (1 errors), still serving generation 1 (") }.count >= 3 },
-            "\(statuses(after: ready.index))")
+        // Refreshed every 0.3 s here: two refreshes after the refusal still say so. (A refresh between READY
+        // and the SIGHUP rightly says "generation 1": only what follows the refusal counts.)
+        let refused = try #require(notify.waitFor(["STATUS="], from: ready.index + 1) { $0.contains("STATUS=reload failed") })
+        #expect(Poll.until(timeout: 5) { statuses(after: refused.index - 1).filter { $0.hasPrefix("STATUS=generation") }.isEmpty
+            && statuses(after: refused.index - 1).filter { $0.hasPrefix("STATUS=reload failed (1 errors), still serving generation 1 (") }.count >= 3 },
+            "\(statuses(after: refused.index - 1))")
         try sandbox.write("tailgate.toml", good)
         process.signal(SIGHUP)
         let applied = try #require(notify.waitFor(["READY=1", "STATUS="], from: ready.index + 1) { $0.contains("generation 2") })
@@ -152,7 +154,7 @@ struct LifecycleIntegrationTests {
         // A client that sends nothing holds the drain (its ClientHello timeout is 5 s, the drain 3 s).
         let client = try RawClient(host: "127.0.0.1", port: port)
         defer { client.close() }
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(notify.waitFor(["STATUS="], from: applied.index) { $0.contains(", 1 connections") } != nil, "never accepted")
         process.signal(SIGTERM)
         let stopping = try #require(notify.waitFor(["STOPPING=1"], from: applied.index))
         #expect(Poll.until(timeout: 2) { statuses(after: stopping.index).count >= 2 }, "\(notify.messages.map(\.text)) \(process.output)")
@@ -213,13 +215,19 @@ struct LifecycleIntegrationTests {
         let path = sandbox.path("tailgate.toml")
         #expect(mkfifo(path, 0o600) == 0)
         let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", path])
-        Thread.sleep(forTimeInterval: 0.5)
+        // A non-blocking open for writing succeeds once the agent has opened the FIFO to read it.
+        var descriptor: Int32 = -1
+        #expect(Poll.until(timeout: 10) {
+            descriptor = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            return descriptor >= 0
+        }, "the agent never opened its config file")
         process.signal(SIGHUP)
         Thread.sleep(forTimeInterval: 0.3)
         #expect(process.isRunning, "a SIGHUP while the file was read ended the process: \(process.output)")
-        let writer = try #require(FileHandle(forWritingAtPath: path))
+        _ = fcntl(descriptor, F_SETFL, 0)
+        let writer = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
         writer.write(Data(Self.config(port: Sandbox.freePort(), upstream: 9, drain: "1s").utf8))
-        try writer.close()
+        close(descriptor)
         #expect(process.waitForOutput(" ready "), "\(process.output)")
         // The reload reads the FIFO again, on the loader thread; the agent still stops at once.
         #expect(process.waitForOutput("reloading config="), "\(process.output)")
@@ -250,8 +258,15 @@ struct LifecycleIntegrationTests {
         let sandbox = try Sandbox("idle")
         defer { sandbox.tearDown() }
         let (tailgate, _, _) = try TailgateInstance.startWithHealth(in: sandbox)
-        usleep(500_000)
-        let before = Self.contextSwitches(tailgate.process.pid)
+        // Settled: start-up work (and the probe of the health port) is over once half a second passes
+        // with at most one wake-up.
+        var before = Self.contextSwitches(tailgate.process.pid)
+        _ = Poll.until(timeout: 10) {
+            usleep(500_000)
+            let now = Self.contextSwitches(tailgate.process.pid)
+            defer { before = now }
+            return now - before <= 1
+        }
         usleep(3_000_000)
         let after = Self.contextSwitches(tailgate.process.pid)
         #expect(before > 0)

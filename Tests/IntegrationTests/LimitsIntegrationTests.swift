@@ -28,7 +28,10 @@ import Testing
             """, in: sandbox)
         #expect(tailgate.process.output.contains("max_connections=2"))
         let held = [try RawClient(host: "127.0.0.1", port: first), try RawClient(host: "127.0.0.1", port: first)]
-        usleep(300_000)
+        // Both accepted before the third arrives on the other listener (two accept queues: no order between them).
+        #expect(Poll.until(timeout: 10) {
+            HealthIntegrationTests.parsedMetrics(health).samples["tailgate_connections_active{listener=\"one\"}"] == 2
+        })
         // The other listener is under its own limit, but the process is full.
         let refused = try RawClient(host: "127.0.0.1", port: second)
         #expect(refused.waitForClose(timeout: 3))

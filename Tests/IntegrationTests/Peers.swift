@@ -132,7 +132,10 @@ struct TailgateInstance {
 
     /// Connection-log lines so far.
     var connectionLines: [String] {
-        process.output.split(separator: "\n").map(String.init).filter { $0.contains(" connection ") || $0.contains("\"msg\":\"connection\"") }
+        // Only whole lines: a batch of lines may be read while the agent is still writing it.
+        let output = process.output
+        let whole = output.hasSuffix("\n") ? Substring(output) : output[..<(output.lastIndex(of: "\n") ?? output.startIndex)]
+        return whole.split(separator: "\n").map(String.init).filter { $0.contains(" connection ") || $0.contains("\"msg\":\"connection\"") }
     }
 
     /// Connection-log lines of one client address (tests give each scenario its own 127.0.0.x source).

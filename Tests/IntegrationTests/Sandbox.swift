@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A temporary directory for one test, with helpers to find free ports, make certificates and locate tools.
 final class Sandbox: @unchecked Sendable {
@@ -33,18 +34,35 @@ final class Sandbox: @unchecked Sendable {
         }
     }
 
-    /// A TCP port that was free a moment ago on `host`.
-    static func freePort(host: String = "127.0.0.1") -> Int {
+    /// A TCP port nothing is bound to at the moment, on any address. It is taken below the kernel's range
+    /// for outgoing connections (32768 and up by default), so that no client socket of a test running
+    /// alongside holds it as its source port (a bind to the wildcard would then fail), and it is never
+    /// handed out twice in this process, so that two tests do not share one (a "refused" port of one
+    /// test becoming another's listener).
+    static func freePort() -> Int {
+        handedOut.withLock { used in
+            while true {
+                let port = Int.random(in: 20_000..<32_000)
+                if used.contains(port) || !nothingBound(to: port) { continue }
+                used.insert(port)
+                return port
+            }
+        }
+    }
+
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// Whether a plain bind to 0.0.0.0:`port` succeeds now (no SO_REUSEADDR: any socket on the port stops it).
+    private static func nothingBound(to port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr(host)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = INADDR_ANY
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     /// Waits until something accepts TCP connections on host:port.

@@ -32,17 +32,15 @@ struct UpstreamFailureTests {
         }
         for _ in 0..<4 { request() }
         // The first connection tries the black hole first and waits out connect_timeout; round robin would
-        // send the third there too, but the server is skipped now.
-        #expect((0.5...2.0).contains(durations[0]), "connection 1 took \(durations[0]) s")
-        for index in 1..<4 {
-            #expect(durations[index] < 0.45, "connection \(index + 1) took \(durations[index]) s")
-        }
+        // send the third there too, but the server is skipped now (below: only two connections took 500 ms,
+        // by the agent's own clock; curl's wall time also counts its start, long on a busy machine).
+        #expect(durations[0] >= 0.5, "connection 1 took \(durations[0]) s")
         #expect(runCommand(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(healthPort)"]).output
             .contains("127.0.0.1:\(hole.port)         skipped"))
         // After fail_timeout it is tried again (the fifth connection starts the round at the black hole).
         Thread.sleep(forTimeInterval: 2.1)
         request()
-        #expect((0.5...2.0).contains(durations[4]), "connection 5 took \(durations[4]) s")
+        #expect(durations[4] >= 0.5, "connection 5 took \(durations[4]) s")
         // The last line is written once both sides have closed, a moment after curl returns.
         #expect(Poll.until(timeout: 5) { tailgate.connectionLines.count == 5 })
         let lines = tailgate.connectionLines
@@ -174,19 +172,23 @@ struct UpstreamFailureTests {
             client.send(hello)
             #expect(client.waitForClose(timeout: 5), "\(source)")
             let elapsed = Date().timeIntervalSince(start)
-            #expect((0.45...1.5).contains(elapsed), "\(source): closed after \(elapsed) s")
+            #expect(elapsed >= 0.45, "\(source): closed after \(elapsed) s")
             let line = tailgate.waitForConnectionLine(containing: ["client=\(source):"])
             #expect(line?.contains("upstream=down") == true && line?.contains("outcome=upstream_unavailable reason=\"127.0.0.1:") == true,
                     "\(line ?? "no line")")
+            // One connect_timeout, not two, by the agent's own clock.
+            #expect(line.flatMap { HostileBytes.field("duration_ms", in: $0) }.map { (450..<1_000).contains($0) } == true, "\(line ?? "no line")")
         }
         // Only refusals: closed at once.
         let refused = try RawClient(host: "127.0.0.1", port: refusingPort, source: "127.0.0.74")
         let start = Date()
         refused.send(hello)
         #expect(refused.waitForClose(timeout: 5))
-        #expect(Date().timeIntervalSince(start) < 0.5, "closed after \(Date().timeIntervalSince(start)) s")
+        #expect(Date().timeIntervalSince(start) < 3, "closed after \(Date().timeIntervalSince(start)) s")
         let line = tailgate.waitForConnectionLine(containing: ["client=127.0.0.74:"])
         #expect(line?.contains("outcome=upstream_unavailable") == true && line?.contains("Connection refused") == true, "\(line ?? "no line")")
+        // Nothing waited out connect_timeout (500 ms), by the agent's own clock.
+        #expect(line.flatMap { HostileBytes.field("duration_ms", in: $0) }.map { $0 < 450 } == true, "\(line ?? "no line")")
 
         let metrics = HealthIntegrationTests.parsedMetrics(healthPort).samples
         func failures(_ upstream: String, _ server: Int) -> Double? {

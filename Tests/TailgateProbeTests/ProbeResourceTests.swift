@@ -9,7 +9,7 @@ import TailgateProbe
     @Test func hundredsOfChecksFromSeveralThreadsLeakNeitherMemoryNorDescriptors() throws {
         let bed = try TestBed()
         let app = try bed.startTLSServer(certificate: "app.pem")
-        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: try Loopback.unusedPort())
+        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: try Loopback.refusingPort())
         func tls(_ server: SocketAddress, name: String = "app.example.test", caFile: String? = bed.path("ca.pem")) -> ProbeRequest {
             ProbeRequest(kind: .tls, server: server, timeout: .seconds(10), serverName: name, caFile: caFile)
         }

@@ -20,7 +20,7 @@ import TailgateProbe
     }
 
     @Test func aTCPCheckOfAClosedPortIsRefused() throws {
-        let result = check(try SocketAddress(ipAddress: "127.0.0.1", port: try Loopback.unusedPort()))
+        let result = check(try SocketAddress(ipAddress: "127.0.0.1", port: try Loopback.refusingPort()))
         #expect(result.failure == .refused)
         #expect(result.summary == "connection refused")
     }

@@ -88,7 +88,7 @@ import TailgateProbe
 
     @Test func anUnreadableCAFileFailsTheCheckBeforeConnecting() throws {
         // A closed port: had the probe connected, the failure would be .refused.
-        let port = try Loopback.unusedPort()
+        let port = try Loopback.refusingPort()
         let result = check(try SocketAddress(ipAddress: "127.0.0.1", port: port), caFile: "missing.pem")
         guard case .certificateUntrusted(let reason) = result.failure else {
             Issue.record("expected an untrusted certificate failure, got \(String(describing: result.failure))")
@@ -107,7 +107,7 @@ import TailgateProbe
     }
 
     @Test func aTLSCheckOfAClosedPortIsRefused() throws {
-        let port = try Loopback.unusedPort()
+        let port = try Loopback.refusingPort()
         let result = check(try SocketAddress(ipAddress: "127.0.0.1", port: port))
         #expect(result.failure == .refused)
         #expect(result.summary == "connection refused")
