@@ -33,8 +33,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("TAILGATE_BINARY", os.path.join(ROOT, ".build/release/tailgate"))
 TAILGATE_SPREAD = None  # --tailgate-spread; None leaves tailgate's default
+CANDIDATE = None  # --candidate: a second tailgate binary measured as the row "candidate"
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 ROWS = ("direct", "haproxy", "nginx", "tailgate")
+TAILGATES = ("tailgate", "candidate")   # rows run by a tailgate binary, with the same configuration
 PROXIES = ("haproxy", "nginx", "tailgate")
 HOSTS = {"a": "a.bench.test", "b": "b.bench.test"}
 BULK_SIZE = 1 << 30          # the bulk file: 1 GiB
@@ -67,13 +69,24 @@ def parse_args():
     p.add_argument("--tailgate-spread", choices=("load", "all"), default=env("BENCH_TAILGATE_SPREAD"),
                    help="tailgate's [global] accept_spread (default: tailgate's own default, \"load\"); "
                         "a run with it set is saved as -spread-VALUE, never over a default one")
+    p.add_argument("--candidate", default=env("BENCH_CANDIDATE"), metavar="BINARY",
+                   help="also measure this tailgate binary, same configuration, as the row \"candidate\", "
+                        "paired by round with tailgate (to judge a change; saved as -candidate)")
     p.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs (printed path)")
     args = p.parse_args()
     if args.quick:
         args.rounds, args.duration, args.hold = 1, 3.0, 1000
     args.only = [r.strip() for r in args.only.split(",") if r.strip()]
-    unknown = set(args.only) - set(ROWS)
+    if args.candidate:
+        if not os.access(args.candidate, os.X_OK):
+            p.error(f"--candidate {args.candidate}: not an executable file")
+        args.candidate = os.path.abspath(args.candidate)
+        if "tailgate" not in args.only:
+            p.error("--candidate is paired with the tailgate row: keep tailgate in --only")
+        if "candidate" not in args.only:
+            args.only.append("candidate")
+    unknown = set(args.only) - set(ROWS) - ({"candidate"} if args.candidate else set())
     if unknown:
         p.error(f"unknown rows: {', '.join(sorted(unknown))}")
     args.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -399,11 +412,11 @@ def start_proxy(procs, kind, workdir, backend_ports, nofile):
     os.makedirs(prefix, exist_ok=True)
     port = free_port()
     logfile = os.path.join(prefix, f"{kind}.log")
-    if kind == "tailgate":
+    if kind in TAILGATES:
         conf = os.path.join(prefix, "tailgate.toml")
         with open(conf, "w") as f:
             f.write(tailgate_config(port, backend_ports, TAILGATE_SPREAD))
-        argv = [BINARY, "run", "--config", conf]
+        argv = [CANDIDATE if kind == "candidate" else BINARY, "run", "--config", conf]
     elif kind == "haproxy":
         conf = os.path.join(prefix, "haproxy.cfg")
         with open(conf, "w") as f:
@@ -724,19 +737,28 @@ HIGHER_IS_BETTER = {"conn_per_s", "req_per_s", "mb_per_s"}
 def paired_lines(samples, rows, failures):
     """Each round measures every row back to back, so the ratio within a round cancels most of the machine's
     drift between rounds (on a shared VM, ±15 % from one round to the next): the median of the per-round
-    ratios, and in how many rounds tailgate did better."""
-    others = [o for o in ("haproxy", "nginx") if o in rows and o not in failures]
-    if max((len(v) for v in samples["tailgate"].values()), default=0) < 2 or not others:
+    ratios, and in how many rounds tailgate did better. A candidate binary gets its own table, against
+    tailgate first."""
+    lines = paired_table(samples, "tailgate", [o for o in ("haproxy", "nginx") if o in rows and o not in failures])
+    if "candidate" in rows and "candidate" not in failures:
+        others = [o for o in ("tailgate", "haproxy", "nginx") if o in rows and o not in failures]
+        lines += paired_table(samples, "candidate", others)
+    return lines
+
+
+def paired_table(samples, subject, others):
+    if max((len(v) for v in samples[subject].values()), default=0) < 2 or not others:
         return []
-    lines = ["", "Paired by round (median of the per-round ratios tailgate ÷ other; rounds where tailgate did better):",
-             "", "| | " + " | ".join(f"÷ {o}" for o in others) + " |", "|---" + "|---:" * len(others) + "|"]
+    lines = ["", f"Paired by round (median of the per-round ratios {subject} ÷ other; rounds where {subject} "
+                 "did better):", "", "| | " + " | ".join(f"÷ {o}" for o in others) + " |",
+             "|---" + "|---:" * len(others) + "|"]
     for header, metric, key, _ in COLUMNS:
         cells = []
         for other in others:
             def by_round(row):
                 return {s["round"]: s[key] for s in samples[row][metric]
                         if not s["problems"] and s.get(key) is not None and "round" in s}
-            mine, theirs = by_round("tailgate"), by_round(other)
+            mine, theirs = by_round(subject), by_round(other)
             ratios = [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys()) if theirs[r]]
             if not ratios:
                 cells.append("—")
@@ -781,6 +803,7 @@ def machine_description():
         "curl": command_output(["curl", "--version"]).split(" (")[0],
         "python": platform.python_version(),
         "tailgate": f"{command_output([BINARY, '--version'])} ({BINARY})",
+        **({"candidate": f"{command_output([CANDIDATE, '--version'])} ({CANDIDATE})"} if CANDIDATE else {}),
         "commit": commit + (" (working tree modified)" if dirty else ""),
         "loadavg_start": open("/proc/loadavg").read().split()[:3],
     }
@@ -794,7 +817,7 @@ def log_summary(rows_by_name):
             continue
         with open(row["log"], errors="replace") as f:
             lines = f.read().splitlines()
-        if name == "tailgate":
+        if name in TAILGATES:
             outcomes, other = {}, []
             for line in lines:
                 m = re.search(r" outcome=(\S+)", line)
@@ -804,10 +827,10 @@ def log_summary(rows_by_name):
                     outcomes[key] = outcomes.get(key, 0) + 1
                 elif " info " not in line:
                     other.append(line)
-            notes.append(f"tailgate log: {len(lines):,} lines ({os.path.getsize(row['log']) / 1e6:.1f} MB); "
+            notes.append(f"{name} log: {len(lines):,} lines ({os.path.getsize(row['log']) / 1e6:.1f} MB); "
                          f"connection outcomes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())))
             if other:
-                notes.append(f"tailgate log: {len(other)} lines not at info level, e.g. `{other[0][:300]}`")
+                notes.append(f"{name} log: {len(other)} lines not at info level, e.g. `{other[0][:300]}`")
         elif lines:
             notes.append(f"{name} log: {len(lines)} lines, e.g. `{lines[-1][:300]}`")
     return notes
@@ -845,8 +868,9 @@ def render_report(ctx, machine, table, ratios, notes, reload_table):
              f"took {machine['elapsed_min']:.1f} min.", "",
              "| machine | |", "|---|---|"]
     for key in ("cpu", "cores", "ram", "kernel", "debian", "haproxy", "nginx", "wrk", "openssl", "curl",
-                "python", "tailgate", "commit"):
-        lines.append(f"| {key} | {machine[key]} |")
+                "python", "tailgate", "candidate", "commit"):
+        if key in machine:
+            lines.append(f"| {key} | {machine[key]} |")
     lines.append(f"| load average (start → end) | {' '.join(machine['loadavg_start'])} → "
                  f"{' '.join(machine['loadavg_end'])} |")
     lines += ["", "## Proxies", "", table, ""] + ratios + ["", "## Notes", "", FAIRNESS] + \
@@ -862,6 +886,8 @@ def save_results(ctx, machine, report, raw):
     suffix = "-quick" if ctx["quick"] else "-partial" if len(ctx["metrics"]) < len(METRICS) else ""
     if TAILGATE_SPREAD:
         suffix += f"-spread-{TAILGATE_SPREAD}"
+    if CANDIDATE:
+        suffix += "-candidate"
     base = os.path.join(ctx["results_dir"], f"{machine['date']}-{machine['host']}{suffix}")
     with open(base + ".md", "w") as f:
         f.write(report)
@@ -885,9 +911,10 @@ def preflight(args):
 
 
 def main():
-    global TAILGATE_SPREAD
+    global TAILGATE_SPREAD, CANDIDATE
     args = parse_args()
     TAILGATE_SPREAD = args.tailgate_spread
+    CANDIDATE = args.candidate
     preflight(args)
     started = time.monotonic()
     machine = machine_description()

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Pools the rounds of several benchmark runs into one paired comparison per column.
+
+Each run's rounds measure every row back to back, so a ratio within one round cancels most of the machine's
+drift; one run of 5 or 7 rounds is still too few to tell a 4 % difference from a coin toss. This reads the
+raw samples of any number of runs (bench/results/*.json, or REV:PATH for a version in git history) and
+prints, for tailgate (or --subject) against each other proxy: the number of paired rounds, the geometric
+mean of the per-round ratios with a 95 % bootstrap interval, in how many rounds the subject did better, and
+the two-sided sign test's p-value for that count.
+
+    bench/pooled.py bench/results/2026-11-23-vm.json 7224b8d:bench/results/2026-11-22-vm.json
+"""
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLUMNS = [  # (header, metric, key, higher is better)
+    ("CPU-ms/1k conns", "connections", "cpu_ms_per_1k", False),
+    ("keep-alive req/s", "keepalive", "req_per_s", True),
+    ("p50", "keepalive", "p50_ms", False),
+    ("p99", "keepalive", "p99_ms", False),
+    ("CPU-µs/req", "keepalive", "cpu_us_per_req", False),
+    ("CPU-ms/GiB", "bulk", "cpu_ms_per_gib", False),
+    ("KiB/conn", "memory", "kib_per_conn", False),
+]
+
+
+def load(source):
+    """A results JSON: a file, or REV:PATH read from git."""
+    if not os.path.exists(source) and ":" in source:
+        text = subprocess.run(["git", "-C", ROOT, "show", source], capture_output=True, text=True, check=True).stdout
+        return json.loads(text)
+    with open(source) as f:
+        return json.load(f)
+
+
+def by_round(samples, row, metric, key):
+    return {s["round"]: s[key] for s in samples.get(row, {}).get(metric, [])
+            if not s["problems"] and s.get(key) is not None and "round" in s}
+
+
+def sign_test(better, n):
+    """Two-sided exact binomial test of `better` out of `n` against one half."""
+    probability = [math.comb(n, i) / 2 ** n for i in range(n + 1)]
+    return min(1.0, sum(p for p in probability if p <= probability[better] * (1 + 1e-9)))
+
+
+def bootstrap_interval(ratios, draws=4000):
+    rng = random.Random(1)
+    logs = [math.log(q) for q in ratios]
+    means = sorted(sum(rng.choice(logs) for _ in logs) / len(logs) for _ in range(draws))
+    return math.exp(means[int(0.025 * draws)]), math.exp(means[int(0.975 * draws) - 1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="results JSON files, or REV:PATH")
+    p.add_argument("--subject", default="tailgate", help="the row divided by the others (default tailgate)")
+    args = p.parse_args()
+    runs = [load(source) for source in args.runs]
+    others = [o for o in ("tailgate", "haproxy", "nginx") if o != args.subject]
+    print(f"{len(runs)} run(s): {args.subject} ÷ other, paired by round\n")
+    print("| column | " + " | ".join(f"÷ {o}" for o in others) + " |")
+    print("|---" + "|---:" * len(others) + "|")
+    for header, metric, key, higher in COLUMNS:
+        cells = []
+        for other in others:
+            ratios = []
+            for run in runs:
+                mine = by_round(run["samples"], args.subject, metric, key)
+                theirs = by_round(run["samples"], other, metric, key)
+                ratios += [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys()) if theirs[r] and mine[r]]
+            if len(ratios) < 2:
+                cells.append("—")
+                continue
+            better = sum(1 for q in ratios if (q > 1 if higher else q < 1))
+            mean = math.exp(sum(math.log(q) for q in ratios) / len(ratios))
+            low, high = bootstrap_interval(ratios)
+            cells.append(f"×{mean:.3f} [{low:.3f}, {high:.3f}], {better}/{len(ratios)}, "
+                         f"p = {sign_test(better, len(ratios)):.2g}")
+        if any(c != "—" for c in cells):
+            print(f"| {header} | " + " | ".join(cells) + " |")
+    print("\n×geometric mean of the per-round ratios [95 % bootstrap interval], rounds where "
+          f"{args.subject} did better, two-sided sign test")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
