@@ -734,6 +734,15 @@ def ratio_lines(samples, rows, failures):
 HIGHER_IS_BETTER = {"conn_per_s", "req_per_s", "mb_per_s"}
 
 
+def round_ratios(samples, subject, other, metric, key):
+    """subject ÷ other for each round both measured without problems (also used by bench/pooled.py)."""
+    def by_round(row):
+        return {s["round"]: s[key] for s in samples.get(row, {}).get(metric, [])
+                if not s["problems"] and s.get(key) is not None and "round" in s}
+    mine, theirs = by_round(subject), by_round(other)
+    return [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys()) if theirs[r]]
+
+
 def paired_lines(samples, rows, failures):
     """Each round measures every row back to back, so the ratio within a round cancels most of the machine's
     drift between rounds (on a shared VM, ±15 % from one round to the next): the median of the per-round
@@ -755,11 +764,7 @@ def paired_table(samples, subject, others):
     for header, metric, key, _ in COLUMNS:
         cells = []
         for other in others:
-            def by_round(row):
-                return {s["round"]: s[key] for s in samples[row][metric]
-                        if not s["problems"] and s.get(key) is not None and "round" in s}
-            mine, theirs = by_round(subject), by_round(other)
-            ratios = [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys()) if theirs[r]]
+            ratios = round_ratios(samples, subject, other, metric, key)
             if not ratios:
                 cells.append("—")
                 continue

@@ -19,15 +19,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLUMNS = [  # (header, metric, key, higher is better)
-    ("CPU-ms/1k conns", "connections", "cpu_ms_per_1k", False),
-    ("keep-alive req/s", "keepalive", "req_per_s", True),
-    ("p50", "keepalive", "p50_ms", False),
-    ("p99", "keepalive", "p99_ms", False),
-    ("CPU-µs/req", "keepalive", "cpu_us_per_req", False),
-    ("CPU-ms/GiB", "bulk", "cpu_ms_per_gib", False),
-    ("KiB/conn", "memory", "kib_per_conn", False),
-]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import COLUMNS, HIGHER_IS_BETTER, round_ratios  # noqa: E402  (the benchmark's own columns and pairing)
 
 
 def load(source):
@@ -37,11 +30,6 @@ def load(source):
         return json.loads(text)
     with open(source) as f:
         return json.load(f)
-
-
-def by_round(samples, row, metric, key):
-    return {s["round"]: s[key] for s in samples.get(row, {}).get(metric, [])
-            if not s["problems"] and s.get(key) is not None and "round" in s}
 
 
 def sign_test(better, n):
@@ -67,24 +55,20 @@ def main():
     print(f"{len(runs)} run(s): {args.subject} ÷ other, paired by round\n")
     print("| column | " + " | ".join(f"÷ {o}" for o in others) + " |")
     print("|---" + "|---:" * len(others) + "|")
-    for header, metric, key, higher in COLUMNS:
+    for header, metric, key, _ in COLUMNS:
         cells = []
         for other in others:
-            ratios = []
-            for run in runs:
-                mine = by_round(run["samples"], args.subject, metric, key)
-                theirs = by_round(run["samples"], other, metric, key)
-                ratios += [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys()) if theirs[r] and mine[r]]
+            ratios = [q for run in runs for q in round_ratios(run["samples"], args.subject, other, metric, key) if q]
             if len(ratios) < 2:
                 cells.append("—")
                 continue
-            better = sum(1 for q in ratios if (q > 1 if higher else q < 1))
+            better = sum(1 for q in ratios if (q > 1 if key in HIGHER_IS_BETTER else q < 1))
             mean = math.exp(sum(math.log(q) for q in ratios) / len(ratios))
             low, high = bootstrap_interval(ratios)
             cells.append(f"×{mean:.3f} [{low:.3f}, {high:.3f}], {better}/{len(ratios)}, "
                          f"p = {sign_test(better, len(ratios)):.2g}")
         if any(c != "—" for c in cells):
-            print(f"| {header} | " + " | ".join(cells) + " |")
+            print(f"| {header.format(hold='').replace(' @', '')} | " + " | ".join(cells) + " |")
     print("\n×geometric mean of the per-round ratios [95 % bootstrap interval], rounds where "
           f"{args.subject} did better, two-sided sign test")
     return 0
