@@ -9,6 +9,10 @@ mean of the per-round ratios with a 95 % bootstrap interval, in how many rounds 
 the two-sided sign test's p-value for that count.
 
     bench/pooled.py bench/results/2026-11-23-vm.json 7224b8d:bench/results/2026-11-22-vm.json
+
+A run where the binary under study was measured as another row (a --candidate run) names that row after
+an "=": `bench/results/2026-11-23-vm-handover40-keepalive-1.json=candidate` pools that run's candidate row
+as the subject, and its own subject row is then left out of the others.
 """
 import argparse
 import json
@@ -47,18 +51,24 @@ def bootstrap_interval(ratios, draws=4000):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="results JSON files, or REV:PATH")
+    p.add_argument("runs", nargs="+", help="results JSON files, or REV:PATH; =ROW after one names its subject row")
     p.add_argument("--subject", default="tailgate", help="the row divided by the others (default tailgate)")
     args = p.parse_args()
-    runs = [load(source) for source in args.runs]
+    runs = []
+    for source in args.runs:
+        path, _, row = source.rpartition("=") if "=" in source else (source, "", args.subject)
+        runs.append((load(path), row))
     others = [o for o in ("tailgate", "haproxy", "nginx") if o != args.subject]
-    print(f"{len(runs)} run(s): {args.subject} ÷ other, paired by round\n")
+    named = sorted({row for _, row in runs} - {args.subject})
+    print(f"{len(runs)} run(s): {args.subject} ÷ other, paired by round"
+          + (f" (the {', '.join(named)} row as {args.subject} where a run names it)" if named else "") + "\n")
     print("| column | " + " | ".join(f"÷ {o}" for o in others) + " |")
     print("|---" + "|---:" * len(others) + "|")
     for header, metric, key, _ in COLUMNS:
         cells = []
         for other in others:
-            ratios = [q for run in runs for q in round_ratios(run["samples"], args.subject, other, metric, key) if q]
+            ratios = [q for run, row in runs if row != other
+                      for q in round_ratios(run["samples"], row, other, metric, key) if q]
             if len(ratios) < 2:
                 cells.append("—")
                 continue
