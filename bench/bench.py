@@ -894,6 +894,11 @@ def save_results(ctx, machine, report, raw):
     if CANDIDATE:
         suffix += "-candidate"
     base = os.path.join(ctx["results_dir"], f"{machine['date']}-{machine['host']}{suffix}")
+    # Another run of the same day and kind is kept: this one gets the next free number.
+    taken, number = base, 1
+    while os.path.exists(base + ".json") or os.path.exists(base + ".md"):
+        number += 1
+        base = f"{taken}-{number}"
     with open(base + ".md", "w") as f:
         f.write(report)
     with open(base + ".json", "w") as f:
