@@ -852,7 +852,7 @@ FAIRNESS = """\
 - Every proxy gets 2 threads/workers (the machine's cores): HAProxy `nbthread 2`, nginx stream
   `worker_processes 2`, tailgate one relay thread per core (its default). tailgate's default
   `accept_spread = "load"` lets its second thread accept only while the first is busy or waiting for a CPU
-  more than 40 % of the time, and hands it half its connections once the first is on a CPU more
+  more than 70 % of the time, and hands it half its connections once the first is on a CPU more
   than 40 % of the time (`--tailgate-spread all` makes both accept from the start, as HAProxy's threads
   and nginx's workers do). The backend nginx has
   1 worker; wrk runs with 1 thread; all share the same cores.
