@@ -85,7 +85,7 @@ struct BadInputIntegrationTests {
             max_connections = 2
             client_hello_timeout = "20s"
             [upstreams.u]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             """, in: sandbox)
         let first = try RawClient(host: "127.0.0.1", port: port)
         let second = try RawClient(host: "127.0.0.1", port: port)

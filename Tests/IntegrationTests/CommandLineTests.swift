@@ -20,7 +20,7 @@ struct CommandLineTests {
             bind = ["127.0.0.1:\(Sandbox.freePort())"]
             default = "u"
             [upstreams.u]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             check_ca = "/etc/ssl/certs/ca-certificates.crt"
             """)
         let check = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("warn.toml")])
@@ -153,7 +153,7 @@ struct CommandLineTests {
             bind = ["127.0.0.1:\(holder.port)"]
             default = "u"
             [upstreams.u]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             """)
         let busy = runCommand(Sandbox.tailgateBinary, ["run", "--config", sandbox.path("busy.toml")], timeout: 20)
         #expect(busy.status == 1)

@@ -142,7 +142,7 @@ struct HealthIntegrationTests {
             [upstreams.app\(server)]
             servers = ["127.0.0.1:\(server)"]
             [upstreams.checked\(server)]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             check = "tcp"
             check_interval = "200ms"
             """
@@ -155,7 +155,7 @@ struct HealthIntegrationTests {
         #expect(before["tailgate_connections_active{listener=\"side\"}"] == 1)
         #expect(before["tailgate_upstream_server_connections_active{server=\"127.0.0.1:\(blue.port)\"}"] == 1)
         #expect(Poll.until(timeout: 5) {
-            Self.parsedMetrics(healthPort).samples["tailgate_upstream_server_up{server=\"127.0.0.1:9\",upstream=\"checked\(blue.port)\"}"] == 0
+            Self.parsedMetrics(healthPort).samples["tailgate_upstream_server_up{server=\"\(Sandbox.refusingServer)\",upstream=\"checked\(blue.port)\"}"] == 0
         })
 
         #expect(try tailgate.reload(config(green.port, withSide: false)))
@@ -237,7 +237,7 @@ struct HealthIntegrationTests {
             bind = [\(binds.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", "))]
             default = "u"
             [upstreams.u]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             """
         }
         let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)

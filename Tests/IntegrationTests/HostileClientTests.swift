@@ -113,7 +113,7 @@ struct HostileClientTests {
             default = "u"
             client_hello_timeout = "2s"
             [upstreams.u]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             """, in: sandbox)
         let hello = try Captures.load("curl.bin")
         let client = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.21")

@@ -57,7 +57,7 @@ import Testing
             bind = ["127.0.0.1:\(Sandbox.freePort())"]
             default = "app"
             [upstreams.app]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             """)
         let tailgate = try sandbox.start(
             "tailgate", "/usr/bin/prlimit", ["--nofile=1024:1024", Sandbox.tailgateBinary, "run", "--config", sandbox.path("tailgate.toml")]

@@ -80,7 +80,7 @@ struct TailgateInstance {
     /// A health endpoint on `healthPort` and listener `public` on `port` whose default is upstream `upstream`
     /// with `servers` and the lines `settings`; `global` goes first (a [global] table).
     static func healthConfig(
-        port: Int, healthPort: Int, upstream: String = "u", servers: [String] = ["127.0.0.1:9"], settings: String = "", global: String = ""
+        port: Int, healthPort: Int, upstream: String = "u", servers: [String] = [Sandbox.refusingServer], settings: String = "", global: String = ""
     ) -> String {
         """
         \(global)
@@ -98,7 +98,7 @@ struct TailgateInstance {
     /// Starts on `healthConfig` with `servers` (by default a port nothing listens on); returns once the
     /// endpoint accepts, with the listener's and its port.
     static func startWithHealth(
-        servers: [String] = ["127.0.0.1:9"], in sandbox: Sandbox, environment: [String: String]? = nil
+        servers: [String] = [Sandbox.refusingServer], in sandbox: Sandbox, environment: [String: String]? = nil
     ) throws -> (tailgate: TailgateInstance, port: Int, healthPort: Int) {
         let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
         let tailgate = try start(config: healthConfig(port: port, healthPort: healthPort, servers: servers), in: sandbox, environment: environment)

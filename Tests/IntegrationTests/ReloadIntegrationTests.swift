@@ -60,7 +60,7 @@ struct ReloadIntegrationTests {
             bind = ["127.0.0.1:\(port)"]
             default = "nowhere"
             [upstreams.nowhere]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             """
         }
         func knock(from source: String) throws {
@@ -109,7 +109,7 @@ struct ReloadIntegrationTests {
             [upstreams.ops]
             servers = ["127.0.0.1:\(ops.plainPort)"]
             [upstreams.other]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             """
         }
         let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)
@@ -205,7 +205,7 @@ struct ReloadIntegrationTests {
             bind = ["127.0.0.1:\(port)"]
             default = "nowhere"
             [upstreams.nowhere]
-            servers = ["127.0.0.1:9"]
+            servers = ["\(Sandbox.refusingServer)"]
             [firewall]
             enabled = false
             tcp_ports = [\(ports)]

@@ -52,6 +52,23 @@ final class Sandbox: @unchecked Sendable {
 
     private static let handedOut = Mutex<Set<Int>>([])
 
+    /// "127.0.0.1:PORT" for an upstream that refuses connections: a port from `freePort()` bound on 127.0.0.1
+    /// by a socket that never listens and is never closed, so a connect to it is refused for the rest of
+    /// the process, whatever else runs on the machine (port 9, the old choice, is discard's when inetd runs).
+    static let refusingServer: String = {
+        let port = freePort()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+        precondition(fd >= 0 && bound, "cannot bind 127.0.0.1:\(port): errno \(errno)")
+        return "127.0.0.1:\(port)"
+    }()
+
     /// Whether a plain bind to 0.0.0.0:`port` succeeds now (no SO_REUSEADDR: any socket on the port stops it).
     private static func nothingBound(to port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -65,7 +65,7 @@ struct UpstreamFailureTests {
         let good = try NginxUpstream.start("good", in: sandbox)
         let (port, healthPort) = (Sandbox.freePort(), Sandbox.freePort())
         func config(_ failTimeout: String) -> String {
-            TailgateInstance.healthConfig(port: port, healthPort: healthPort, upstream: "app", servers: ["127.0.0.1:9", "127.0.0.1:\(good.plainPort)"],
+            TailgateInstance.healthConfig(port: port, healthPort: healthPort, upstream: "app", servers: [Sandbox.refusingServer, "127.0.0.1:\(good.plainPort)"],
                                           settings: "fail_timeout = \"\(failTimeout)\"")
         }
         let tailgate = try TailgateInstance.start(config: config("1h"), in: sandbox)
@@ -76,9 +76,9 @@ struct UpstreamFailureTests {
         }
         for _ in 0..<2 { #expect(curl(sandbox, host: "app.example.com", port: port).output == "good  app.example.com\n") }
         #expect(tailgate.process.output.contains("error=\"connect: Connection refused (errno 111)\""), "\(tailgate.process.output)")
-        #expect(state(of: "127.0.0.1:9") == "skipped")
+        #expect(state(of: Sandbox.refusingServer) == "skipped")
         #expect(try tailgate.reload(config("0s")))
-        #expect(state(of: "127.0.0.1:9") == "unchecked")
+        #expect(state(of: Sandbox.refusingServer) == "unchecked")
     }
 
     @Test(arguments: RelayMode.allCases)
