@@ -95,7 +95,7 @@ struct TailgateInstance {
         """
     }
 
-    /// Starts on `healthConfig` with `servers` (by default a port nothing listens on); returns once the
+    /// Starts on `healthConfig` with `servers` (by default `Sandbox.refusingServer`); returns once the
     /// endpoint accepts, with the listener's and its port.
     static func startWithHealth(
         servers: [String] = [Sandbox.refusingServer], in sandbox: Sandbox, environment: [String: String]? = nil

@@ -58,14 +58,7 @@ final class Sandbox: @unchecked Sendable {
     static let refusingServer: String = {
         let port = freePort()
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-        precondition(fd >= 0 && bound, "cannot bind 127.0.0.1:\(port): errno \(errno)")
+        precondition(fd >= 0 && bind(fd, 0x7F00_0001, port), "cannot bind 127.0.0.1:\(port): errno \(errno)")
         return "127.0.0.1:\(port)"
     }()
 
@@ -73,12 +66,17 @@ final class Sandbox: @unchecked Sendable {
     private static func nothingBound(to port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
+        return bind(fd, INADDR_ANY, port)
+    }
+
+    /// Binds `fd` to IPv4 `host` (host byte order) and `port`, without SO_REUSEADDR.
+    private static func bind(_ fd: Int32, _ host: UInt32, _ port: Int) -> Bool {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = INADDR_ANY
+        address.sin_addr.s_addr = host.bigEndian
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         } == 0
     }
 
