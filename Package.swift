@@ -15,7 +15,6 @@ let relaySettings: [SwiftSetting] = swiftSettings + [
 
 let package = Package(
     name: "tailgate",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tailgate", targets: ["tailgate"]),
         .library(name: "TailgateWire", targets: ["TailgateWire"]),
@@ -35,6 +34,14 @@ let package = Package(
         .systemLibrary(name: "CNftables", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
         // Linux calls the splice relay needs that the Glibc module does not import (splice, pipe2, epoll, eventfd).
         .target(name: "CTailgateLinux"),
+        // Process-wide pieces every part that does I/O shares: system-call errors, the log writer, signal dispositions.
+        .target(
+            name: "TailgateSystem",
+            dependencies: [
+                "CTailgateLinux", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Pure: TOML 1.0 with source positions.
         .target(name: "TailgateTOML", swiftSettings: swiftSettings),
         // Pure: the config model and its validation.
@@ -52,9 +59,8 @@ let package = Package(
         .target(
             name: "TailgateProxy",
             dependencies: [
-                "TailgateConfig", "TailgateWire", "CTailgateLinux",
+                "TailgateConfig", "TailgateWire", "TailgateSystem", "CTailgateLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -63,7 +69,7 @@ let package = Package(
         // One active check of an upstream server: TCP connect or a TLS handshake through the system OpenSSL.
         .target(
             name: "TailgateProbe",
-            dependencies: ["COpenSSL", "TailgateWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["COpenSSL", "TailgateWire", "TailgateSystem", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // The desired nftables table and netlink apply / read-back.
@@ -71,7 +77,7 @@ let package = Package(
         .target(
             name: "TailgateAgent",
             dependencies: [
-                "TailgateTOML", "TailgateConfig", "TailgateProxy", "TailgateFirewall", "TailgateProbe", "COpenSSL",
+                "TailgateTOML", "TailgateConfig", "TailgateProxy", "TailgateFirewall", "TailgateProbe", "TailgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TailgateProxyTests",
-            dependencies: ["TailgateProxy", .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["TailgateProxy"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables"], swiftSettings: swiftSettings),
@@ -110,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "TailgateAgentTests",
             dependencies: [
-                "TailgateAgent", "TailgateConfig", "TailgateProxy",
+                "TailgateAgent", "TailgateConfig", "TailgateProxy", "TailgateSystem",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -62,7 +62,7 @@ def parse_args():
     p.add_argument("--close-race-share", type=float, default=0.01,
                    help="share of connections that may end with a reset or broken pipe as they close (default 0.01)")
     p.add_argument("--reload-every", type=float, default=5.0, help="seconds between SIGHUP reloads (default 5)")
-    p.add_argument("--relay", choices=("splice", "copy"), help="[global] relay (default: tailgate's default)")
+    p.add_argument("--relay", choices=("splice",), help="[global] relay (default: tailgate's default)")
     p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs (printed path)")
     return p.parse_args()
 

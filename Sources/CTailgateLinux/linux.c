@@ -20,6 +20,10 @@ int tailgate_eventfd(void) {
     return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
+int tailgate_eventfd_blocking(void) {
+    return eventfd(0, EFD_CLOEXEC);
+}
+
 int tailgate_epoll_create(void) {
     return epoll_create1(EPOLL_CLOEXEC);
 }

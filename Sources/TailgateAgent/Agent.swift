@@ -113,10 +113,12 @@ struct CheckerService: Service {
     }
 }
 
-/// Sends WATCHDOG=1 at half of WATCHDOG_USEC, only while every event loop answers, and refreshes STATUS=.
+/// Sends WATCHDOG=1 at half of WATCHDOG_USEC, only while every event loop and relay thread answers
+/// (`LivenessRound`), and refreshes STATUS=.
 struct NotifyService: Service {
     let supervisor: Supervisor
     let notifier: SystemdNotifier
+    let logger: Logger
 
     func run() async throws {
         guard notifier.isEnabled else {
@@ -125,45 +127,30 @@ struct NotifyService: Service {
         }
         let watchdog = SystemdNotifier.watchdogInterval()
         let period = min(watchdog.map { $0 / 2 } ?? .seconds(5), .seconds(5))
-        var pings = LoopPings(supervisor.group)
+        var round = LivenessRound(loops: supervisor.healthLoops, relay: supervisor.relay)
+        var silentBefore: [String] = []
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             // The proxy has drained when this service is asked to stop (services stop in reverse order):
             // the process must exit then, not at the next tick.
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: period) }
             if Task.isShuttingDownGracefully { break }
-            // Every loop must have run the ping sent one period ago; a stuck loop withholds the watchdog.
-            if watchdog != nil, pings.allAnswered {
+            // Every thread must have answered the round sent one period ago; a stuck one withholds the watchdog.
+            let silent = round.notAnswering
+            if silent != silentBefore {
+                if silent.isEmpty {
+                    logger.info("every relay thread and event loop answers again")
+                } else {
+                    logger.error("not answering; withholding the systemd watchdog", metadata: [
+                        "threads": .string(silent.joined(separator: ",")),
+                    ])
+                }
+                silentBefore = silent
+            }
+            if watchdog != nil, silent.isEmpty {
                 notifier.send("WATCHDOG=1")
             }
-            pings = LoopPings(supervisor.group)
+            round = LivenessRound(loops: supervisor.healthLoops, relay: supervisor.relay)
             notifier.send("STATUS=\(await supervisor.statusLine())")
         }
     }
 }
-
-/// One no-op task submitted to each event loop; answered once every loop has run its task.
-private struct LoopPings {
-    private let answered = ManagedCounter()
-    private let expected: Int
-
-    init(_ group: any EventLoopGroup) {
-        var count = 0
-        for loop in group.makeIterator() {
-            count += 1
-            let counter = answered
-            loop.execute { counter.increment() }
-        }
-        expected = count
-    }
-
-    var allAnswered: Bool { answered.value == expected }
-}
-
-private final class ManagedCounter: Sendable {
-    private let count = Atomic<Int>(0)
-    func increment() { count.add(1, ordering: .relaxed) }
-    var value: Int { count.load(ordering: .relaxed) }
-}
-
-import NIOCore
-import Synchronization

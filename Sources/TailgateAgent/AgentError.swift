@@ -1,6 +1,7 @@
 import NIOCore
 import TailgateConfig
 import TailgateProxy
+import TailgateSystem
 import TailgateTOML
 
 /// Failures that stop the agent from starting or a reload from applying.

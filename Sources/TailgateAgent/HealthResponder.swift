@@ -18,10 +18,10 @@ struct HealthResponder: Sendable {
         let query = parts.count > 1 ? String(parts[1]) : ""
         switch path {
         case "/healthz":
-            let alive = await eventLoopsRespond()
+            let silent = await LivenessRound(loops: supervisor.healthLoops, relay: supervisor.relay).wait(upTo: .seconds(1))
             return HealthResponse(
-                status: alive ? .ok : .serviceUnavailable, contentType: "text/plain",
-                body: alive ? "ok\n" : "event loops are not responding\n"
+                status: silent.isEmpty ? .ok : .serviceUnavailable, contentType: "text/plain",
+                body: silent.isEmpty ? "ok\n" : "not responding: \(silent.joined(separator: ", "))\n"
             )
         case "/readyz":
             let reasons = await supervisor.notReadyReasons()
@@ -43,19 +43,5 @@ struct HealthResponder: Sendable {
         default:
             return HealthResponse(status: .notFound, contentType: "text/plain", body: "not found; try /healthz, /readyz, /status, /metrics\n")
         }
-    }
-
-    /// Every proxy event loop runs a no-op task within one second.
-    private func eventLoopsRespond() async -> Bool {
-        for loop in supervisor.group.makeIterator() {
-            let done = NIOLockedValueBox(false)
-            loop.execute { done.withLockedValue { $0 = true } }
-            let deadline = ContinuousClock.now + .seconds(1)
-            while !done.withLockedValue({ $0 }), ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(5))
-            }
-            if !done.withLockedValue({ $0 }) { return false }
-        }
-        return true
     }
 }

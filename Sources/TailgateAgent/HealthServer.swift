@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import TailgateConfig
 import TailgateProxy
+import TailgateSystem
 
 /// The HTTP endpoint monitors probe: /healthz, /readyz, /status, /metrics. It runs on its own event
 /// loop, so a slow scrape never delays the proxy, and answers every request with `Connection: close`.
@@ -26,7 +27,7 @@ struct HealthService: Service {
             try? await gracefulShutdown()
             return
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = supervisor.healthLoops
         var channels: [any Channel] = []
         let responder = HealthResponder(supervisor: supervisor)
         let open = HealthConnectionCount(limit: Self.maxConnections)
@@ -71,7 +72,6 @@ struct HealthService: Service {
         }
         try? await gracefulShutdown()
         for channel in channels { try? await channel.close() }
-        try? await group.shutdownGracefully()
     }
 }
 

@@ -3,6 +3,7 @@ import NIOCore
 import Synchronization
 import TailgateConfig
 import TailgateProxy
+import TailgateSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -84,7 +85,7 @@ public struct LineLogHandler: LogHandler {
         case .json: bytes = Array(Self.jsonLine(level: level, message: message, metadata: merged).utf8)
         }
         bytes.append(UInt8(ascii: "\n"))
-        StandardErrorLines.write(bytes, mayWait: level <= .info)
+        LogOutput.standardError.write(bytes, mayWait: level <= .info)
     }
 
     /// `time level message key=value…`: other keys sorted first, then the connection fields in reading order.
@@ -142,6 +143,17 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
+    /// The warning that owns up to lines the log writer dropped while standard error was not being read.
+    static func lossLine(dropped: Int, settings: LogSettings = .shared) -> [UInt8] {
+        let message = "log lines dropped: standard error was not being read"
+        let metadata: Logger.Metadata = ["dropped_lines": .stringConvertible(dropped)]
+        var line = settings.currentFormat == .json
+            ? Array(jsonLine(level: .warning, message: message, metadata: metadata).utf8)
+            : textLine(level: .warning, message: message, metadata: metadata)
+        line.append(UInt8(ascii: "\n"))
+        return line
+    }
+
     static func jsonLine(level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
         var line = "{\"time\":\(JSONText.quote(Timestamp.now())),\"level\":\(JSONText.quote(level.rawValue)),\"msg\":\(JSONText.quote(message))"
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
@@ -164,7 +176,7 @@ extension LineLogHandler: ConnectionLineWriter {
             write(level: level, message: "connection", metadata: fields.metadata)
             return
         }
-        StandardErrorLines.write(Self.connectionTextLine(fields, level: level), mayWait: level <= .info)
+        LogOutput.standardError.write(Self.connectionTextLine(fields, level: level), mayWait: level <= .info)
     }
 
     /// The text connection line, with its newline: byte for byte what `textLine` makes of `fields.metadata`.
@@ -179,7 +191,7 @@ extension LineLogHandler: ConnectionLineWriter {
         Self.appendAddressField(" client=", fields.client, to: &line)
         if let peer = fields.peer { Self.appendAddressField(" peer=", peer, to: &line) }
         Self.appendField("sni", fields.serverName ?? "-", to: &line)
-        if !fields.alpn.isEmpty { Self.appendField("alpn", fields.alpn.joined(separator: ","), to: &line) }
+        if let alpn = fields.alpnField { Self.appendField("alpn", alpn, to: &line) }
         Self.appendField("upstream", fields.upstream ?? "-", to: &line)
         Self.appendAddressField(" server=", fields.server, to: &line)
         line.append(contentsOf: " bytes_in=".utf8)

@@ -10,7 +10,7 @@ import TailgateTOML
 /// and its connections finish on their own, bounded by drain_timeout.
 actor ListenerSet: ReloadStep {
     nonisolated let name = "listeners"
-    private let group: any EventLoopGroup
+    private let relay: SpliceRelayEngine
     private let logger: Logger
     private var runtimes: [String: ListenerRuntime] = [:]
     private var sockets: [SocketAddress: BoundSocket] = [:]
@@ -20,9 +20,9 @@ actor ListenerSet: ReloadStep {
     private let metrics: ProxyMetrics
     private let budget: ConnectionBudget
 
-    init(group: any EventLoopGroup, logger: Logger, metrics: ProxyMetrics, budget: ConnectionBudget) {
+    init(relay: SpliceRelayEngine, logger: Logger, metrics: ProxyMetrics, budget: ConnectionBudget) {
         self.budget = budget
-        self.group = group
+        self.relay = relay
         self.logger = logger
         self.metrics = metrics
     }
@@ -74,18 +74,18 @@ actor ListenerSet: ReloadStep {
         for (address, listenerName) in desired.sorted(by: { $0.value < $1.value }) where sockets[address] == nil {
             guard let runtime = nextRuntimes[listenerName] else { continue }
             do {
-                opened.append(try await BoundSocket.bind(address, listener: runtime, group: group, logger: logger))
+                opened.append(try BoundSocket.bind(address, listener: runtime, relay: relay, logger: logger))
             } catch {
                 // 127.0.0.1:443 becoming 0.0.0.0:443 (or back): the old socket holds the port until the commit
                 // closes it. Both may listen meanwhile with SO_REUSEPORT, taken off again after the commit.
                 let overlapped = sockets.filter { desired[$0.key] == nil && Self.overlap($0.key, address) }.map(\.value)
-                if !overlapped.isEmpty, let socket = await bindBeside(overlapped, address, runtime) {
+                if !overlapped.isEmpty, let socket = bindBeside(overlapped, address, runtime) {
                     opened.append(socket)
                     sharing.append(socket)
                     leaving.append(contentsOf: overlapped)
                     continue
                 }
-                for socket in leaving { await socket.forbidSharing() }
+                for socket in leaving { socket.forbidSharing() }
                 for socket in opened { await socket.close() }
                 let entry = written[address] ?? (SourcePosition(line: 1, column: 1), "listeners.\(listenerName).bind")
                 throw AgentError.bindFailed(
@@ -97,11 +97,11 @@ actor ListenerSet: ReloadStep {
         return PreparedStep(
             commit: { [opened, publish, desired, nextRuntimes, sharing] in
                 await self.commit(runtimes: nextRuntimes, publish: publish, desired: desired, opened: opened, drainTimeout: drainTimeout)
-                for socket in sharing { await socket.forbidSharing() }
+                for socket in sharing { socket.forbidSharing() }
             },
             rollback: { [opened, leaving] in
                 for socket in opened { await socket.close() }
-                for socket in leaving { await socket.forbidSharing() }
+                for socket in leaving { socket.forbidSharing() }
             }
         )
     }
@@ -115,12 +115,12 @@ actor ListenerSet: ReloadStep {
 
     /// Binds `address` with SO_REUSEPORT beside the overlapping sockets about to close; nil (and the
     /// sockets as they were) when even that fails.
-    private func bindBeside(_ overlapped: [BoundSocket], _ address: SocketAddress, _ runtime: ListenerRuntime) async -> BoundSocket? {
+    private func bindBeside(_ overlapped: [BoundSocket], _ address: SocketAddress, _ runtime: ListenerRuntime) -> BoundSocket? {
         do {
-            for socket in overlapped { try await socket.allowSharing() }
-            return try await BoundSocket.bind(address, listener: runtime, group: group, logger: logger, sharing: true)
+            for socket in overlapped { try socket.allowSharing() }
+            return try BoundSocket.bind(address, listener: runtime, relay: relay, logger: logger, sharing: true)
         } catch {
-            for socket in overlapped { await socket.forbidSharing() }
+            for socket in overlapped { socket.forbidSharing() }
             return nil
         }
     }

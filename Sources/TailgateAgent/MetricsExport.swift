@@ -3,6 +3,7 @@ import Prometheus
 import TailgateConfig
 import TailgateFirewall
 import TailgateProxy
+import TailgateSystem
 
 /// Brings the gauges and the counters kept outside Prometheus (reloads, firewall totals) up to date
 /// just before /metrics is emitted.
@@ -29,12 +30,12 @@ enum MetricsExport {
         let failures = await supervisor.reloadFailures
         counter("tailgate_reloads", "Reloads attempted (SIGHUP).", [], total: Int64(reloads))
         counter("tailgate_reload_failures", "Reloads refused; the previous configuration kept serving.", [], total: Int64(failures))
+        counter("tailgate_log_lines_dropped", "Log lines dropped because standard error was not being read (journald stalled, a pipe's reader hung).",
+                [], total: Int64(LogOutput.standardError.droppedLines))
         gauge("tailgate_ready", "", "1 when /readyz answers 200.").set(Int64(await supervisor.notReadyReasons().isEmpty ? 1 : 0))
 
-        if let splice = supervisor.splice {
-            gauge("tailgate_relay_threads", "accepting", "Relay threads accepting new connections now (see accept_spread).")
-                .set(Int64(splice.acceptingThreads))
-        }
+        gauge("tailgate_relay_threads", "accepting", "Relay threads accepting new connections now (see accept_spread).")
+            .set(Int64(supervisor.relay.acceptingThreads))
 
         let (runtimes, _, _) = await supervisor.listenerSnapshot
         // A removed listener's gauge stays while its connections finish, as a departed server's does.

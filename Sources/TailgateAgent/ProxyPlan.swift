@@ -14,8 +14,7 @@ struct ProxyPlan: Sendable {
     /// Resolves upstream hostnames (blocking getaddrinfo, once per load, as nginx does at startup).
     static func make(
         _ configuration: TailgateConfiguration, file: String, generation: Int, usage: ServerUsage,
-        health: ServerHealthBoard = ServerHealthBoard(), metrics: ProxyMetrics = ProxyMetrics(registry: .init()),
-        splice: SpliceRelayEngine? = nil
+        health: ServerHealthBoard = ServerHealthBoard(), metrics: ProxyMetrics = ProxyMetrics(registry: .init())
     ) throws(ConfigurationErrors) -> ProxyPlan {
         var errors: [ConfigurationError] = []
         var pools: [String: UpstreamPool] = [:]
@@ -49,10 +48,7 @@ struct ProxyPlan: Sendable {
         if !errors.isEmpty { throw ConfigurationErrors(errors) }
         var policies: [String: ListenerPolicy] = [:]
         for listener in configuration.listeners {
-            policies[listener.name] = ListenerPolicy(
-                configuration: listener, upstreams: pools, generation: generation,
-                splice: configuration.relay == .splice ? splice : nil
-            )
+            policies[listener.name] = ListenerPolicy(configuration: listener, upstreams: pools, generation: generation)
         }
         return ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation)
     }

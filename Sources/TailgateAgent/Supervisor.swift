@@ -4,6 +4,7 @@ import NIOPosix
 import TailgateConfig
 import Prometheus
 import TailgateProxy
+import TailgateSystem
 
 /// One loaded configuration: its generation number and the SHA-256 of the file's bytes.
 public struct ConfigurationGeneration: Sendable {
@@ -27,9 +28,10 @@ actor Supervisor {
     let configPath: String
     let logger: Logger
     let notifier: SystemdNotifier
-    let group: MultiThreadedEventLoopGroup
-    /// Relays routed connections with splice(2); nil when the kernel refused its descriptors (NIO relays then).
-    let splice: SpliceRelayEngine?
+    /// The event loop of the health endpoint (the relay has threads of its own).
+    let healthLoops: MultiThreadedEventLoopGroup
+    /// Accepts, admits and relays every connection.
+    let relay: SpliceRelayEngine
     let usage: ServerUsage
     let registry: PrometheusCollectorRegistry
     let metrics: ProxyMetrics
@@ -79,25 +81,21 @@ actor Supervisor {
     /// Reloads ignored while draining; the first is a warning, the rest debug.
     private var reloadsIgnoredWhileStopping = 0
 
-    init(configPath: String, logger: Logger, notifier: SystemdNotifier, initialHealth: HealthConfiguration? = nil) {
+    /// Throws when the kernel refuses the relay threads' descriptors (epoll, eventfd) or threads.
+    init(configPath: String, logger: Logger, notifier: SystemdNotifier, initialHealth: HealthConfiguration? = nil) throws(SystemCallError) {
         self.initialHealth = initialHealth
         self.configPath = configPath
         self.logger = logger
         self.notifier = notifier
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        do {
-            self.splice = try SpliceRelayEngine(threads: System.coreCount)
-        } catch {
-            logger.warning("splice relay unavailable; relaying through the agent's buffers", metadata: ["error": .string("\(error)")])
-            self.splice = nil
-        }
+        self.relay = try SpliceRelayEngine(threads: System.coreCount)
+        self.healthLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.usage = ServerUsage(logger: logger)
         self.registry = PrometheusCollectorRegistry()
         self.metrics = ProxyMetrics(registry: registry)
         self.checker = UpstreamChecker(board: healthBoard, logger: logger)
         self.openFileLimit = OpenFileLimit.raise()
         self.budget = ConnectionBudget(limit: ConnectionBudget.defaultLimit(openFileLimit: openFileLimit))
-        self.listeners = ListenerSet(group: group, logger: logger, metrics: metrics, budget: budget)
+        self.listeners = ListenerSet(relay: relay, logger: logger, metrics: metrics, budget: budget)
         self.firewall = FirewallController(logger: logger)
     }
 
@@ -119,8 +117,8 @@ actor Supervisor {
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
         for warning in configuration.warnings { logger.warning("\(warning)") }
         applyConnectionLimit(configuration)
-        splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
-        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics, splice: splice)
+        relay.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
+        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: usage, health: healthBoard, metrics: metrics)
         do {
             try await ReloadTransaction.run(steps, plan: plan)
         } catch {
@@ -186,7 +184,7 @@ actor Supervisor {
             // Reading the file and resolving names block (a slow DNS server, a FIFO with no writer): done off
             // the actor, so that SIGTERM, the health endpoint and the watchdog are served meanwhile.
             let (configuration, bytes, plan) = try await Self.load(
-                configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics, splice: splice, on: loader
+                configPath, generation: next, usage: usage, health: healthBoard, metrics: metrics, on: loader
             ).get()
             for warning in configuration.warnings { logger.warning("reload: \(warning)") }
             guard !stopping else {
@@ -197,7 +195,7 @@ actor Supervisor {
                 try await ReloadTransaction.run(steps, plan: plan)
                 lastBindFailure = nil
                 applyConnectionLimit(configuration)
-                splice?.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
+                relay.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
                 LogSettings.shared.apply(configuration.log)
             } catch {
                 if case .bindFailed(_, _, let position, let keyPath, _)? = error.underlying as? AgentError {
@@ -251,13 +249,13 @@ actor Supervisor {
     /// The file read and turned into a plan on the loader thread, not a thread of Swift's small cooperative
     /// pool (one thread on a 1-CPU host), which a blocked read would take from every service.
     private static func load(
-        _ path: String, generation: Int, usage: ServerUsage, health: ServerHealthBoard, metrics: ProxyMetrics, splice: SpliceRelayEngine?,
+        _ path: String, generation: Int, usage: ServerUsage, health: ServerHealthBoard, metrics: ProxyMetrics,
         on loader: NIOThreadPool
     ) async -> Result<(TailgateConfiguration, [UInt8], ProxyPlan), ConfigurationErrors> {
         let result = try? await loader.runIfActive { () -> Result<(TailgateConfiguration, [UInt8], ProxyPlan), ConfigurationErrors> in
             do throws(ConfigurationErrors) {
                 let (configuration, bytes) = try ConfigurationFile.load(path: path)
-                let plan = try ProxyPlan.make(configuration, file: path, generation: generation, usage: usage, health: health, metrics: metrics, splice: splice)
+                let plan = try ProxyPlan.make(configuration, file: path, generation: generation, usage: usage, health: health, metrics: metrics)
                 return .success((configuration, bytes, plan))
             } catch {
                 return .failure(error)
@@ -316,7 +314,7 @@ actor Supervisor {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
-        splice?.shutdown()
+        relay.shutdown()
         logger.info("stopped")
     }
 

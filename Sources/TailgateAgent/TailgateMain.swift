@@ -4,6 +4,7 @@ import Prometheus
 import ServiceLifecycle
 import TailgateConfig
 import TailgateProxy
+import TailgateSystem
 import UnixSignals
 
 
@@ -41,7 +42,13 @@ public enum TailgateMain {
         bootstrapLogging(loaded.0.log)
         let logger = Logger(label: "tailgate")
         let notifier = SystemdNotifier()
-        let supervisor = Supervisor(configPath: configPath, logger: logger, notifier: notifier, initialHealth: loaded.0.health)
+        let supervisor: Supervisor
+        do {
+            supervisor = try Supervisor(configPath: configPath, logger: logger, notifier: notifier, initialHealth: loaded.0.health)
+        } catch {
+            logger.error("cannot start the relay threads: \(error)")
+            throw error
+        }
         // Metrics that libraries record through swift-metrics land in the same registry as tailgate's own.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: supervisor.registry))
         let (stopRequests, stop) = AsyncStream.makeStream(of: Void.self)
@@ -50,7 +57,7 @@ public enum TailgateMain {
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger, hangups: hangups, stops: stops)),
-                .init(service: NotifyService(supervisor: supervisor, notifier: notifier)),
+                .init(service: NotifyService(supervisor: supervisor, notifier: notifier, logger: logger)),
                 .init(service: FirewallService(supervisor: supervisor)),
                 .init(service: CheckerService(supervisor: supervisor)),
                 .init(service: HealthService(supervisor: supervisor, logger: logger)),
@@ -61,24 +68,30 @@ public enum TailgateMain {
             ],
             logger: Logger(label: "tailgate.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })
         ))
+        // What is still queued goes out before the process ends, unless standard error does not take it.
+        defer { LogOutput.standardError.flush(milliseconds: 1_000) }
         do {
             try await group.run()
         } catch {
             logger.error("\(error)")
-            try? await supervisor.group.shutdownGracefully()
+            try? await supervisor.healthLoops.shutdownGracefully()
             throw error
         }
-        try? await supervisor.group.shutdownGracefully()
+        try? await supervisor.healthLoops.shutdownGracefully()
     }
 
+    /// From here on no thread but the log writer waits for standard error (see `LogOutput`).
     private static func bootstrapLogging(_ configuration: LogConfiguration) {
         LogSettings.shared.apply(configuration)
         LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
+        LogOutput.standardError.describeLoss { LineLogHandler.lossLine(dropped: $0) }
+        LogOutput.standardError.startWriter()
     }
 
-    /// Writes text to stderr unbuffered (the executable has no Foundation).
+    /// Writes text to stderr (the executable has no Foundation): through the log writer once `run` started it.
     public static func writeToStandardError(_ text: String) {
-        StandardErrorLines.write(Array(text.utf8))
+        LogOutput.standardError.write(Array(text.utf8), lines: 1)
+        LogOutput.standardError.flush(milliseconds: 1_000)
     }
 }
 

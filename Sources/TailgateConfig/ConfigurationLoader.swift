@@ -49,7 +49,13 @@ public enum ConfigurationLoader {
         if let global = root.table("global") {
             var reader = TableReader(global.value, path: "global", errors: errors)
             drainTimeout = reader.duration("drain_timeout") ?? drainTimeout
-            relay = reader.choice("relay", RelayMode.self) ?? relay
+            if let removed = reader.value("relay"), removed.string == RelayMode.removedCopy {
+                // Still read, so that an upgrade does not refuse a file that used to be valid.
+                errors.warn("relay = \"copy\" was removed; connections are relayed with splice(2) (\"splice\"); remove the key",
+                            at: removed.position, path: "global.relay")
+            } else {
+                relay = reader.choice("relay", RelayMode.self) ?? relay
+            }
             acceptSpread = reader.choice("accept_spread", AcceptSpreadMode.self) ?? acceptSpread
             maxConnections = reader.integer("max_connections", in: 1...10_000_000)?.value
             reader.reportUnknownKeys(expected: ["drain_timeout", "relay", "accept_spread", "max_connections"])

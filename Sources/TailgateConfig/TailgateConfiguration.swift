@@ -30,13 +30,14 @@ public struct TailgateConfiguration: Sendable {
 public enum RelayMode: String, Sendable, CaseIterable {
     /// splice(2) through a kernel pipe: the bytes never enter the agent's memory.
     case splice
-    /// Read into the agent's buffers and written out (SwiftNIO channels); the fallback.
-    case copy
+
+    /// The value older versions also took; it now reads as `splice`, with a warning.
+    static let removedCopy = "copy"
 }
 
 /// Which relay threads accept new connections (a connection stays on the thread that accepted it).
 public enum AcceptSpreadMode: String, Sendable, CaseIterable {
-    /// One thread, and more only while the accepting ones are busy or waiting for a CPU over 40 % of the time.
+    /// One thread, and more only while the accepting ones are busy or waiting for a CPU (see `AcceptSpread`).
     case load
     /// Every relay thread, as nginx's workers and HAProxy's threads do.
     case all

@@ -24,7 +24,7 @@ public struct ConnectionLogLine: Sendable {
         metadata["client"] = .string(client?.endpointDescription ?? "-")
         if let peer { metadata["peer"] = .string(peer.endpointDescription) }
         metadata["sni"] = .string(serverName ?? "-")
-        if !alpn.isEmpty { metadata["alpn"] = .string(alpn.joined(separator: ",")) }
+        if let alpn = alpnField { metadata["alpn"] = .string(alpn) }
         metadata["upstream"] = .string(upstream ?? "-")
         metadata["server"] = .string(server?.endpointDescription ?? "-")
         metadata["bytes_in"] = .stringConvertible(bytesIn)
@@ -33,6 +33,38 @@ public struct ConnectionLogLine: Sendable {
         metadata["outcome"] = .string(outcome.rawValue)
         if let reason { metadata["reason"] = .string(reason) }
         return metadata
+    }
+}
+
+extension ConnectionLogLine {
+    /// Protocols the `alpn` field names at most; a count says how many more the client offered.
+    static let alpnShown = 4
+    /// Bytes of one protocol name the field keeps (real ones are a few bytes: "h2", "http/1.1", "acme-tls/1").
+    static let alpnNameLimit = 32
+
+    /// The `alpn` field: the first protocols the client offered, each cut to a sane length, and "+N" for the
+    /// rest. A ClientHello may offer hundreds of bytes of names; the line's size must not follow it, or a
+    /// client could make every one of its connections write kilobytes to the log.
+    public var alpnField: String? {
+        guard !alpn.isEmpty else { return nil }
+        var field = ""
+        for (index, name) in alpn.prefix(Self.alpnShown).enumerated() {
+            if index > 0 { field += "," }
+            if name.utf8.count <= Self.alpnNameLimit {
+                field += name
+            } else {
+                // Cut on a character boundary, and say so.
+                var length = 0
+                for scalar in name.unicodeScalars {
+                    length += scalar.utf8.count
+                    guard length <= Self.alpnNameLimit else { break }
+                    field.unicodeScalars.append(scalar)
+                }
+                field += "~"
+            }
+        }
+        if alpn.count > Self.alpnShown { field += ",+\(alpn.count - Self.alpnShown)" }
+        return field
     }
 }
 

@@ -3,15 +3,14 @@ import NIOCore
 import TailgateConfig
 import TailgateWire
 
-/// Everything the connection log line says, gathered by the handlers of one relayed pair
-/// (both live on the same event loop) and written once, when the last channel closes.
+/// Everything the connection log line says, gathered by the connection's session on its relay thread and
+/// written once, when the session closes.
 final class ConnectionRecord {
     let listener: ListenerRuntime
     let logger: Logger
     /// Writes the connection line without a metadata dictionary when the handler can (see `ConnectionLineWriter`).
     let lineWriter: (any ConnectionLineWriter)?
     let started: NIODeadline
-    var lastActivity: NIODeadline
     /// The socket peer.
     let peer: SocketAddress?
     /// The client as far as we know: the PROXY header's source when a trusted peer sent one.
@@ -30,7 +29,6 @@ final class ConnectionRecord {
     var quiet = false
     private(set) var outcome: ConnectionOutcome?
     private(set) var detail: String?
-    private var openChannels = 1
     private var finished = false
 
     init(listener: ListenerRuntime, logger: Logger, lineWriter: (any ConnectionLineWriter)? = nil, peer: SocketAddress?) {
@@ -38,7 +36,6 @@ final class ConnectionRecord {
         self.logger = logger
         self.lineWriter = lineWriter
         self.started = .now()
-        self.lastActivity = started
         // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; log them as IPv4.
         self.peer = peer?.unmappingIPv4()
         self.client = self.peer
@@ -58,17 +55,6 @@ final class ConnectionRecord {
         guard self.outcome == nil else { return }
         self.outcome = outcome
         self.detail = detail
-    }
-
-    func upstreamChannelOpened() {
-        openChannels += 1
-    }
-
-    /// Called by each channel of the pair as it closes; the last one writes the log line.
-    func channelClosed() {
-        openChannels -= 1
-        guard openChannels == 0 else { return }
-        finish()
     }
 
     /// Releases the connection's slots, counts it and writes its log line (once).

@@ -15,13 +15,8 @@ public final class ListenerPolicy: Sendable {
     public let trustedProxies: [IPNetwork]
     /// The configuration generation this policy came from (for logs).
     public let generation: Int
-    /// Where routed connections are relayed; nil: by NIO channels in the agent's memory (`relay = "copy"`).
-    public let splice: SpliceRelayEngine?
 
-    public init(
-        configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int, splice: SpliceRelayEngine? = nil
-    ) {
-        self.splice = splice
+    public init(configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int) {
         self.name = configuration.name
         self.routes = configuration.routes
         self.upstreams = upstreams

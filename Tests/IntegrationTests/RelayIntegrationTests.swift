@@ -1,11 +1,13 @@
 import Foundation
+import TailgateConfig
 import Testing
 
 /// The relay's contract: half-closes pass through, a slow side holds the other back, idle connections end.
 @Suite(.serialized)
 struct RelayIntegrationTests {
     /// Both relays: splice(2) through the engine (the default) and NIO's copying fallback.
-    static let relays = ["splice", "copy"]
+    /// Every relay engine the agent offers (`[global] relay`): each of these tests runs under all of them.
+    static let relays = RelayMode.allCases.map(\.rawValue)
 
     static func start(upstreamPort: Int, in sandbox: Sandbox, idle: String = "10m", relay: String) throws -> (TailgateInstance, Int) {
         let port = Sandbox.freePort()

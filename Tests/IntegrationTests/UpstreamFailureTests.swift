@@ -49,7 +49,6 @@ struct UpstreamFailureTests {
         let skipping = tailgate.process.output.split(separator: "\n").filter { $0.contains("new connections skip it for fail_timeout") }
         #expect(skipping.count == 2 && skipping.allSatisfy { $0.contains("server=127.0.0.1:\(hole.port)") && $0.contains("fail_timeout_ms=2000") },
                 "\(skipping)")
-        // Both relay engines word the failure alike.
         #expect(skipping.allSatisfy { $0.contains("error=\"connect timed out after 500 ms\"") }, "\(skipping)")
         let metrics = HealthIntegrationTests.parsedMetrics(healthPort).samples
         #expect(metrics["tailgate_upstream_connect_failures_total{server=\"127.0.0.1:\(hole.port)\",upstream=\"app\"}"] == 2)

@@ -2,6 +2,7 @@ import Glibc
 import Logging
 import NIOCore
 @testable import TailgateProxy
+import TailgateSystem
 import Testing
 
 @testable import TailgateAgent
@@ -52,5 +53,26 @@ import Testing
         #expect(SystemCallError("socket", errno: EPIPE).described(by: "client") == "client: socket: Broken pipe (errno 32)")
         #expect(SystemCallError("connect", errno: ECONNREFUSED).description == "connect: Connection refused (errno 111)")
         #expect(SystemCallError("recv", errno: 4_000).description == "recv: Unknown error 4000 (errno 4000)")
+    }
+
+    /// A ClientHello may offer many long protocol names; the line shows a few, each cut short, and a count.
+    @Test func theALPNFieldIsBoundedWhateverTheClientOffers() {
+        let offered = (0..<60).map { "p\($0)-" + String(repeating: "x", count: 198) }
+        var fields = Self.lines[0]
+        fields.alpn = offered
+        let text = LineLogHandler.connectionTextLine(fields, level: .info)
+        let json = LineLogHandler.jsonLine(level: .info, message: "connection", metadata: fields.metadata)
+        #expect(text.count < 400, "\(text.count) bytes")
+        #expect(json.utf8.count < 500, "\(json.utf8.count) bytes")
+        let field = fields.alpnField ?? ""
+        #expect(field.hasPrefix("p0-xxxxxxxxxxxxxxxxxxxxxxxxxxxxx~,p1-"))
+        #expect(field.hasSuffix(",+56"))
+        #expect(field.split(separator: ",").count == 5)
+        // A multi-byte character is never cut in half.
+        fields.alpn = [String(repeating: "é", count: 40)]
+        #expect(fields.alpnField == String(repeating: "é", count: 16) + "~")
+        // Ordinary offers pass untouched.
+        fields.alpn = ["h2", "http/1.1"]
+        #expect(fields.alpnField == "h2,http/1.1")
     }
 }

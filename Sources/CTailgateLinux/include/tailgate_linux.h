@@ -13,6 +13,8 @@ int tailgate_pipe(int fds[2]);
 ssize_t tailgate_splice(int from, int to, size_t length);
 /// eventfd(2), non-blocking and close-on-exec.
 int tailgate_eventfd(void);
+/// eventfd(2), blocking (a thread sleeps in its read until woken) and close-on-exec.
+int tailgate_eventfd_blocking(void);
 /// epoll_create1(EPOLL_CLOEXEC).
 int tailgate_epoll_create(void);
 /// epoll_ctl(2) with `events` and a 64-bit token; `operation` 0 add, 1 modify, 2 delete.

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateSystem
 
 /// A non-blocking listening TCP socket opened directly (the splice engine accepts on it itself).
 enum ListeningSocket {

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateSystem
 
 /// The event loop of one relay thread: an epoll loop over the sockets of its sessions, edge-triggered for
 /// connections (each socket is registered once; no epoll_ctl per state change) and level-triggered for the
@@ -56,8 +57,8 @@ final class SpliceLoop {
         let capacity = 128
         var events = [UInt32](repeating: 0, count: capacity)
         var tokens = [UInt64](repeating: 0, count: capacity)
-        let logLines = StandardErrorLines.startBatching()
-        defer { StandardErrorLines.stopBatching() }
+        let logLines = LogOutput.standardError.startBatching()
+        defer { LogOutput.standardError.stopBatching() }
         while !(stopping && byID.isEmpty) {
             let idle = again.isEmpty && byID.isEmpty && paused.isEmpty
             if !idle { idleKeepsThreads = false }
@@ -159,6 +160,8 @@ final class SpliceLoop {
                 }
             case .adopt(let handoff):
                 adopt(handoff.session)
+            case .ping:
+                worker.answerPing()
             case .stop:
                 stopping = true
                 for session in Array(byID.values) {

@@ -2,6 +2,7 @@ import CTailgateLinux
 import Glibc
 import NIOCore
 import Synchronization
+import TailgateSystem
 
 /// Relays connections with splice(2): bytes go socket → pipe → socket inside the kernel and never enter the
 /// agent's memory, and an idle connection holds no buffer at all (HAProxy's technique).
@@ -15,8 +16,7 @@ public final class SpliceRelayEngine: Sendable {
 
     /// Starts `threads` relay threads. Throws when the kernel refuses an epoll or eventfd descriptor.
     public init(threads: Int) throws(SystemCallError) {
-        // A write to a socket whose peer is gone must fail with EPIPE, not kill the process.
-        signal(SIGPIPE, SIG_IGN)
+        ProcessSignals.ignoreBrokenPipes()
         let spread = AcceptSpread.forAgent(threadCount: max(1, threads))
         var workers: [SpliceWorker] = []
         for index in 0..<spread.threadCount {
@@ -54,6 +54,20 @@ public final class SpliceRelayEngine: Sendable {
         }
     }
 
+    /// Asks every relay thread to show that it runs: each answers through its inbox, the way a connection's
+    /// work reaches it, so a thread that is blocked (in a system call, a lock, a debugger) cannot answer.
+    /// Returns when the pings were sent, for `threadsNotAnswering(since:)`.
+    public func ping() -> NIODeadline {
+        let sent = NIODeadline.now()
+        for worker in workers { worker.post(.ping) }
+        return sent
+    }
+
+    /// The names of the relay threads that have not answered the ping sent at `sent`.
+    public func threadsNotAnswering(since sent: NIODeadline) -> [String] {
+        workers.filter { !$0.hasAnswered(since: sent) }.map(\.name)
+    }
+
     /// Closes whatever is still relayed and stops the threads; waits until they have exited.
     public func shutdown() {
         spread.freeze()
@@ -78,64 +92,5 @@ final class SpliceCountdown: Sendable {
             return state.continuation
         }
         finished?.resume()
-    }
-}
-
-/// A failed system call: its name and errno, as an operator reads them.
-public struct SystemCallError: Error, CustomStringConvertible, Sendable {
-    public let call: String
-    public let errno: CInt
-
-    public init(_ call: String, errno: CInt = Glibc.errno) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String {
-        described(by: nil)
-    }
-
-    /// "`side`: call: text (errno N)", built in one string: a connection that ends on a reset or broken pipe
-    /// (most do, when clients close without waiting for the server's close_notify) writes this in its log line.
-    func described(by side: StaticString?) -> String {
-        let text = Self.errorText(errno)
-        var line = ""
-        line.reserveCapacity(32 + call.utf8.count + text.utf8.count)
-        if let side {
-            line += side.description
-            line += ": "
-        }
-        line += call
-        line += ": "
-        line += text
-        line += " (errno "
-        line += String(errno)
-        line += ")"
-        return line
-    }
-
-    /// strerror(3)'s text for the errno values Linux defines, read once: each strerror call goes through
-    /// gettext's catalog lookup.
-    private static let errorTexts: [String] = (0..<134).map { String(cString: strerror(CInt($0))) }
-
-    static func errorText(_ errno: CInt) -> String {
-        errno >= 0 && Int(errno) < errorTexts.count ? errorTexts[Int(errno)] : String(cString: strerror(errno))
-    }
-}
-
-extension SystemCallError {
-    /// NIO's `IOError` in the same words as the splice engine's, "read: Connection reset by peer (errno 104)":
-    /// NIO's own text names the Swift function ("read(descriptor:pointer:size:)") and leaves a parenthesis open.
-    init?(nio error: any Error) {
-        guard let error = error as? IOError else { return nil }
-        let text = String(describing: error)
-        self.init(String(text.prefix { $0 != "(" && $0 != ":" }), errno: error.errnoCode)
-    }
-
-    /// Any error as an operator reads it: NIO's `IOError` as above, anything else as it describes itself;
-    /// prefixed with `side` ("client: …") when given.
-    public static func describe(_ error: any Error, side: StaticString? = nil) -> String {
-        if let failure = SystemCallError(nio: error) { return failure.described(by: side) }
-        return side.map { "\($0): \(error)" } ?? "\(error)"
     }
 }

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateSystem
 import TailgateWire
 
 extension SpliceSession {

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateSystem
 
 extension SpliceSession {
     /// Starts a non-blocking connect to the next server; past the last one the connection is refused.

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateSystem
 
 /// One relayed connection on a splice thread: connecting to a server of the upstream, sending the greeting
 /// (PROXY header and ClientHello), then two directions spliced until both have finished.

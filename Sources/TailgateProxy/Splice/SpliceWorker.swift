@@ -2,6 +2,7 @@ import CTailgateLinux
 import Glibc
 import NIOCore
 import Synchronization
+import TailgateSystem
 
 /// A message to a relay thread.
 enum SpliceCommand: Sendable {
@@ -12,6 +13,8 @@ enum SpliceCommand: Sendable {
     case acceptSpreadChanged
     /// A relaying session another thread hands over (see `SpliceLoop.handOverHalf`).
     case adopt(SpliceHandoff)
+    /// Liveness: the thread notes that it ran (see `SpliceRelayEngine.ping()`).
+    case ping
     case stop
 }
 
@@ -59,6 +62,8 @@ final class SpliceWorker: Sendable {
     private let sessionIDs = Atomic<UInt64>(0)
     private let sessions = Atomic<Int>(0)
     private let thread = Mutex<pthread_t?>(nil)
+    /// When the thread last answered a ping (uptime nanoseconds).
+    private let lastAnswer = Atomic<UInt64>(0)
 
     init(index: Int, spread: AcceptSpread) throws(SystemCallError) {
         let epoll = tailgate_epoll_create()
@@ -106,6 +111,16 @@ final class SpliceWorker: Sendable {
             commands.removeAll(keepingCapacity: true)
             return taken
         }
+    }
+
+    /// Called by the thread itself when it handles `.ping`.
+    func answerPing() {
+        lastAnswer.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    /// Whether the thread has handled a ping sent at `sent` or later.
+    func hasAnswered(since sent: NIODeadline) -> Bool {
+        lastAnswer.load(ordering: .relaxed) >= sent.uptimeNanoseconds
     }
 
     func sessionStarted() { sessions.add(1, ordering: .relaxed) }
