@@ -8,6 +8,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+_Static_assert(TAILGATE_EPOLL_CTL_ADD == EPOLL_CTL_ADD && TAILGATE_EPOLL_CTL_MOD == EPOLL_CTL_MOD &&
+               TAILGATE_EPOLL_CTL_DEL == EPOLL_CTL_DEL, "epoll_ctl operations");
+
 int tailgate_pipe(int fds[2]) {
     return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
 }
@@ -29,9 +32,8 @@ int tailgate_epoll_create(void) {
 }
 
 int tailgate_epoll_control(int epoll, int operation, int fd, uint32_t events, uint64_t token) {
-    static const int operations[] = {EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL};
     struct epoll_event event = {.events = events, .data.u64 = token};
-    return epoll_ctl(epoll, operations[operation], fd, &event);
+    return epoll_ctl(epoll, operation, fd, &event);
 }
 
 int tailgate_epoll_wait(int epoll, uint32_t *events, uint64_t *tokens, int capacity, int timeout_ms) {

@@ -1,9 +1,7 @@
+import Glibc
 import NIOCore
 import TailgateConfig
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import TailgateSystem
 
 /// `tailgate status`: fetches the endpoint's /status as a table, over a plain blocking socket.
 public enum StatusClient {
@@ -57,18 +55,19 @@ public enum StatusClient {
         } catch {
             throw Failure(description: "\(base): cannot resolve: \(error)")
         }
-        let fd = socket(Int32(address.protocol.rawValue), Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        let fd: CInt
+        do throws(SystemCallError) {
+            fd = try OutgoingConnection.connect(to: address, deadline: .now() + .seconds(5))
+        } catch {
+            let reason = error.errno == ETIMEDOUT ? "no answer within 5 s" : SystemCallError.errorText(error.errno)
+            throw Failure(description: "cannot reach \(base): \(reason) (is [health] listen set, and tailgate running?)")
+        }
         defer { close(fd) }
+        // The rest waits in the calls themselves, each for at most 5 s.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected = address.withSockAddr { connect(fd, $0, socklen_t($1)) }
-        guard connected == 0 else {
-            // SO_SNDTIMEO bounds the connect too; it then fails with EINPROGRESS.
-            let reason = errno == EINPROGRESS || errno == EAGAIN ? "no answer within 5 s" : String(cString: strerror(errno))
-            throw Failure(description: "cannot reach \(base): \(reason) (is [health] listen set, and tailgate running?)")
-        }
         let request = Array("GET /status?format=text HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // The whole answer within 10 s and 4 MiB: whatever else listens on that port must not hold the command.

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// The moment a check must be over by, measured on the continuous (monotonic) clock.
 struct ProbeDeadline {
     let start: ContinuousClock.Instant
@@ -11,14 +13,9 @@ struct ProbeDeadline {
     /// Time since the check started.
     var elapsed: Duration { ContinuousClock.now - start }
 
-    /// The time left as a `poll` timeout in milliseconds, rounded up so that a wait never ends
-    /// just short of the deadline and spins; nil once the deadline has passed.
-    var pollMilliseconds: Int32? {
-        let remaining = end - ContinuousClock.now
-        guard remaining > .zero else { return nil }
-        let (seconds, attoseconds) = remaining.components
-        let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
-        let milliseconds = seconds * 1000 + (attoseconds + attosecondsPerMillisecond - 1) / attosecondsPerMillisecond
-        return Int32(clamping: milliseconds)
+    /// The same moment on the clock `OutgoingConnection` waits with.
+    var uptime: NIODeadline {
+        let (seconds, attoseconds) = (end - ContinuousClock.now).components
+        return .now() + .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import NIOCore
+import TailgateSystem
 
 /// A non-blocking stream socket for one check: every wait is a `poll` bounded by the check's
 /// deadline, and the descriptor is closed when the object goes away.
@@ -19,29 +20,11 @@ final class ProbeSocket {
 
     /// Connects to `address`, waiting at most until `deadline`.
     static func connect(to address: SocketAddress, deadline: ProbeDeadline) throws(ProbeError) -> ProbeSocket {
-        let family: Int32
-        switch address {
-        case .v4: family = AF_INET
-        case .v6: family = AF_INET6
-        case .unixDomainSocket: family = AF_UNIX
+        do throws(SystemCallError) {
+            return ProbeSocket(descriptor: try OutgoingConnection.connect(to: address, deadline: deadline.uptime))
+        } catch {
+            throw Self.error(error.errno)
         }
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        let descriptor = socket(family, type, 0)
-        guard descriptor >= 0 else { throw Self.error(errno) }
-        let socket = ProbeSocket(descriptor: descriptor)
-        let result = address.withSockAddr { address, length in
-            Glibc.connect(descriptor, address, socklen_t(length))
-        }
-        if result == 0 { return socket }
-        let code = errno
-        // A non-blocking connect interrupted by a signal goes on in the background, as one in progress.
-        guard code == EINPROGRESS || code == EINTR else { throw Self.error(code) }
-        try socket.wait(for: Int16(POLLOUT), deadline: deadline)
-        var pending: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &pending, &length) == 0 else { throw Self.error(errno) }
-        guard pending == 0 else { throw Self.error(pending) }
-        return socket
     }
 
     /// Sends all of `bytes`, waiting for room at most until `deadline`.
@@ -104,13 +87,10 @@ final class ProbeSocket {
     /// Waits until the socket is ready for `events` (or has an error or hang-up to report,
     /// which the next call then returns), at most until `deadline`.
     private func wait(for events: Int16, deadline: ProbeDeadline) throws(ProbeError) {
-        var entry = pollfd(fd: descriptor, events: events, revents: 0)
-        while true {
-            guard let milliseconds = deadline.pollMilliseconds else { throw ProbeError(.timeout) }
-            let ready = poll(&entry, 1, milliseconds)
-            if ready > 0 { return }
-            if ready < 0 && errno != EINTR { throw Self.error(errno) }
-            // 0: poll's timeout has passed, which the next round sees as the deadline.
+        do throws(SystemCallError) {
+            try OutgoingConnection.wait(descriptor, for: events, until: deadline.uptime)
+        } catch {
+            throw Self.error(error.errno)
         }
     }
 

@@ -1,5 +1,5 @@
-// Thin wrappers over the Linux calls the splice relay needs that Swift's Glibc module does not
-// import (they sit behind _GNU_SOURCE or in headers the module map leaves out).
+// Thin wrappers over the Linux calls that Swift's Glibc module does not import (they sit behind
+// _GNU_SOURCE or in headers the module map leaves out). Swift code reaches them through TailgateSystem.
 #ifndef TAILGATE_LINUX_H
 #define TAILGATE_LINUX_H
 
@@ -17,7 +17,7 @@ int tailgate_eventfd(void);
 int tailgate_eventfd_blocking(void);
 /// epoll_create1(EPOLL_CLOEXEC).
 int tailgate_epoll_create(void);
-/// epoll_ctl(2) with `events` and a 64-bit token; `operation` 0 add, 1 modify, 2 delete.
+/// epoll_ctl(2) with `events` and a 64-bit token; `operation` is one of TAILGATE_EPOLL_CTL_*.
 int tailgate_epoll_control(int epoll, int operation, int fd, uint32_t events, uint64_t token);
 /// epoll_wait(2) into parallel arrays of events and tokens.
 int tailgate_epoll_wait(int epoll, uint32_t *events, uint64_t *tokens, int capacity, int timeout_ms);
@@ -35,6 +35,12 @@ enum {
     TAILGATE_EPOLLHUP = 0x010,
     TAILGATE_EPOLLRDHUP = 0x2000,
     TAILGATE_EPOLLEXCLUSIVE = 1 << 28,
+};
+/// epoll_ctl(2)'s operations (EPOLL_CTL_ADD, _DEL, _MOD; checked against the kernel header in linux.c).
+enum {
+    TAILGATE_EPOLL_CTL_ADD = 1,
+    TAILGATE_EPOLL_CTL_DEL = 2,
+    TAILGATE_EPOLL_CTL_MOD = 3,
 };
 /// Edge-triggered: reported once per change of readiness (bit 31, outside what an int enum holds).
 #define TAILGATE_EPOLLET 0x80000000U

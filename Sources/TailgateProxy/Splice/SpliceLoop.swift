@@ -8,8 +8,8 @@ import TailgateSystem
 /// shared listening sockets, plus a coarse timer pass for connect and idle timeouts. Lives on its thread only.
 final class SpliceLoop {
     /// A client socket from accept on: input and the peer's FIN (EPOLLOUT is added if a write ever waits).
-    static let clientEvents = UInt32(TAILGATE_EPOLLIN | TAILGATE_EPOLLRDHUP) | TAILGATE_EPOLLET
-    static let clientEventsWithOutput = clientEvents | UInt32(TAILGATE_EPOLLOUT)
+    static let clientEvents: EpollEvents = [.input, .peerClosed, .edgeTriggered]
+    static let clientEventsWithOutput = clientEvents.union(.output)
     /// An upstream socket from its connect on (EPOLLOUT says the connect finished).
     static let upstreamEvents = clientEventsWithOutput
     static let wakeupToken = UInt64.max
@@ -71,20 +71,21 @@ final class SpliceLoop {
                 }
             }
             let wait = idle ? idleWaitMilliseconds() : waitMilliseconds()
-            let count = tailgate_epoll_wait(worker.epoll, &events, &tokens, CInt(capacity), wait)
-            now = .now()
-            if count < 0 {
-                if errno == EINTR { continue }
+            let count: Int
+            do {
+                count = try worker.epoll.wait(events: &events, tokens: &tokens, timeoutMilliseconds: wait)
+            } catch {
                 break
             }
-            for index in 0..<Int(count) {
+            now = .now()
+            for index in 0..<count {
                 let token = tokens[index]
                 if token == Self.wakeupToken {
                     handleCommands()
                 } else if token & Self.listenerBit != 0 {
                     acceptConnections(on: CInt(truncatingIfNeeded: token & 0xFFFF_FFFF))
                 } else if let session = session(for: CInt(truncatingIfNeeded: token)), session.tag == token >> 32 {
-                    session.handle(events[index], on: CInt(truncatingIfNeeded: token), loop: self)
+                    session.handle(EpollEvents(rawValue: events[index]), on: CInt(truncatingIfNeeded: token), loop: self)
                 }
             }
             if !again.isEmpty {
@@ -102,7 +103,7 @@ final class SpliceLoop {
                 idleKeepsThreads = byID.isEmpty && paused.isEmpty && worker.spread.acceptingThreads == accepting
             }
         }
-        for session in Array(byID.values) { session.close(loop: self) }
+        for session in Array(byID.values) { session.closeAtDrainDeadline(loop: self) }
         pipes.drain()
         scratch.deallocate()
         if schedstat >= 0 { Glibc.close(schedstat) }
@@ -136,14 +137,13 @@ final class SpliceLoop {
                     if owner !== worker { owner.post(.closeAtDrainDeadline(connection)) }
                     continue
                 }
-                session.record.end(.drainTimeout)
-                session.close(loop: self)
+                session.closeAtDrainDeadline(loop: self)
             case .listen(let descriptor, let socket):
                 listening[descriptor] = socket
                 if accepting { watchListener(descriptor) }
             case .unlisten(let descriptor, let countdown):
                 if listening.removeValue(forKey: descriptor) != nil, paused.removeValue(forKey: descriptor) == nil, accepting {
-                    _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
+                    worker.epoll.remove(descriptor)
                 }
                 countdown.done()
             case .acceptSpreadChanged:
@@ -155,7 +155,7 @@ final class SpliceLoop {
                     if joins {
                         watchListener(descriptor)
                     } else {
-                        _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
+                        worker.epoll.remove(descriptor)
                     }
                 }
             case .adopt(let handoff):
@@ -165,8 +165,7 @@ final class SpliceLoop {
             case .stop:
                 stopping = true
                 for session in Array(byID.values) {
-                    session.record.end(.drainTimeout)
-                    session.close(loop: self)
+                    session.closeAtDrainDeadline(loop: self)
                 }
             }
         }
@@ -179,7 +178,7 @@ final class SpliceLoop {
             if accepting { watchListener(descriptor) }
         }
         for session in Array(byID.values) {
-            session.checkTimers(now: now, loop: self)
+            session.checkTimers(loop: self)
         }
     }
 
@@ -231,12 +230,12 @@ final class SpliceLoop {
                 ])
             }
         }
-        for session in Array(byID.values) where session.stage == .relaying {
+        for session in Array(byID.values) where session.machine.isRelaying {
             seen += 1
             guard seen % 2 == 0 else { continue }
             given += 1
             for descriptor in [session.client, session.upstream] {
-                _ = tailgate_epoll_control(worker.epoll, 2, descriptor, 0, 0)
+                worker.epoll.remove(descriptor)
                 forget(descriptor)
             }
             if session.postedAgain {
@@ -244,7 +243,6 @@ final class SpliceLoop {
                 again.removeAll { $0 === session }
             }
             byID[session.connection.id] = nil
-            worker.sessionEnded()
             session.connection.moved(to: target)
             target.post(.adopt(SpliceHandoff(session)))
         }
@@ -253,27 +251,24 @@ final class SpliceLoop {
     /// Takes over a session another thread handed over.
     private func adopt(_ session: SpliceSession) {
         byID[session.connection.id] = session
-        worker.sessionStarted()
         if stopping {
-            session.record.end(.drainTimeout)
-            session.close(loop: self)
+            session.closeAtDrainDeadline(loop: self)
             return
         }
-        let clientEvents = session.clientWatchesOutput ? Self.clientEventsWithOutput : Self.clientEvents
+        let clientEvents = session.machine.clientWatchesOutput ? Self.clientEventsWithOutput : Self.clientEvents
         guard watch(session.client, events: clientEvents, for: session), watch(session.upstream, events: Self.upstreamEvents, for: session)
         else {
             session.fail(.error, detail: SystemCallError("epoll_ctl").described(by: "handover"), loop: self)
             return
         }
-        session.relay(hangUp: nil, loop: self)
+        session.resume(loop: self)
     }
 
     // MARK: - Accepting
 
     /// Level-triggered, and exclusive: the kernel wakes one of the threads waiting on the listener, not all.
     private func watchListener(_ descriptor: CInt) {
-        let events = UInt32(TAILGATE_EPOLLIN) | UInt32(truncatingIfNeeded: TAILGATE_EPOLLEXCLUSIVE)
-        _ = tailgate_epoll_control(worker.epoll, 0, descriptor, events, UInt64(descriptor) | Self.listenerBit)
+        try? worker.epoll.add(descriptor, [.input, .exclusive], token: UInt64(descriptor) | Self.listenerBit)
     }
 
     /// Accepts one connection per event: the listener is level-triggered, so epoll reports it again next turn
@@ -306,7 +301,7 @@ final class SpliceLoop {
     /// Out of descriptors: stop watching the listener for a moment instead of spinning on it; new connections
     /// wait in the kernel's accept queue meanwhile.
     private func pauseAccepting(_ listener: CInt, socket: BoundSocket, error: SystemCallError) {
-        _ = tailgate_epoll_control(worker.epoll, 2, listener, 0, 0)
+        worker.epoll.remove(listener)
         let now = NIODeadline.now()
         paused[listener] = now + Self.acceptPause
         if now - lastExhaustionWarning >= .seconds(1) {
@@ -328,11 +323,12 @@ final class SpliceLoop {
         let record = ConnectionRecord(listener: listener, logger: socket.logger, lineWriter: socket.lineWriter, peer: peer)
         let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
         socket.connections.add(connection)
-        let session = SpliceSession(accepted: descriptor, record: record, policy: policy, registry: socket.connections, connection: connection)
-        session.localAddress = socket.specificAddress
+        let session = SpliceSession(
+            accepted: descriptor, record: record, policy: policy, registry: socket.connections, connection: connection,
+            localAddress: socket.specificAddress, now: now
+        )
         byID[connection.id] = session
-        worker.sessionStarted()
-        session.startAdmission(loop: self)
+        session.start(loop: self)
     }
 
     // MARK: - Descriptor bookkeeping
@@ -343,18 +339,23 @@ final class SpliceLoop {
     }
 
     /// Adds `descriptor` to epoll for `session` with `events`.
-    func watch(_ descriptor: CInt, events: UInt32, for session: SpliceSession) -> Bool {
+    func watch(_ descriptor: CInt, events: EpollEvents, for session: SpliceSession) -> Bool {
         let index = Int(descriptor)
         if index >= byDescriptor.count {
             byDescriptor.append(contentsOf: repeatElement(nil, count: max(index + 1 - byDescriptor.count, byDescriptor.count)))
         }
         byDescriptor[index] = session
-        return tailgate_epoll_control(worker.epoll, 0, descriptor, events, Self.token(descriptor, session)) == 0
+        do {
+            try worker.epoll.add(descriptor, events, token: Self.token(descriptor, session))
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// Changes the events epoll reports for `session`'s `descriptor`.
-    func rewatch(_ descriptor: CInt, events: UInt32, for session: SpliceSession) {
-        _ = tailgate_epoll_control(worker.epoll, 1, descriptor, events, Self.token(descriptor, session))
+    func rewatch(_ descriptor: CInt, events: EpollEvents, for session: SpliceSession) {
+        try? worker.epoll.modify(descriptor, events, token: Self.token(descriptor, session))
     }
 
     private static func token(_ descriptor: CInt, _ session: SpliceSession) -> UInt64 {
@@ -373,9 +374,7 @@ final class SpliceLoop {
     }
 
     func sessionClosed(_ session: SpliceSession) {
-        if byID.removeValue(forKey: session.connection.id) != nil {
-            worker.sessionEnded()
-        }
+        byID.removeValue(forKey: session.connection.id)
     }
 }
 

@@ -35,11 +35,6 @@ public final class SpliceRelayEngine: Sendable {
         spread.setSpreadsAll(all)
     }
 
-    /// Connections being connected or relayed, over all threads.
-    public var activeSessions: Int {
-        workers.reduce(0) { $0 + $1.activeSessions }
-    }
-
     /// Starts accepting on `descriptor` in every thread that accepts (the kernel wakes one of them per connection).
     func listen(_ descriptor: CInt, for socket: BoundSocket) {
         for worker in workers { worker.post(.listen(descriptor, socket)) }

@@ -53,30 +53,29 @@ final class SpliceHandoff: @unchecked Sendable {
 /// One relay thread: its epoll and wake-up descriptors and the inbox other threads post to.
 /// The connections themselves live in the thread's `SpliceLoop` and are touched by no other thread.
 final class SpliceWorker: Sendable {
-    let epoll: CInt
+    let epoll: Epoll
     let wakeup: CInt
     let name: String
     let index: Int
     let spread: AcceptSpread
     private let inbox = Mutex<[SpliceCommand]>([])
     private let sessionIDs = Atomic<UInt64>(0)
-    private let sessions = Atomic<Int>(0)
     private let thread = Mutex<pthread_t?>(nil)
     /// When the thread last answered a ping (uptime nanoseconds).
     private let lastAnswer = Atomic<UInt64>(0)
 
     init(index: Int, spread: AcceptSpread) throws(SystemCallError) {
-        let epoll = tailgate_epoll_create()
-        guard epoll >= 0 else { throw SystemCallError("epoll_create1") }
+        let epoll = try Epoll()
         let wakeup = tailgate_eventfd()
         guard wakeup >= 0 else {
             let error = SystemCallError("eventfd")
-            close(epoll)
+            epoll.close()
             throw error
         }
-        guard tailgate_epoll_control(epoll, 0, wakeup, UInt32(TAILGATE_EPOLLIN), SpliceLoop.wakeupToken) == 0 else {
-            let error = SystemCallError("epoll_ctl")
-            close(epoll)
+        do throws(SystemCallError) {
+            try epoll.add(wakeup, .input, token: SpliceLoop.wakeupToken)
+        } catch {
+            epoll.close()
             close(wakeup)
             throw error
         }
@@ -87,8 +86,6 @@ final class SpliceWorker: Sendable {
         self.spread = spread
         try start()
     }
-
-    var activeSessions: Int { sessions.load(ordering: .relaxed) }
 
     /// Unique over all threads (the thread's number in the top bits): a handed-over session keeps its id.
     func nextSessionID() -> UInt64 {
@@ -123,9 +120,6 @@ final class SpliceWorker: Sendable {
         lastAnswer.load(ordering: .relaxed) >= sent.uptimeNanoseconds
     }
 
-    func sessionStarted() { sessions.add(1, ordering: .relaxed) }
-    func sessionEnded() { sessions.subtract(1, ordering: .relaxed) }
-
     private func start() throws(SystemCallError) {
         var handle = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
@@ -149,7 +143,7 @@ final class SpliceWorker: Sendable {
             return handle
         }) else { return }
         pthread_join(handle, nil)
-        close(epoll)
+        epoll.close()
         close(wakeup)
     }
 }
