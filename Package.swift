@@ -97,6 +97,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the test targets share: child processes, waiting with a deadline, ports, a test CA.
+        .target(name: "TailgateTestSupport", path: "Tests/TailgateTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TailgateTOMLTests", dependencies: ["TailgateTOML"], swiftSettings: swiftSettings),
         .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(
@@ -107,10 +109,10 @@ let package = Package(
             dependencies: ["TailgateProxy"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables"], swiftSettings: swiftSettings),
+        .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables", "TailgateTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TailgateProbeTests",
-            dependencies: ["TailgateProbe", "TailgateWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["TailgateProbe", "TailgateWire", "TailgateTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -121,6 +123,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig", "TailgateTestSupport"], swiftSettings: swiftSettings),
     ]
 )

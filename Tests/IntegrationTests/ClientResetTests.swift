@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// Clients that leave at every stage, with a FIN or a reset: before their ClientHello is complete, while the
@@ -50,12 +51,12 @@ struct ClientResetTests {
     func aPeerThatLeavesWithoutSendingIsLoggedOnlyAtDebugWhetherItClosesOrResets(relay: RelayMode) throws {
         let sandbox = try Sandbox("probe-\(relay)")
         defer { sandbox.tearDown() }
-        let healthPort = Sandbox.freePort()
+        let healthPort = TestPort.free()
         let (tailgate, port) = try HostileSetup.startWithNginx(relay, sandbox, more: """
             [health]
             listen = "127.0.0.1:\(healthPort)"
             """)
-        #expect(Sandbox.waitForPort(healthPort))
+        #expect(TestPort.waitUntilAccepting(healthPort))
         func leftEarly() -> Double {
             HealthIntegrationTests.parsedMetrics(healthPort).samples
                 .filter { $0.key.hasPrefix("tailgate_connections_ended_total{") && $0.key.contains("outcome=\"client_closed_early\"") }
@@ -83,7 +84,7 @@ struct ClientResetTests {
         let sandbox = try Sandbox("reset-connecting-\(relay)")
         defer { sandbox.tearDown() }
         let hole = try BlackHoleListener()
-        let slowPort = Sandbox.freePort()
+        let slowPort = TestPort.free()
         let (tailgate, port) = try HostileSetup.startWithNginx(relay, sandbox, more: """
             [listeners.slow]
             bind = ["127.0.0.1:\(slowPort)"]

@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// Hostile clients before routing, against the real binary: floods of silent connections, dribbles, oversized
@@ -106,14 +107,14 @@ struct HostileClientTests {
     @Test func aClientHelloDribbledOneByteEveryTenthOfASecondIsClosedAtTheTimeout() throws {
         let sandbox = try Sandbox("dribble")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
             default = "u"
             client_hello_timeout = "2s"
             [upstreams.u]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """, in: sandbox)
         let hello = try Captures.load("curl.bin")
         let client = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.21")
@@ -136,7 +137,7 @@ struct HostileClientTests {
         let sandbox = try Sandbox("oversized")
         defer { sandbox.tearDown() }
         let server = try RawServer(.drain)
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [health]
             listen = "127.0.0.1:\(healthPort)"
@@ -212,9 +213,9 @@ struct HostileClientTests {
     @Test func proxyHeadersOnAListenerThatTrustsNobodyAreNeverHonoured() throws {
         let sandbox = try Sandbox("pp-nobody")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com", "tailgate.example.test"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com", "tailgate.example.test"])
         let app = try NginxUpstream.start("app", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         // No proxy_protocol_from at all; nginx is sent a v1 header and answers with the client address it got.
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
@@ -247,7 +248,7 @@ struct HostileClientTests {
         let sandbox = try Sandbox("pp-v2-large")
         defer { sandbox.tearDown() }
         let server = try RawServer(.drain)
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [health]
             listen = "127.0.0.1:\(healthPort)"

@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// SIGTERM drain, the second SIGTERM, and sd_notify against a real datagram socket.
@@ -17,8 +18,8 @@ struct LifecycleIntegrationTests {
     }
 
     /// Starts tailgate (one listener, upstream port 9, drain 1 s) telling `notify` what systemd would hear.
-    static func startNotifying(_ notify: NotifySocket, in sandbox: Sandbox) throws -> TestProcess {
-        try sandbox.write("tailgate.toml", config(port: Sandbox.freePort(), upstream: 9, drain: "1s"))
+    static func startNotifying(_ notify: NotifySocket, in sandbox: Sandbox) throws -> ChildProcess {
+        try sandbox.write("tailgate.toml", config(port: TestPort.free(), upstream: 9, drain: "1s"))
         return try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
                                  environment: ["NOTIFY_SOCKET": notify.path])
     }
@@ -26,10 +27,10 @@ struct LifecycleIntegrationTests {
     @Test func sigtermLetsATransferFinishRefusesNewConnectionsAndExitsCleanly() throws {
         let sandbox = try Sandbox("drain")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["files.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["files.example.com"])
         let upstream = try NginxUpstream.start("files", in: sandbox)
-        _ = runCommand("/bin/sh", ["-c", "head -c 20971520 /dev/urandom > \(upstream.root)/files/blob"])
-        let port = Sandbox.freePort()
+        _ = Command.run("/bin/sh", ["-c", "head -c 20971520 /dev/urandom > \(upstream.root)/files/blob"])
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: Self.config(port: port, upstream: upstream.plainPort, drain: "20s"), in: sandbox)
         // A 20 MiB download at 5 MiB/s: still running when SIGTERM arrives.
         let download = try sandbox.start("download", "/usr/bin/curl", [
@@ -46,7 +47,7 @@ struct LifecycleIntegrationTests {
         #expect(tailgate.process.waitForExit(timeout: 10))
         #expect(tailgate.process.exitStatus == 0)
         #expect(Date().timeIntervalSince(stopped) < 20)
-        let sums = runCommand("/usr/bin/sha256sum", ["\(upstream.root)/files/blob", sandbox.path("blob.copy")]).output
+        let sums = Command.run("/usr/bin/sha256sum", ["\(upstream.root)/files/blob", sandbox.path("blob.copy")]).output
             .split(separator: "\n").map { $0.prefix(64) }
         #expect(sums.count == 2 && sums[0] == sums[1])
         #expect(!tailgate.process.output.contains("drain_timeout reached"))
@@ -56,7 +57,7 @@ struct LifecycleIntegrationTests {
         let sandbox = try Sandbox("drain-timeout")
         defer { sandbox.tearDown() }
         let server = try RawServer(.drain)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: Self.config(port: port, upstream: server.port, drain: "2s"), in: sandbox)
         let client = try RawClient(host: "127.0.0.1", port: port)
         client.send(try Captures.load("curl.bin"))
@@ -72,7 +73,7 @@ struct LifecycleIntegrationTests {
 
         // Now with a long drain_timeout and a second SIGTERM.
         let server2 = try RawServer(.drain)
-        let port2 = Sandbox.freePort()
+        let port2 = TestPort.free()
         let second = try TailgateInstance.start(config: Self.config(port: port2, upstream: server2.port, drain: "60s"), in: sandbox, name: "second")
         let client2 = try RawClient(host: "127.0.0.1", port: port2)
         client2.send(try Captures.load("curl.bin"))
@@ -93,14 +94,14 @@ struct LifecycleIntegrationTests {
         defer { sandbox.tearDown() }
         let notify = try NotifySocket(path: sandbox.path("notify.sock"))
         defer { notify.shutdown() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         try sandbox.write("tailgate.toml", Self.config(port: port, upstream: 9, drain: "1s"))
         let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
                                         environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000"])
         let ready = notify.waitFor(["READY=1", "MAINPID=\(process.pid)", "STATUS="])
         #expect(ready != nil)
         #expect(ready?.text.contains("STATUS=generation 1 (") == true)
-        #expect(Sandbox.waitForPort(port, timeout: 1), "READY=1 only once listeners are bound")
+        #expect(TestPort.waitUntilAccepting(port, timeout: 1), "READY=1 only once listeners are bound")
         let watchdog = notify.waitFor(["WATCHDOG=1"], from: ready?.index ?? 0, timeout: 3)
         #expect(watchdog != nil)
 
@@ -128,7 +129,7 @@ struct LifecycleIntegrationTests {
         defer { sandbox.tearDown() }
         let notify = try NotifySocket(path: sandbox.path("notify.sock"))
         defer { notify.shutdown() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let good = Self.config(port: port, upstream: 9, drain: "3s")
         try sandbox.write("tailgate.toml", good)
         let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")],
@@ -226,7 +227,7 @@ struct LifecycleIntegrationTests {
         #expect(process.isRunning, "a SIGHUP while the file was read ended the process: \(process.output)")
         _ = fcntl(descriptor, F_SETFL, 0)
         let writer = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
-        writer.write(Data(Self.config(port: Sandbox.freePort(), upstream: 9, drain: "1s").utf8))
+        writer.write(Data(Self.config(port: TestPort.free(), upstream: 9, drain: "1s").utf8))
         close(descriptor)
         #expect(process.waitForOutput(" ready "), "\(process.output)")
         // The reload reads the FIFO again, on the loader thread; the agent still stops at once.

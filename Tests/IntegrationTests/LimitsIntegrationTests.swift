@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// Process-wide limits: `[global] max_connections` and running out of file descriptors.
@@ -6,9 +7,9 @@ import Testing
     @Test func theGlobalLimitCapsConnectionsOverAllListenersAndFreesSlotsAsTheyClose() throws {
         let sandbox = try Sandbox("global-limit")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let app = try NginxUpstream.start("app", in: sandbox)
-        let first = Sandbox.freePort(), second = Sandbox.freePort(), health = Sandbox.freePort()
+        let first = TestPort.free(), second = TestPort.free(), health = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [global]
             max_connections = 2
@@ -54,10 +55,10 @@ import Testing
             [global]
             max_connections = 5000
             [listeners.public]
-            bind = ["127.0.0.1:\(Sandbox.freePort())"]
+            bind = ["127.0.0.1:\(TestPort.free())"]
             default = "app"
             [upstreams.app]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """)
         let tailgate = try sandbox.start(
             "tailgate", "/usr/bin/prlimit", ["--nofile=1024:1024", Sandbox.tailgateBinary, "run", "--config", sandbox.path("tailgate.toml")]
@@ -70,9 +71,9 @@ import Testing
     @Test func runningOutOfDescriptorsPausesAcceptingWithoutSpinningAndServiceResumes() throws {
         let sandbox = try Sandbox("fd-exhaustion")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let app = try NginxUpstream.start("app", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let configPath = sandbox.path("tailgate.toml")
         try sandbox.write("tailgate.toml", """
             [listeners.public]
@@ -102,15 +103,5 @@ import Testing
         #expect(Poll.until(timeout: 15) {
             curl(sandbox, host: "app.example.com", port: port).output == "app 127.0.0.1 app.example.com\n"
         })
-    }
-
-    /// User plus system CPU time of a process so far.
-    private func cpuSeconds(_ pid: Int32) -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command name: state is field 3; utime and stime are fields 14 and 15.
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// The relay's contract: half-closes pass through, a slow side holds the other back, idle connections end.
@@ -10,7 +11,7 @@ struct RelayIntegrationTests {
     static let relays = RelayMode.allCases.map(\.rawValue)
 
     static func start(upstreamPort: Int, in sandbox: Sandbox, idle: String = "10m", relay: String) throws -> (TailgateInstance, Int) {
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [global]
             relay = "\(relay)"

@@ -3,14 +3,15 @@ import NIOCore
 import Synchronization
 import Testing
 import TailgateProbe
+import TailgateTestSupport
 
 /// Many checks, on every path, from several threads at once.
 @Suite struct ProbeResourceTests {
     @Test func hundredsOfChecksFromSeveralThreadsLeakNeitherMemoryNorDescriptors() throws {
         let bed = try TestBed()
-        let app = try bed.startTLSServer(certificate: "app.pem")
-        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: try Loopback.refusingPort())
-        func tls(_ server: SocketAddress, name: String = "app.example.test", caFile: String? = bed.path("ca.pem")) -> ProbeRequest {
+        let app = try bed.startTLSServer(certificate: "app")
+        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: TestPort.refusing)
+        func tls(_ server: SocketAddress, name: String = "app.example.test", caFile: String? = bed.path("ca.crt")) -> ProbeRequest {
             ProbeRequest(kind: .tls, server: server, timeout: .seconds(10), serverName: name, caFile: caFile)
         }
         let cases: [(ProbeRequest, ProbeResult.Failure?)] = [
