@@ -97,12 +97,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // What the test targets share: child processes, waiting with a deadline, ports, a test CA.
+        // What the test targets share: child processes and commands, waiting with a deadline, ports, a test CA,
+        // seeded random bytes, /proc files read whole.
         .target(name: "TailgateTestSupport", path: "Tests/TailgateTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TailgateTOMLTests", dependencies: ["TailgateTOML"], swiftSettings: swiftSettings),
         .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(
-            name: "TailgateWireTests", dependencies: ["TailgateWire"], exclude: ["Captures"], swiftSettings: swiftSettings
+            name: "TailgateWireTests", dependencies: ["TailgateWire", "TailgateTestSupport"], exclude: ["Captures"], swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TailgateProxyTests",

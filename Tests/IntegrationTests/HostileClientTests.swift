@@ -182,20 +182,20 @@ struct HostileClientTests {
         let sandbox = try Sandbox("garbage")
         defer { sandbox.tearDown() }
         let (tailgate, port) = try HostileSetup.startWithNginx(.splice, sandbox, listener: "client_hello_timeout = \"10s\"")
-        var random = SeededBytes(seed: 0x7A11_6A7E)
-        var noise = random.next(4_096)
+        var random = TestRandom(seed: 0x7A11_6A7E)
+        var noise = random.bytes(4_096)
         if noise[0] == 0x16 { noise[0] = 0x17 }
         let cases: [(source: String, bytes: [UInt8], reason: String)] = [
             ("127.0.0.25", noise, "not_tls"),
             ("127.0.0.26", Array("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".utf8), "not_tls"),
             // An SSLv2-compatible hello (a 2-byte header with the high bit set).
-            ("127.0.0.27", [0x80, 0x2E, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10] + random.next(37), "not_tls"),
+            ("127.0.0.27", [0x80, 0x2E, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10] + random.bytes(37), "not_tls"),
             // TLS application data before any handshake.
-            ("127.0.0.28", [0x17, 0x03, 0x03, 0x00, 0x20] + random.next(32), "not_tls"),
+            ("127.0.0.28", [0x17, 0x03, 0x03, 0x00, 0x20] + random.bytes(32), "not_tls"),
             // A handshake record holding a ServerHello.
-            ("127.0.0.29", [0x16, 0x03, 0x03, 0x00, 0x40, 0x02] + random.next(63), "not_client_hello"),
+            ("127.0.0.29", [0x16, 0x03, 0x03, 0x00, 0x40, 0x02] + random.bytes(63), "not_client_hello"),
             // A ClientHello header followed by random bytes.
-            ("127.0.0.30", [0x16, 0x03, 0x01, 0x00, 0x80, 0x01, 0x00, 0x00, 0x7C] + random.next(124), "malformed"),
+            ("127.0.0.30", [0x16, 0x03, 0x01, 0x00, 0x80, 0x01, 0x00, 0x00, 0x7C] + random.bytes(124), "malformed"),
         ]
         for (source, bytes, reason) in cases {
             let client = try RawClient(host: "127.0.0.1", port: port, source: source)
