@@ -34,7 +34,9 @@ import TailgateTestSupport
         let result = check(try listener.address, timeout: timeout)
         #expect(result.failure == .timeout)
         #expect(result.duration >= timeout)
-        #expect(result.duration < timeout + .milliseconds(500))
+        // The deadline, not the kernel, ended the connect: the SYN retries would take over a minute. (How long
+        // a wait of the probe lasts is ProbeDeadlineTests' to say; this bound leaves a busy machine its delays.)
+        #expect(result.duration < .seconds(5), "\(result.duration)")
     }
 
     @Test func aV1PreambleIsTheUnknownLine() throws {

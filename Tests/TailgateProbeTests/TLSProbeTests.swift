@@ -123,7 +123,9 @@ import TailgateTestSupport
         #expect(result.failure == .timeout)
         #expect(result.summary == "timed out")
         #expect(result.duration >= timeout)
-        #expect(result.duration < timeout + .milliseconds(500))
+        // The deadline ended the handshake, which would otherwise wait for ever. (How long a wait of the probe
+        // lasts is ProbeDeadlineTests' to say; this bound leaves a busy machine its delays.)
+        #expect(result.duration < .seconds(5), "\(result.duration)")
         // The probe did send its ClientHello: a TLS handshake record.
         #expect(try listener.acceptAndRead().first == 0x16)
     }
