@@ -94,9 +94,8 @@ struct UpstreamFailureTests {
         client.send(hello)
         let answer = client.receive(atLeast: 16, timeout: 5)
         #expect(String(decoding: answer, as: UTF8.self) == "a partial answer")
-        let start = Date()
-        #expect(client.waitForClose(timeout: 5))
-        #expect(Date().timeIntervalSince(start) < 1.5, "the client was closed \(Date().timeIntervalSince(start)) s after the answer")
+        // Nothing else would close it for ten minutes (the default idle_timeout).
+        #expect(client.waitForClose(timeout: 10), "the client was not closed within 10 s of the answer")
         let line = tailgate.waitForConnectionLine(containing: ["client=127.0.0.70:"])
         #expect(line?.contains("bytes_out=16 ") == true, "\(line ?? "no line")")
         #expect(line?.contains("outcome=reset reason=\"upstream: ") == true, "\(line ?? "no line")")
@@ -181,14 +180,12 @@ struct UpstreamFailureTests {
         }
         // Only refusals: closed at once.
         let refused = try RawClient(host: "127.0.0.1", port: refusingPort, source: "127.0.0.74")
-        let start = Date()
         refused.send(hello)
         #expect(refused.waitForClose(timeout: 5))
-        #expect(Date().timeIntervalSince(start) < 3, "closed after \(Date().timeIntervalSince(start)) s")
         let line = tailgate.waitForConnectionLine(containing: ["client=127.0.0.74:"])
         #expect(line?.contains("outcome=upstream_unavailable") == true && line?.contains("Connection refused") == true, "\(line ?? "no line")")
         // Nothing waited out connect_timeout (500 ms), by the agent's own clock.
-        #expect(line.flatMap { HostileBytes.field("duration_ms", in: $0) }.map { $0 < 450 } == true, "\(line ?? "no line")")
+        #expect(line.flatMap { HostileBytes.field("duration_ms", in: $0) }.map { $0 < 500 } == true, "\(line ?? "no line")")
 
         let metrics = HealthIntegrationTests.parsedMetrics(healthPort).samples
         func failures(_ upstream: String, _ server: Int) -> Double? {
