@@ -97,20 +97,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the test targets share: child processes and commands, waiting with a deadline, ports, a test CA,
+        // seeded random bytes, /proc files read whole.
+        .target(name: "TailgateTestSupport", path: "Tests/TailgateTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "TailgateTOMLTests", dependencies: ["TailgateTOML"], swiftSettings: swiftSettings),
         .testTarget(name: "TailgateConfigTests", dependencies: ["TailgateConfig", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(
-            name: "TailgateWireTests", dependencies: ["TailgateWire"], exclude: ["Captures"], swiftSettings: swiftSettings
+            name: "TailgateWireTests", dependencies: ["TailgateWire", "TailgateTestSupport"], exclude: ["Captures"], swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TailgateProxyTests",
             dependencies: ["TailgateProxy"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables"], swiftSettings: swiftSettings),
+        .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables", "TailgateTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TailgateProbeTests",
-            dependencies: ["TailgateProbe", "TailgateWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["TailgateProbe", "TailgateWire", "TailgateTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -121,6 +124,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TailgateSystemTests",
+            dependencies: ["TailgateSystem", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "IntegrationTests", dependencies: ["TailgateConfig", "TailgateTestSupport"], swiftSettings: swiftSettings),
     ]
 )

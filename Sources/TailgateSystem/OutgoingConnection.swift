@@ -55,11 +55,18 @@ public enum OutgoingConnection {
     public static func wait(_ descriptor: CInt, for events: Int16, until deadline: NIODeadline) throws(SystemCallError) {
         var entry = pollfd(fd: descriptor, events: events, revents: 0)
         while true {
-            let left = (deadline - .now()).nanoseconds
-            guard left > 0 else { throw SystemCallError("poll", errno: ETIMEDOUT) }
-            let ready = poll(&entry, 1, CInt(clamping: (left + 999_999) / 1_000_000))
+            guard let milliseconds = pollMilliseconds(until: deadline) else { throw SystemCallError("poll", errno: ETIMEDOUT) }
+            let ready = poll(&entry, 1, milliseconds)
             if ready > 0 { return }
             if ready < 0, errno != EINTR { throw SystemCallError("poll") }
         }
+    }
+
+    /// poll's timeout for a wait until `deadline`: the time left, rounded up to a millisecond (rounded down,
+    /// the wait would end short of the deadline and the loop around it would spin); nil once it has passed.
+    static func pollMilliseconds(until deadline: NIODeadline, now: NIODeadline = .now()) -> CInt? {
+        let left = (deadline - now).nanoseconds
+        guard left > 0 else { return nil }
+        return CInt(clamping: (left + 999_999) / 1_000_000)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// Hostile and broken clients: each is closed with its reason logged while everyone else is served.
@@ -7,9 +8,9 @@ struct BadInputIntegrationTests {
     @Test func hostileClientsAreClosedWithAReasonAndOthersAreStillServed() throws {
         let sandbox = try Sandbox("bad-input")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com", "tailgate.example.test"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com", "tailgate.example.test"])
         let upstream = try NginxUpstream.start("app", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
@@ -37,8 +38,9 @@ struct BadInputIntegrationTests {
         huge.send([0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0xFF, 0xFF, 0xFF, 0x03, 0x03])
         #expect(huge.waitForClose(timeout: 5))
 
-        let silent = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.13")
+        // Timed from before the connect, so never short of the agent's timer.
         let silentStart = Date()
+        let silent = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.13")
         #expect(silent.waitForClose(timeout: 6))
         #expect(Date().timeIntervalSince(silentStart) > 1.5)
 
@@ -77,7 +79,7 @@ struct BadInputIntegrationTests {
     @Test func overMaxConnectionsNewConnectionsAreClosedAndExistingOnesKept() throws {
         let sandbox = try Sandbox("max-conn")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.small]
             bind = ["127.0.0.1:\(port)"]
@@ -85,7 +87,7 @@ struct BadInputIntegrationTests {
             max_connections = 2
             client_hello_timeout = "20s"
             [upstreams.u]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """, in: sandbox)
         let first = try RawClient(host: "127.0.0.1", port: port)
         let second = try RawClient(host: "127.0.0.1", port: port)

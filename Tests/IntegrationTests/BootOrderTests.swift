@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// At boot tailgate starts before tailscaled, so the tailnet address it binds does not exist yet.
@@ -10,7 +11,7 @@ struct BootOrderTests {
         defer { lab.tearDown() }
         let sandbox = try Sandbox("boot-order")
         defer { sandbox.tearDown() }
-        let later = "100.64.0.5", port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let later = "100.64.0.5", port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try FirewallIntegrationTests.startTailgate(lab, sandbox, config: """
             [health]
             listen = "\(later):\(healthPort)"
@@ -24,14 +25,14 @@ struct BootOrderTests {
 
         // The address appears, as when tailscaled comes up; both sockets accept without a restart.
         try lab.exec(lab.host, lab.ip, ["addr", "add", "\(later)/32", "dev", "lo"])
-        let healthz = runCommand(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "--max-time", "5", "-w", " %{http_code}",
-                                          "http://\(later):\(healthPort)/healthz"]).output
+        let healthz = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "--max-time", "5", "-w", " %{http_code}",
+                                           "http://\(later):\(healthPort)/healthz"]).output
         #expect(healthz == "ok\n 200", "\(healthz)")
-        let readyz = runCommand(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "--max-time", "5", "-w", " %{http_code}",
-                                         "http://\(later):\(healthPort)/readyz"]).output
+        let readyz = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "--max-time", "5", "-w", " %{http_code}",
+                                          "http://\(later):\(healthPort)/readyz"]).output
         #expect(readyz.hasSuffix(" 200"), "\(readyz)")
-        _ = runCommand(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-sk", "--max-time", "3",
-                                "--resolve", "boot.test:\(port):\(later)", "https://boot.test:\(port)/"])
+        _ = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-sk", "--max-time", "3",
+                                 "--resolve", "boot.test:\(port):\(later)", "https://boot.test:\(port)/"])
         #expect(tailgate.waitForConnectionLine(containing: ["sni=boot.test", "upstream=u", "server=127.0.0.1:8080"]) != nil,
                 "\(tailgate.process.output)")
     }

@@ -1,11 +1,12 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// `tailgate check` and `run` as an operator uses them.
 struct CommandLineTests {
     @Test func checkAcceptsTheShippedConfigs() throws {
         for name in ["tailgate.toml", "default.toml"] {
-            let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", "\(Sandbox.repositoryRoot)/conf/\(name)"])
+            let result = Command.run(Sandbox.tailgateBinary, ["check", "--config", "\(Sandbox.repositoryRoot)/conf/\(name)"])
             #expect(result.status == 0, "\(name): \(result.output)")
             #expect(!result.output.contains("warning"), "\(name): \(result.output)")
         }
@@ -17,13 +18,13 @@ struct CommandLineTests {
         defer { sandbox.tearDown() }
         try sandbox.write("warn.toml", """
             [listeners.a]
-            bind = ["127.0.0.1:\(Sandbox.freePort())"]
+            bind = ["127.0.0.1:\(TestPort.free())"]
             default = "u"
             [upstreams.u]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             check_ca = "/etc/ssl/certs/ca-certificates.crt"
             """)
-        let check = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("warn.toml")])
+        let check = Command.run(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("warn.toml")])
         #expect(check.status == 0)
         #expect(check.output.contains(":6:12: upstreams.u.check_ca: warning: has no effect unless check = \"tls\""), "\(check.output)")
         #expect(check.output.contains("configuration is valid (1 warnings)"))
@@ -44,7 +45,7 @@ struct CommandLineTests {
             [upstreams.service]
             servers = ["10.0.0.1:70000"]
             """)
-        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("bad.toml")])
+        let result = Command.run(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("bad.toml")])
         #expect(result.status == 1)
         let lines = result.output.split(separator: "\n").map(String.init)
         #expect(lines.count == 3)
@@ -60,7 +61,7 @@ struct CommandLineTests {
         try sandbox.write("notpem.pem", "not a certificate\n")
         try sandbox.write("system.toml", """
             [listeners.public]
-            bind = ["127.0.0.1:\(Sandbox.freePort())"]
+            bind = ["127.0.0.1:\(TestPort.free())"]
             [listeners.public.routes]
             "app.example.com" = "app"
             "ops.example.com" = "ops"
@@ -73,7 +74,7 @@ struct CommandLineTests {
             check = "tls"
             check_ca = "\(sandbox.path("notpem.pem"))"
             """)
-        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("system.toml")])
+        let result = Command.run(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("system.toml")])
         #expect(result.status == 1)
         let lines = result.output.split(separator: "\n").map(String.init)
         #expect(lines.count == 3, "\(result.output)")
@@ -91,15 +92,15 @@ struct CommandLineTests {
         defer { sandbox.tearDown() }
         try sandbox.write("open.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n")
         chmod(sandbox.path("open.toml"), 0o666)
-        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("open.toml")])
+        let result = Command.run(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("open.toml")])
         #expect(result.status == 1)
         #expect(result.output.contains("refusing a world-writable configuration file"))
         chmod(sandbox.path("open.toml"), 0o644)
-        #expect(runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("open.toml")]).status == 0)
+        #expect(Command.run(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("open.toml")]).status == 0)
     }
 
     @Test func checkReportsAMissingFile() {
-        let result = runCommand(Sandbox.tailgateBinary, ["check", "--config", "/nonexistent/tailgate.toml"])
+        let result = Command.run(Sandbox.tailgateBinary, ["check", "--config", "/nonexistent/tailgate.toml"])
         #expect(result.status == 1)
         #expect(result.output.contains("/nonexistent/tailgate.toml:1:1: cannot open: No such file or directory"))
     }
@@ -109,15 +110,15 @@ struct CommandLineTests {
     @Test func checkSaysWhatIsNotAConfigurationFileAndReadsAPipe() throws {
         let sandbox = try Sandbox("not-a-file")
         defer { sandbox.tearDown() }
-        let directory = runCommand(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("")])
+        let directory = Command.run(Sandbox.tailgateBinary, ["check", "--config", sandbox.path("")])
         #expect(directory.status == 1)
         #expect(directory.output.contains("is a directory, not a configuration file"), "\(directory.output)")
-        let device = runCommand(Sandbox.tailgateBinary, ["check", "--config", "/dev/zero"], timeout: 10)
+        let device = Command.run(Sandbox.tailgateBinary, ["check", "--config", "/dev/zero"], timeout: 10)
         #expect(device.status == 1)
         #expect(device.output.contains("/dev/zero:1:1: is a device, not a configuration file"), "\(device.output)")
 
         try sandbox.write("good.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n")
-        let piped = runCommand("/bin/sh", ["-c", "cat \(sandbox.path("good.toml")) | \(Sandbox.tailgateBinary) check --config /dev/stdin"])
+        let piped = Command.run("/bin/sh", ["-c", "cat \(sandbox.path("good.toml")) | \(Sandbox.tailgateBinary) check --config /dev/stdin"])
         #expect(piped.status == 0, "\(piped.output)")
     }
 
@@ -125,16 +126,16 @@ struct CommandLineTests {
     /// printing whatever answered.
     @Test func statusRefusesWhatIsNotTailgatesEndpoint() throws {
         let stranger = try RawServer(.replyThenReset(after: 10, reply: "HTTP/1.1 200 OK\r\n\r\n<html>hello</html>", pause: 0.2))
-        let answer = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:\(stranger.port)"], timeout: 20)
+        let answer = Command.run(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:\(stranger.port)"], timeout: 20)
         #expect(answer.status == 1)
         #expect(answer.output.contains("not as tailgate's health endpoint does"), "\(answer.output)")
         #expect(!answer.output.contains("<html>"))
-        let port = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:99999"], timeout: 20)
+        let port = Command.run(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:99999"], timeout: 20)
         #expect(port.status == 1)
         #expect(port.output.contains("invalid port \"99999\""), "\(port.output)")
         // A port that never answers (SYNs dropped) is said to time out, not "Operation now in progress".
         let hole = try BlackHoleListener()
-        let silent = runCommand(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(hole.port)"], timeout: 20)
+        let silent = Command.run(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(hole.port)"], timeout: 20)
         #expect(silent.status == 1)
         #expect(silent.output.contains("cannot reach http://127.0.0.1:\(hole.port): no answer within 5 s"), "\(silent.output)")
     }
@@ -143,7 +144,7 @@ struct CommandLineTests {
         let sandbox = try Sandbox("run-refuses")
         defer { sandbox.tearDown() }
         try sandbox.write("bad.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\n")
-        let bad = runCommand(Sandbox.tailgateBinary, ["run", "--config", sandbox.path("bad.toml")], timeout: 20)
+        let bad = Command.run(Sandbox.tailgateBinary, ["run", "--config", sandbox.path("bad.toml")], timeout: 20)
         #expect(bad.status == 1)
         #expect(bad.output.contains("bad.toml:1:1: listeners.a: listener has neither 'routes' nor 'default'"))
 
@@ -153,9 +154,9 @@ struct CommandLineTests {
             bind = ["127.0.0.1:\(holder.port)"]
             default = "u"
             [upstreams.u]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """)
-        let busy = runCommand(Sandbox.tailgateBinary, ["run", "--config", sandbox.path("busy.toml")], timeout: 20)
+        let busy = Command.run(Sandbox.tailgateBinary, ["run", "--config", sandbox.path("busy.toml")], timeout: 20)
         #expect(busy.status == 1)
         #expect(busy.output.contains("listener 'a': cannot bind 127.0.0.1:\(holder.port)"))
     }
@@ -163,7 +164,7 @@ struct CommandLineTests {
     @Test func jsonLogLinesCarryTheConnectionFields() throws {
         let sandbox = try Sandbox("json-log")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [log]
             format = "json"
@@ -171,7 +172,7 @@ struct CommandLineTests {
             bind = ["127.0.0.1:\(port)"]
             default = "u"
             [upstreams.u]
-            servers = ["127.0.0.1:\(Sandbox.freePort())"]
+            servers = ["127.0.0.1:\(TestPort.free())"]
             connect_timeout = "1s"
             """, in: sandbox)
         let client = try RawClient(host: "127.0.0.1", port: port)

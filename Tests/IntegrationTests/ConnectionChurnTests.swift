@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// Many short conversations at once, each in several exchanges, the way TLS clients use a proxy: every one
@@ -74,7 +75,7 @@ struct ConnectionChurnTests {
         let clients = 20
         let server = try ConversationServer(threads: clients) { $0.pingPong(helloLength: hello.count) }
         defer { server.stop() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.handover]
             bind = ["127.0.0.1:\(port)"]
@@ -106,7 +107,7 @@ struct ConnectionChurnTests {
     /// A tailgate whose one listener relays to `server`, every relay thread accepting (by default a light load
     /// stays on one thread; the stale-event bug needs connections coming and going on several at once).
     private static func start(_ relay: RelayMode, _ sandbox: Sandbox, to server: ConversationServer) throws -> (TailgateInstance, Int) {
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [global]
             relay = "\(relay.rawValue)"

@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// Real nftables in namespaces the tests create: who reaches restricted ports, with tailgate applying the table.
@@ -66,13 +67,13 @@ struct FirewallIntegrationTests {
         #expect(!lab.reaches(from: lab.outsider, L.hostOutside4, 5432))
         #expect(lab.listTailgateTable().contains("table inet tailgate"))
         // `tailgate firewall flush` removes them.
-        let flush = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "flush", "--config", tailgate.configPath])
+        let flush = Command.run(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "flush", "--config", tailgate.configPath])
         #expect(flush.status == 0, "\(flush.output)")
         #expect(flush.output.contains("removed table inet tailgate"), "\(flush.output)")
         #expect(lab.listTailgateTable().isEmpty)
         #expect(lab.reaches(from: lab.outsider, L.hostOutside4, 5432))
         // Again: nothing to remove, and it says so.
-        let again = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "flush", "--config", tailgate.configPath])
+        let again = Command.run(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "flush", "--config", tailgate.configPath])
         #expect(again.status == 0, "\(again.output)")
         #expect(again.output.contains("no table inet tailgate; nothing to remove"), "\(again.output)")
     }
@@ -84,30 +85,30 @@ struct FirewallIntegrationTests {
         let sandbox = try Sandbox("fw-plan")
         defer { sandbox.tearDown() }
         try sandbox.write("fw.toml", Self.firewallConfig(tcpPorts: [5432, 6379, 9000, 9001]) + "\nudp_ports = [\"3000-3010\", 53]\n")
-        let plan = runCommand(Sandbox.tailgateBinary, ["firewall", "plan", "--config", sandbox.path("fw.toml")])
+        let plan = Command.run(Sandbox.tailgateBinary, ["firewall", "plan", "--config", sandbox.path("fw.toml")])
         #expect(plan.status == 0, "\(plan.output)")
         // `enabled = false` means "never touch nftables", for the CLI too.
         try sandbox.write("off.toml", Self.firewallConfig(tcpPorts: [5432]) + "\nenabled = false\n")
-        let refused = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", sandbox.path("off.toml")])
+        let refused = Command.run(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", sandbox.path("off.toml")])
         #expect(refused.status == 1)
         #expect(refused.output.contains("enabled = false: not applying"), "\(refused.output)")
         #expect(lab.listTailgateTable().isEmpty)
         // `status` is a report: on standard output whatever it says, exit 0 when the kernel is as the file wants.
-        func report(_ file: String) -> (status: Int32, output: String) {
-            runCommand(lab.ip, ["netns", "exec", lab.host, "/bin/sh", "-c", "exec \"$0\" firewall status --config \"$1\" 2>/dev/null",
-                                Sandbox.tailgateBinary, sandbox.path(file)])
+        func report(_ file: String) -> CommandResult {
+            Command.run(lab.ip, ["netns", "exec", lab.host, "/bin/sh", "-c", "exec \"$0\" firewall status --config \"$1\" 2>/dev/null",
+                                 Sandbox.tailgateBinary, sandbox.path(file)])
         }
         let off = report("off.toml")
         #expect(off.status == 0)
         #expect(off.output.contains("missing, as [firewall] enabled = false wants"), "\(off.output)")
 
-        let apply = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", sandbox.path("fw.toml")])
+        let apply = Command.run(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", sandbox.path("fw.toml")])
         #expect(apply.status == 0, "\(apply.output)")
         #expect(lab.listTailgateTable() == plan.output)
-        let status = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "status", "--config", sandbox.path("fw.toml")])
+        let status = Command.run(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "status", "--config", sandbox.path("fw.toml")])
         #expect(status.status == 0)
         #expect(status.output.contains("in sync"))
-        _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["add", "element", "inet", "tailgate", "tcp_ports", "{ 1234 }"])
+        _ = try lab.exec(lab.host, Command.executable(named: "nft") ?? "nft", ["add", "element", "inet", "tailgate", "tcp_ports", "{ 1234 }"])
         let drifted = report("fw.toml")
         #expect(drifted.status == 1)
         #expect(drifted.output.contains("present, but differs from"), "\(drifted.output)")
@@ -127,13 +128,13 @@ struct FirewallIntegrationTests {
         defer { sandbox.tearDown() }
         try sandbox.write("fw.toml", Self.firewallConfig(tcpPorts: [5432]))
         chmod(sandbox.path("fw.toml"), 0o644)
-        guard let setpriv = Sandbox.tool("setpriv"), getuid() == 0 else { return }
+        guard let setpriv = Command.executable(named: "setpriv"), getuid() == 0 else { return }
         let unprivileged = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
-        let run = runCommand(unprivileged[0], Array(unprivileged.dropFirst()) + [Sandbox.tailgateBinary, "run", "--config", sandbox.path("fw.toml")], timeout: 20)
+        let run = Command.run(unprivileged[0], Array(unprivileged.dropFirst()) + [Sandbox.tailgateBinary, "run", "--config", sandbox.path("fw.toml")], timeout: 20)
         #expect(run.status == 1)
         #expect(run.output.contains("CAP_NET_ADMIN"), "\(run.output)")
         #expect(run.output.contains("enabled = false"))
-        let plan = runCommand(unprivileged[0], Array(unprivileged.dropFirst()) + [Sandbox.tailgateBinary, "firewall", "plan", "--config", sandbox.path("fw.toml")])
+        let plan = Command.run(unprivileged[0], Array(unprivileged.dropFirst()) + [Sandbox.tailgateBinary, "firewall", "plan", "--config", sandbox.path("fw.toml")])
         #expect(plan.status == 0)
         #expect(plan.output.contains("table inet tailgate"))
     }
@@ -156,7 +157,7 @@ struct FirewallIntegrationTests {
             #expect(try tailgate.reload(Self.firewallConfig(tcpPorts: round % 2 == 0 ? [5432, 15432, 7000] : [5432, 15432, 6000])))
             usleep(300_000)
         }
-        let apply = runCommand(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", tailgate.configPath])
+        let apply = Command.run(lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "firewall", "apply", "--config", tailgate.configPath])
         #expect(apply.status == 0, "\(apply.output)")
         #expect(holder.waitForExit(timeout: 15))
         #expect(holder.exitStatus == 0, "an established tailnet connection broke during re-applies")
@@ -165,12 +166,12 @@ struct FirewallIntegrationTests {
 
         // Someone flushes the whole ruleset: the agent notices and restores its table within check_interval.
         // (Whether the table was gone in between is not asked: a check may land just after the flush.)
-        _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "ruleset"])
+        _ = try lab.exec(lab.host, Command.executable(named: "nft") ?? "nft", ["flush", "ruleset"])
         #expect(Poll.until(timeout: 5) { !lab.listTailgateTable().isEmpty })
         #expect(tailgate.process.waitForOutput("firewall repaired"))
         #expect(!lab.reaches(from: lab.outsider, L.hostOutside4, 5432))
         // An edit to our table is repaired the same way.
-        _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "chain", "inet", "tailgate", "guard"])
+        _ = try lab.exec(lab.host, Command.executable(named: "nft") ?? "nft", ["flush", "chain", "inet", "tailgate", "guard"])
         #expect(Poll.until(timeout: 5) { tailgate.process.output.components(separatedBy: "firewall repaired").count > 2 })
         #expect(!lab.reaches(from: lab.outsider, L.hostOutside4, 5432))
     }
@@ -228,17 +229,17 @@ struct FirewallIntegrationTests {
         defer { lab.tearDown() }
         let sandbox = try Sandbox("fw-readyz")
         defer { sandbox.tearDown() }
-        let healthPort = Sandbox.freePort()
+        let healthPort = TestPort.free()
         let tailgate = try Self.startTailgate(lab, sandbox, config: Self.firewallConfig(tcpPorts: [5432], interval: "4s")
             + "\n[health]\nlisten = \"127.0.0.1:\(healthPort)\"\n")
         func readyz() -> String {
-            runCommand(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "--max-time", "5", "-w", " %{http_code}",
-                                "http://127.0.0.1:\(healthPort)/readyz"]).output
+            Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "--max-time", "5", "-w", " %{http_code}",
+                                 "http://127.0.0.1:\(healthPort)/readyz"]).output
         }
         #expect(Poll.until(timeout: 10) { readyz().hasSuffix(" 200") })
         // Dropped packets show up per port in /metrics.
         #expect(!lab.reaches(from: lab.outsider, NetworkLab.hostOutside4, 5432, timeout: 1))
-        let metrics = runCommand(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(healthPort)/metrics"]).output
+        let metrics = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(healthPort)/metrics"]).output
         let dropped = metrics.split(separator: "\n").first { $0.hasPrefix("tailgate_firewall_dropped_packets_total{") && $0.contains("ports=\"5432\"") }
         #expect(dropped.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true, "\(metrics)")
         #expect(metrics.contains("tailgate_firewall_in_sync 1"))
@@ -249,7 +250,7 @@ struct FirewallIntegrationTests {
         // A periodic check may repair the table between the flush and the request: up to three tries.
         var outOfStep = ""
         for _ in 0..<3 where !outOfStep.hasSuffix(" 503") {
-            _ = try lab.exec(lab.host, Sandbox.tool("nft") ?? "nft", ["flush", "ruleset"])
+            _ = try lab.exec(lab.host, Command.executable(named: "nft") ?? "nft", ["flush", "ruleset"])
             outOfStep = readyz()
         }
         #expect(outOfStep.hasSuffix(" 503"), "\(outOfStep)")

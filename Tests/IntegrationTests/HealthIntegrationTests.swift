@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// The health endpoint, the metrics and the active upstream checks, against real nginx upstreams.
@@ -7,7 +8,7 @@ struct HealthIntegrationTests {
     static func http(_ port: Int, _ path: String, method: String = "GET") -> (code: String, body: String) {
         var arguments = ["-s", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"]
         if method == "HEAD" { arguments.insert("-I", at: 0) } else if method != "GET" { arguments.insert(contentsOf: ["-X", method], at: 0) }
-        let output = runCommand("/usr/bin/curl", arguments).output
+        let output = Command.run("/usr/bin/curl", arguments).output
         let code = output.split(separator: "\n", omittingEmptySubsequences: false).last.map(String.init) ?? ""
         return (code, String(output.dropLast(code.count + 1)))
     }
@@ -23,7 +24,7 @@ struct HealthIntegrationTests {
                     labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
                     print(f"{s.name}{{{labels}}} {s.value}")
             """
-        let result = runCommand("/usr/bin/python3", ["-c", script], timeout: 30)
+        let result = Command.run("/usr/bin/python3", ["-c", script], timeout: 30)
         var samples: [String: Double] = [:]
         for line in result.output.split(separator: "\n") {
             guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
@@ -35,9 +36,9 @@ struct HealthIntegrationTests {
     @Test func endpointsAnswerAndMetricsParseAndMoveWithTraffic() throws {
         let sandbox = try Sandbox("health")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let app = try NginxUpstream.start("app", in: sandbox)
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [health]
             listen = "127.0.0.1:\(healthPort)"
@@ -52,7 +53,7 @@ struct HealthIntegrationTests {
             check_interval = "300ms"
             check_ca = "\(sandbox.path("ca.crt"))"
             """, in: sandbox)
-        #expect(Sandbox.waitForPort(healthPort))
+        #expect(TestPort.waitUntilAccepting(healthPort))
         #expect(Self.http(healthPort, "/healthz") == ("200", "ok\n"))
         #expect(Self.http(healthPort, "/healthz", method: "HEAD").code == "200")
         #expect(Self.http(healthPort, "/nope").code == "404")
@@ -99,14 +100,14 @@ struct HealthIntegrationTests {
         let missing = try DashboardMetrics.referenced().filter { !$0.hasPrefix("tailgate_firewall_") && !exposed.contains($0) }
         #expect(missing.isEmpty, "the dashboard or alerts use metrics /metrics does not have: \(missing.sorted())")
 
-        let text = runCommand(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:\(healthPort)"])
+        let text = Command.run(Sandbox.tailgateBinary, ["status", "--health", "http://127.0.0.1:\(healthPort)"])
         #expect(text.status == 0)
         #expect(text.output.contains("public"))
         #expect(text.output.contains("127.0.0.1:\(app.proxyPort)"))
         #expect(text.output.contains(" up "))
         // The address alone, or the configuration's [health] listen, reach the same endpoint (the first line,
         // with the uptime, may differ by a second).
-        func table(_ arguments: [String]) -> [Substring] { runCommand(Sandbox.tailgateBinary, ["status"] + arguments).output.split(separator: "\n").dropFirst().map { $0 } }
+        func table(_ arguments: [String]) -> [Substring] { Command.run(Sandbox.tailgateBinary, ["status"] + arguments).output.split(separator: "\n").dropFirst().map { $0 } }
         let expected = text.output.split(separator: "\n").dropFirst().map { $0 }
         #expect(table(["--health", "127.0.0.1:\(healthPort)"]) == expected)
         #expect(table(["--config", tailgate.configPath]) == expected)
@@ -114,7 +115,7 @@ struct HealthIntegrationTests {
         try sandbox.write("editing.toml", try String(contentsOfFile: tailgate.configPath, encoding: .utf8) + "\nbogus = 1\n")
         #expect(table(["--config", sandbox.path("editing.toml")]) == expected)
         try sandbox.write("nohealth.toml", "[listeners.a]\nbind = [\"127.0.0.1:1\"]\nbogus = 1\n")
-        let refused = runCommand(Sandbox.tailgateBinary, ["status", "--config", sandbox.path("nohealth.toml")])
+        let refused = Command.run(Sandbox.tailgateBinary, ["status", "--config", sandbox.path("nohealth.toml")])
         #expect(refused.status == 1)
         #expect(refused.output.contains("unknown key 'bogus'"), "\(refused.output)")
     }
@@ -127,7 +128,7 @@ struct HealthIntegrationTests {
         defer { sandbox.tearDown() }
         let blue = try RawServer(.drain)
         let green = try RawServer(.drain)
-        let port = Sandbox.freePort(), side = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), side = TestPort.free(), healthPort = TestPort.free()
         // The checked upstream is named after the server too, so that it is removed with it.
         func config(_ server: Int, withSide: Bool) -> String {
             """
@@ -142,7 +143,7 @@ struct HealthIntegrationTests {
             [upstreams.app\(server)]
             servers = ["127.0.0.1:\(server)"]
             [upstreams.checked\(server)]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             check = "tcp"
             check_interval = "200ms"
             """
@@ -155,7 +156,7 @@ struct HealthIntegrationTests {
         #expect(before["tailgate_connections_active{listener=\"side\"}"] == 1)
         #expect(before["tailgate_upstream_server_connections_active{server=\"127.0.0.1:\(blue.port)\"}"] == 1)
         #expect(Poll.until(timeout: 5) {
-            Self.parsedMetrics(healthPort).samples["tailgate_upstream_server_up{server=\"\(Sandbox.refusingServer)\",upstream=\"checked\(blue.port)\"}"] == 0
+            Self.parsedMetrics(healthPort).samples["tailgate_upstream_server_up{server=\"\(TestPort.refusingAddress)\",upstream=\"checked\(blue.port)\"}"] == 0
         })
 
         #expect(try tailgate.reload(config(green.port, withSide: false)))
@@ -180,10 +181,10 @@ struct HealthIntegrationTests {
     @Test func aStoppedServerIsMarkedDownAfterFallAndTrafficGoesToTheOther() throws {
         let sandbox = try Sandbox("checks")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let blue = try NginxUpstream.start("blue", in: sandbox)
         let green = try NginxUpstream.start("green", in: sandbox)
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [health]
             listen = ["127.0.0.1:\(healthPort)"]
@@ -213,9 +214,9 @@ struct HealthIntegrationTests {
         usleep(1_000_000)
         #expect(tailgate.process.output.components(separatedBy: "upstream server is down").count == 2)
         // Blue comes back on the same port: up again after `rise` successes.
-        let revived = try sandbox.start("nginx-blue-again", Sandbox.tool("nginx") ?? "/usr/sbin/nginx",
+        let revived = try sandbox.start("nginx-blue-again", Command.executable(named: "nginx") ?? "/usr/sbin/nginx",
                                         ["-p", sandbox.directory, "-c", sandbox.path("nginx-blue.conf")])
-        #expect(Sandbox.waitForPort(blue.plainPort))
+        #expect(TestPort.waitUntilAccepting(blue.plainPort))
         #expect(tailgate.process.waitForOutput("upstream server is up server=127.0.0.1:\(blue.plainPort)") || Poll.until(timeout: 10) {
             tailgate.process.output.components(separatedBy: "server=127.0.0.1:\(blue.plainPort)").count > 2
         })
@@ -226,7 +227,7 @@ struct HealthIntegrationTests {
     @Test func readyzFailsWhileANewListenerCannotBeBoundAndRecovers() throws {
         let sandbox = try Sandbox("readyz")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         var holder: RawListener? = try RawListener()
         let busy = holder?.port ?? 0
         func config(_ binds: [Int]) -> String {
@@ -237,11 +238,11 @@ struct HealthIntegrationTests {
             bind = [\(binds.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", "))]
             default = "u"
             [upstreams.u]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """
         }
         let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)
-        #expect(Sandbox.waitForPort(healthPort))
+        #expect(TestPort.waitUntilAccepting(healthPort))
         #expect(Self.http(healthPort, "/readyz").code == "200")
         #expect(try tailgate.reload(config([port, busy])) == false)
         let notReady = Self.http(healthPort, "/readyz")
@@ -261,12 +262,12 @@ struct HealthIntegrationTests {
     @Test func acceptSpreadSetsHowManyRelayThreadsAccept() throws {
         let sandbox = try Sandbox("accept-spread")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         func config(_ spread: String) -> String {
             TailgateInstance.healthConfig(port: port, healthPort: healthPort, global: "[global]\naccept_spread = \"\(spread)\"")
         }
         let tailgate = try TailgateInstance.start(config: config("all"), in: sandbox)
-        #expect(Sandbox.waitForPort(healthPort))
+        #expect(TestPort.waitUntilAccepting(healthPort))
         let relayThreads = threadFiles(tailgate.process.pid, "comm").filter { $0.hasPrefix("splice-") }.count
         #expect(relayThreads >= 1)
         func sample(_ name: String) -> Double? { Self.parsedMetrics(healthPort).samples[name] }
@@ -321,15 +322,15 @@ struct HealthIntegrationTests {
     @Test func badCertificatesAreReportedAsSuch() throws {
         let sandbox = try Sandbox("certs")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
-        try sandbox.makeCertificate("expired", dnsName: "app.example.com", start: "20200101000000Z", end: "20200102000000Z")
-        try sandbox.makeSelfSignedCertificate("selfsigned", dnsName: "app.example.com")
-        try sandbox.makeCertificate("other", dnsNames: ["other.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("expired", dnsNames: ["app.example.com"], validity: .between("20200101000000Z", "20200102000000Z"))
+        try sandbox.certificates.makeSelfSigned("selfsigned", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("other", dnsNames: ["other.example.com"])
         let expired = try NginxUpstream.start("expired", in: sandbox, certificate: "expired")
         let selfSigned = try NginxUpstream.start("selfsigned", in: sandbox, certificate: "selfsigned")
         let other = try NginxUpstream.start("other", in: sandbox, certificate: "other")
         let good = try NginxUpstream.start("good", in: sandbox)
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         _ = try TailgateInstance.start(config: """
             [health]
             listen = "127.0.0.1:\(healthPort)"
@@ -345,7 +346,7 @@ struct HealthIntegrationTests {
             fall = 1
             rise = 1
             """, in: sandbox)
-        #expect(Sandbox.waitForPort(healthPort))
+        #expect(TestPort.waitUntilAccepting(healthPort))
         #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.components(separatedBy: "\"last_check\"").count == 5 })
         let json = try #require(try JSONSerialization.jsonObject(with: Data(Self.http(healthPort, "/status").body.utf8)) as? [String: Any])
         let servers = try #require(((json["upstreams"] as? [[String: Any]])?.first?["servers"]) as? [[String: Any]])
@@ -371,9 +372,9 @@ struct HealthIntegrationTests {
     @Test func whenEveryServerIsDownConnectionsAreStillTriedAndTheLogSaysSo() throws {
         let sandbox = try Sandbox("all-down")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let only = try NginxUpstream.start("only", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
@@ -388,8 +389,8 @@ struct HealthIntegrationTests {
         only.process.stop()
         #expect(tailgate.process.waitForOutput("upstream server is down"))
         // The server is back, but its checks need 100 successes (20 s) to mark it up: it is still tried.
-        _ = try sandbox.start("nginx-only-again", Sandbox.tool("nginx") ?? "/usr/sbin/nginx", ["-p", sandbox.directory, "-c", sandbox.path("nginx-only.conf")])
-        #expect(Sandbox.waitForPort(only.plainPort))
+        _ = try sandbox.start("nginx-only-again", Command.executable(named: "nginx") ?? "/usr/sbin/nginx", ["-p", sandbox.directory, "-c", sandbox.path("nginx-only.conf")])
+        #expect(TestPort.waitUntilAccepting(only.plainPort))
         #expect(curl(sandbox, host: "app.example.com", port: port).output == "only  app.example.com\n")
         #expect(tailgate.process.output.contains("every server of the upstream is marked down by its checks or skipped after a failed connect (fail_timeout); trying them anyway upstream=app"))
     }
@@ -398,8 +399,8 @@ struct HealthIntegrationTests {
     @Test func checksAddedByAReloadStartAtOnce() throws {
         let sandbox = try Sandbox("checks-added")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort()
-        let closed = Sandbox.freePort()
+        let port = TestPort.free()
+        let closed = TestPort.free()
         func config(checked: Bool) -> String {
             """
             [listeners.public]
@@ -433,9 +434,10 @@ struct HealthIntegrationTests {
         #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
         #expect(malformed.waitForClose(timeout: 5))
 
+        // Timed from before the connect, so never short of the endpoint's timer.
+        let start = Date()
         let slow = try RawClient(host: "127.0.0.1", port: healthPort)
         slow.send("GET /heal")
-        let start = Date()
         #expect(slow.waitForClose(timeout: 20))
         let held = Date().timeIntervalSince(start)
         #expect(held > 8 && held < 15, "closed after \(held) s")

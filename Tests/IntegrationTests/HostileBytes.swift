@@ -49,24 +49,3 @@ enum HostileBytes {
         [UInt8(value >> 8), UInt8(value & 0xFF)]
     }
 }
-
-/// Reproducible "random" bytes (SplitMix64), so that a failing case can be replayed.
-struct SeededBytes {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next(_ count: Int) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(count + 8)
-        while bytes.count < count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            withUnsafeBytes(of: z) { bytes.append(contentsOf: $0) }
-        }
-        return Array(bytes.prefix(count))
-    }
-}

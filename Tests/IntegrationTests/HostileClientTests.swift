@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// Hostile clients before routing, against the real binary: floods of silent connections, dribbles, oversized
@@ -29,8 +30,9 @@ struct HostileClientTests {
         var heldDuring = DescriptorCount()
         var servedDuring = false
         for index in 0..<count {
-            clients.append(try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.20"))
+            // Taken before the connect, so that the time to the close is never short of the agent's timer.
             opened.append(Date())
+            clients.append(try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.20"))
             if index == count / 2 {
                 // Half the flood is open (tailgate accepts it over some milliseconds): a real client still gets through.
                 _ = Poll.until(timeout: 0.8) {
@@ -106,18 +108,19 @@ struct HostileClientTests {
     @Test func aClientHelloDribbledOneByteEveryTenthOfASecondIsClosedAtTheTimeout() throws {
         let sandbox = try Sandbox("dribble")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
             default = "u"
             client_hello_timeout = "2s"
             [upstreams.u]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """, in: sandbox)
         let hello = try Captures.load("curl.bin")
-        let client = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.21")
+        // Taken before the connect: the time to the close is then never short of the agent's timer.
         let start = Date()
+        let client = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.21")
         var closedAfter: Double?
         for byte in hello {
             // Waiting up to 100 ms for tailgate to hang up paces the dribble.
@@ -126,17 +129,20 @@ struct HostileClientTests {
                 break
             }
         }
-        #expect(closedAfter.map { (1.9...3.5).contains($0) } == true, "closed after \(closedAfter.map { "\($0) s" } ?? "never")")
+        // At the timeout, not before, and an order of magnitude before the dribble would end.
+        #expect(closedAfter.map { (1.9..<5).contains($0) } == true, "closed after \(closedAfter.map { "\($0) s" } ?? "never")")
         let line = tailgate.waitForConnectionLine(containing: ["client=127.0.0.21:", "outcome=client_hello_timeout", "reason=waiting_for_client_hello"])
+        // Bytes kept coming before the timeout (at most 21 at this pace; fewer on a busy machine, but more than
+        // one), so a timer restarted by each would have been restarted.
         let bytesIn = line.flatMap { HostileBytes.field("bytes_in", in: $0) }
-        #expect(bytesIn.map { (10...25).contains($0) } == true, "\(line ?? "no line")")
+        #expect(bytesIn.map { (2...25).contains($0) } == true, "\(line ?? "no line")")
     }
 
     @Test func oversizedRecordsAndHandshakeMessagesAreRefusedAtOnceAndCounted() throws {
         let sandbox = try Sandbox("oversized")
         defer { sandbox.tearDown() }
         let server = try RawServer(.drain)
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [health]
             listen = "127.0.0.1:\(healthPort)"
@@ -155,12 +161,10 @@ struct HostileClientTests {
         ]
         for (source, bytes, reason) in cases {
             let client = try RawClient(host: "127.0.0.1", port: port, source: source)
-            let start = Date()
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5), "\(reason)")
-            let elapsed = Date().timeIntervalSince(start)
-            #expect(elapsed < 3, "\(reason): closed after \(elapsed) s")
-            #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=\(reason)"]) != nil)
+            let line = tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=\(reason)"])
+            Self.expectRefusedBeforeTheTimeout(line, timeoutMilliseconds: 10_000, "\(reason)")
         }
 
         // The largest ClientHello the sniffer takes (one record, 16,384 bytes with its header) is routed whole.
@@ -181,30 +185,27 @@ struct HostileClientTests {
         let sandbox = try Sandbox("garbage")
         defer { sandbox.tearDown() }
         let (tailgate, port) = try HostileSetup.startWithNginx(.splice, sandbox, listener: "client_hello_timeout = \"10s\"")
-        var random = SeededBytes(seed: 0x7A11_6A7E)
-        var noise = random.next(4_096)
+        var random = TestRandom(seed: 0x7A11_6A7E)
+        var noise = random.bytes(4_096)
         if noise[0] == 0x16 { noise[0] = 0x17 }
         let cases: [(source: String, bytes: [UInt8], reason: String)] = [
             ("127.0.0.25", noise, "not_tls"),
             ("127.0.0.26", Array("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".utf8), "not_tls"),
             // An SSLv2-compatible hello (a 2-byte header with the high bit set).
-            ("127.0.0.27", [0x80, 0x2E, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10] + random.next(37), "not_tls"),
+            ("127.0.0.27", [0x80, 0x2E, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10] + random.bytes(37), "not_tls"),
             // TLS application data before any handshake.
-            ("127.0.0.28", [0x17, 0x03, 0x03, 0x00, 0x20] + random.next(32), "not_tls"),
+            ("127.0.0.28", [0x17, 0x03, 0x03, 0x00, 0x20] + random.bytes(32), "not_tls"),
             // A handshake record holding a ServerHello.
-            ("127.0.0.29", [0x16, 0x03, 0x03, 0x00, 0x40, 0x02] + random.next(63), "not_client_hello"),
+            ("127.0.0.29", [0x16, 0x03, 0x03, 0x00, 0x40, 0x02] + random.bytes(63), "not_client_hello"),
             // A ClientHello header followed by random bytes.
-            ("127.0.0.30", [0x16, 0x03, 0x01, 0x00, 0x80, 0x01, 0x00, 0x00, 0x7C] + random.next(124), "malformed"),
+            ("127.0.0.30", [0x16, 0x03, 0x01, 0x00, 0x80, 0x01, 0x00, 0x00, 0x7C] + random.bytes(124), "malformed"),
         ]
         for (source, bytes, reason) in cases {
             let client = try RawClient(host: "127.0.0.1", port: port, source: source)
-            let start = Date()
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5), "\(source)")
-            let elapsed = Date().timeIntervalSince(start)
-            #expect(elapsed < 3, "\(source): closed after \(elapsed) s")
-            #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=\(reason)"]) != nil,
-                    "\(source): \(tailgate.connectionLines(client: source))")
+            let line = tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=\(reason)"])
+            Self.expectRefusedBeforeTheTimeout(line, timeoutMilliseconds: 10_000, "\(source): \(tailgate.connectionLines(client: source))")
         }
         #expect(HostileSetup.serves(sandbox, port))
     }
@@ -212,9 +213,9 @@ struct HostileClientTests {
     @Test func proxyHeadersOnAListenerThatTrustsNobodyAreNeverHonoured() throws {
         let sandbox = try Sandbox("pp-nobody")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com", "tailgate.example.test"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com", "tailgate.example.test"])
         let app = try NginxUpstream.start("app", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         // No proxy_protocol_from at all; nginx is sent a v1 header and answers with the client address it got.
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
@@ -232,11 +233,10 @@ struct HostileClientTests {
         ]
         for (source, bytes) in spoofs {
             let client = try RawClient(host: "127.0.0.1", port: port, source: source)
-            let start = Date()
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5))
-            #expect(Date().timeIntervalSince(start) < 3)
-            #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=not_tls"]) != nil)
+            let line = tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_client_hello", "reason=not_tls"])
+            Self.expectRefusedBeforeTheTimeout(line, timeoutMilliseconds: 10_000, source)
         }
         #expect(!tailgate.process.output.contains("203.0.113."))
         let honest = curl(sandbox, host: "app.example.com", port: port, extra: ["--interface", "127.0.0.42"])
@@ -247,7 +247,7 @@ struct HostileClientTests {
         let sandbox = try Sandbox("pp-v2-large")
         defer { sandbox.tearDown() }
         let server = try RawServer(.drain)
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [health]
             listen = "127.0.0.1:\(healthPort)"
@@ -270,22 +270,21 @@ struct HostileClientTests {
         ]
         for (source, bytes, reason) in refusedAtOnce {
             let client = try RawClient(host: "127.0.0.1", port: port, source: source)
-            let start = Date()
             client.send(bytes)
             #expect(client.waitForClose(timeout: 5), "\(reason)")
-            let elapsed = Date().timeIntervalSince(start)
-            #expect(elapsed < 1.5, "\(reason): closed after \(elapsed) s")
-            #expect(tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_proxy_header", "reason=\(reason)"]) != nil)
+            let line = tailgate.waitForConnectionLine(containing: ["client=\(source):", "outcome=bad_proxy_header", "reason=\(reason)"])
+            Self.expectRefusedBeforeTheTimeout(line, timeoutMilliseconds: 2_000, "\(reason)")
         }
 
         // A header announcing 600 bytes of which 100 come: waited for until client_hello_timeout, no longer.
-        let truncated = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.52")
+        // (Timed from before the connect, so never short of the agent's timer.)
         let start = Date()
+        let truncated = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.52")
         truncated.send(HostileBytes.proxyV2(source: "203.0.113.52", announcedLength: 600) + [UInt8](repeating: 0, count: 100))
         #expect(!truncated.waitForClose(timeout: 0.5), "a header that may still complete was refused early")
-        #expect(truncated.waitForClose(timeout: 4))
+        #expect(truncated.waitForClose(timeout: 8))
         let elapsed = Date().timeIntervalSince(start)
-        #expect((1.9...3.5).contains(elapsed), "closed after \(elapsed) s")
+        #expect((1.9..<5).contains(elapsed), "closed after \(elapsed) s")
         #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.52:", "outcome=client_hello_timeout", "reason=waiting_for_proxy_header"]) != nil)
 
         // A large well-formed header (a 900-byte NOOP TLV) is taken off, and the ClientHello behind it goes on alone.
@@ -302,5 +301,13 @@ struct HostileClientTests {
             #expect(metrics["tailgate_proxy_header_rejections_total{listener=\"public\",reason=\"\(reason)\"}"] == 1, "\(reason)")
         }
         #expect(tailgate.process.isRunning)
+    }
+
+    /// A connection refused for what it sent is refused at once: by the agent's own clock (which the test's
+    /// scheduling does not stretch), before the listener's client_hello_timeout, which waiting for more
+    /// would have cost.
+    static func expectRefusedBeforeTheTimeout(_ line: String?, timeoutMilliseconds: Int, _ comment: String) {
+        let duration = line.flatMap { HostileBytes.field("duration_ms", in: $0) }
+        #expect(duration.map { $0 < timeoutMilliseconds } == true, "\(comment): \(line ?? "no line")")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// What the hostile-client and upstream-failure suites share: a tailgate in front of nginx, a check that it
@@ -9,9 +10,9 @@ enum HostileSetup {
     static func startWithNginx(
         _ relay: RelayMode, _ sandbox: Sandbox, listener: String = "", more: String = ""
     ) throws -> (tailgate: TailgateInstance, port: Int) {
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let app = try NginxUpstream.start("app", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(relay: relay, config: """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
@@ -29,7 +30,7 @@ enum HostileSetup {
     static func startWithRawListener(
         _ relay: RelayMode, _ sandbox: Sandbox, servers: [Int]
     ) throws -> (tailgate: TailgateInstance, port: Int, rawPort: Int, baseline: DescriptorCount) {
-        let rawPort = Sandbox.freePort()
+        let rawPort = TestPort.free()
         let (tailgate, port) = try startWithNginx(relay, sandbox, more: """
             [listeners.raw]
             bind = ["127.0.0.1:\(rawPort)"]

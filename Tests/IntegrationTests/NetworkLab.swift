@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 
 /// Network namespaces made by a test: a host running tailgate, a tailnet peer arriving on an
 /// interface named tailscale0, an outsider, a spoofer with a tailnet address on another interface,
@@ -24,11 +25,11 @@ final class NetworkLab {
     static let container4 = "198.19.0.2", container6 = "fd00:19::2"
 
     /// Whether namespace tests can run here (root and iproute2); in CI they must.
-    static var available: Bool { getuid() == 0 && Sandbox.tool("ip") != nil && Sandbox.tool("nft") != nil }
+    static var available: Bool { getuid() == 0 && Command.executable(named: "ip") != nil && Command.executable(named: "nft") != nil }
     static var requiredButMissing: Bool { !available && ProcessInfo.processInfo.environment["CI"] != nil }
 
     init() throws {
-        guard let ip = Sandbox.tool("ip") else { throw SandboxError.missingTool("ip") }
+        guard let ip = Command.executable(named: "ip") else { throw SandboxError.missingTool("ip") }
         self.ip = ip
         do {
             try build()
@@ -92,10 +93,9 @@ final class NetworkLab {
     private func server(in namespace: String, ports: [Int]) throws -> ChildProcess {
         let arguments = ports.flatMap { ["0.0.0.0", "\($0)", "::", "\($0)"] }
         let log = FileManager.default.temporaryDirectory.path + "/lab-server-\(namespace).log"
-        let child = try ChildProcess(executable: ip, arguments: ["netns", "exec", namespace, "/usr/bin/python3",
-                                                                 "\(Sandbox.repositoryRoot)/Tests/Fixtures/lab_server.py"] + arguments,
-                                     outputPath: log)
-        guard Poll.until(timeout: 10, { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening") }) else {
+        let child = try ChildProcess(ip, ["netns", "exec", namespace, "/usr/bin/python3",
+                                          "\(Sandbox.repositoryRoot)/Tests/Fixtures/lab_server.py"] + arguments, outputPath: log)
+        guard child.waitForOutput("listening", timeout: 10) else {
             throw SandboxError.timeout("lab server in \(namespace)")
         }
         return child
@@ -103,8 +103,8 @@ final class NetworkLab {
 
     /// Whether `namespace` can connect to address:port and get the greeting within `timeout` seconds.
     func reaches(from namespace: String, _ address: String, _ port: Int, timeout: Double = 2) -> Bool {
-        runCommand(ip, ["netns", "exec", namespace, "/usr/bin/python3", "\(Sandbox.repositoryRoot)/Tests/Fixtures/lab_client.py",
-                        address, "\(port)", "\(timeout)"], timeout: timeout + 10).status == 0
+        Command.run(ip, ["netns", "exec", namespace, "/usr/bin/python3", "\(Sandbox.repositoryRoot)/Tests/Fixtures/lab_client.py",
+                         address, "\(port)", "\(timeout)"], timeout: timeout + 10).status == 0
     }
 
     /// Runs a command inside a namespace; throws on failure.
@@ -114,19 +114,19 @@ final class NetworkLab {
     }
 
     func nft(_ namespace: String, _ script: String) throws {
-        let result = runCommand(ip, ["netns", "exec", namespace, Sandbox.tool("nft") ?? "/usr/sbin/nft", "-f", "-"], input: Data(script.utf8))
+        let result = Command.run(ip, ["netns", "exec", namespace, Command.executable(named: "nft") ?? "/usr/sbin/nft", "-f", "-"], input: script)
         guard result.status == 0 else { throw SandboxError.command("nft -f in \(namespace): \(result.output)") }
     }
 
     /// `nft list table inet tailgate` in the host namespace (empty when missing).
     func listTailgateTable() -> String {
-        let result = runCommand(ip, ["netns", "exec", host, Sandbox.tool("nft") ?? "/usr/sbin/nft", "list", "table", "inet", "tailgate"])
+        let result = Command.run(ip, ["netns", "exec", host, Command.executable(named: "nft") ?? "/usr/sbin/nft", "list", "table", "inet", "tailgate"])
         return result.status == 0 ? result.output : ""
     }
 
     @discardableResult
     private func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let result = runCommand(executable, arguments, timeout: 30)
+        let result = Command.run(executable, arguments, timeout: 30)
         guard result.status == 0 else { throw SandboxError.command("\(executable) \(arguments.joined(separator: " ")): \(result.output)") }
         return result.output
     }
@@ -134,10 +134,10 @@ final class NetworkLab {
     func tearDown() {
         for server in servers {
             kill(server.pid, SIGKILL)
-            _ = server.wait(timeout: 5)
+            _ = server.waitForExit(timeout: 5)
         }
         for name in created.reversed() {
-            _ = runCommand(ip, ["netns", "del", name])
+            _ = Command.run(ip, ["netns", "del", name])
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 
 /// A real AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET.
 final class NotifySocket: @unchecked Sendable {

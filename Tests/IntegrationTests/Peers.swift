@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 
 /// An nginx started by a test: answers with its own name, the PROXY protocol address it saw and the SNI,
 /// and stores/serves files under /files/ (WebDAV PUT) for integrity checks.
@@ -9,12 +10,12 @@ struct NginxUpstream {
     let proxyPort: Int
     /// Listens without PROXY protocol.
     let plainPort: Int
-    let process: TestProcess
+    let process: ChildProcess
     let root: String
 
     static func start(_ name: String, in sandbox: Sandbox, certificate: String = "server") throws -> NginxUpstream {
-        guard let nginx = Sandbox.tool("nginx") else { throw SandboxError.missingTool("nginx") }
-        let proxyPort = Sandbox.freePort(), plainPort = Sandbox.freePort()
+        guard let nginx = Command.executable(named: "nginx") else { throw SandboxError.missingTool("nginx") }
+        let proxyPort = TestPort.free(), plainPort = TestPort.free()
         let root = sandbox.path("www-\(name)")
         try FileManager.default.createDirectory(atPath: "\(root)/files", withIntermediateDirectories: true)
         let temp = sandbox.path("tmp-\(name)")
@@ -52,7 +53,7 @@ struct NginxUpstream {
             }
             """)
         let process = try sandbox.start("nginx-\(name)", nginx, ["-p", sandbox.directory, "-c", sandbox.path("nginx-\(name).conf")])
-        guard Sandbox.waitForPort(proxyPort), Sandbox.waitForPort(plainPort) else {
+        guard TestPort.waitUntilAccepting(proxyPort), TestPort.waitUntilAccepting(plainPort) else {
             throw SandboxError.timeout("nginx \(name) did not listen: \(process.output)")
         }
         return NginxUpstream(name: name, proxyPort: proxyPort, plainPort: plainPort, process: process, root: root)
@@ -61,11 +62,11 @@ struct NginxUpstream {
 
 /// A tailgate started by a test on a config it writes.
 struct TailgateInstance {
-    let process: TestProcess
+    let process: ChildProcess
     let configPath: String
 
     static func start(
-        config: String, in sandbox: Sandbox, name: String = "tailgate", environment: [String: String]? = nil
+        config: String, in sandbox: Sandbox, name: String = "tailgate", environment: [String: String] = [:]
     ) throws -> TailgateInstance {
         let configPath = sandbox.path("\(name).toml")
         try sandbox.write("\(name).toml", config)
@@ -80,7 +81,7 @@ struct TailgateInstance {
     /// A health endpoint on `healthPort` and listener `public` on `port` whose default is upstream `upstream`
     /// with `servers` and the lines `settings`; `global` goes first (a [global] table).
     static func healthConfig(
-        port: Int, healthPort: Int, upstream: String = "u", servers: [String] = [Sandbox.refusingServer], settings: String = "", global: String = ""
+        port: Int, healthPort: Int, upstream: String = "u", servers: [String] = [TestPort.refusingAddress], settings: String = "", global: String = ""
     ) -> String {
         """
         \(global)
@@ -95,14 +96,14 @@ struct TailgateInstance {
         """
     }
 
-    /// Starts on `healthConfig` with `servers` (by default `Sandbox.refusingServer`); returns once the
+    /// Starts on `healthConfig` with `servers` (by default `TestPort.refusingAddress`); returns once the
     /// endpoint accepts, with the listener's and its port.
     static func startWithHealth(
-        servers: [String] = [Sandbox.refusingServer], in sandbox: Sandbox, environment: [String: String]? = nil
+        servers: [String] = [TestPort.refusingAddress], in sandbox: Sandbox, environment: [String: String] = [:]
     ) throws -> (tailgate: TailgateInstance, port: Int, healthPort: Int) {
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         let tailgate = try start(config: healthConfig(port: port, healthPort: healthPort, servers: servers), in: sandbox, environment: environment)
-        guard Sandbox.waitForPort(healthPort) else { throw SandboxError.timeout("health endpoint: \(tailgate.process.output)") }
+        guard TestPort.waitUntilAccepting(healthPort) else { throw SandboxError.timeout("health endpoint: \(tailgate.process.output)") }
         return (tailgate, port, healthPort)
     }
 
@@ -157,11 +158,11 @@ struct TailgateInstance {
 /// An HAProxy in mode tcp in front of a tailgate listener, sending PROXY v2 from `source`.
 struct HAProxyFront {
     let port: Int
-    let process: TestProcess
+    let process: ChildProcess
 
     static func start(to targetPort: Int, source: String, in sandbox: Sandbox, name: String = "haproxy") throws -> HAProxyFront {
-        guard let haproxy = Sandbox.tool("haproxy") else { throw SandboxError.missingTool("haproxy") }
-        let port = Sandbox.freePort()
+        guard let haproxy = Command.executable(named: "haproxy") else { throw SandboxError.missingTool("haproxy") }
+        let port = TestPort.free()
         try sandbox.write("\(name).cfg", """
             global
                 maxconn 1000
@@ -178,13 +179,13 @@ struct HAProxyFront {
 
             """)
         let process = try sandbox.start(name, haproxy, ["-db", "-f", sandbox.path("\(name).cfg")])
-        guard Sandbox.waitForPort(port) else { throw SandboxError.timeout("haproxy did not listen: \(process.output)") }
+        guard TestPort.waitUntilAccepting(port) else { throw SandboxError.timeout("haproxy did not listen: \(process.output)") }
         return HAProxyFront(port: port, process: process)
     }
 }
 
 /// curl through a port with `--resolve`, verifying against the sandbox CA.
-func curl(_ sandbox: Sandbox, host: String, port: Int, path: String = "/", extra: [String] = []) -> (status: Int32, output: String) {
-    runCommand("/usr/bin/curl", ["-sS", "--max-time", "20", "--cacert", sandbox.path("ca.crt"),
-                                 "--resolve", "\(host):\(port):127.0.0.1"] + extra + ["https://\(host):\(port)\(path)"])
+func curl(_ sandbox: Sandbox, host: String, port: Int, path: String = "/", extra: [String] = []) -> CommandResult {
+    Command.run("/usr/bin/curl", ["-sS", "--max-time", "20", "--cacert", sandbox.path("ca.crt"),
+                                  "--resolve", "\(host):\(port):127.0.0.1"] + extra + ["https://\(host):\(port)\(path)"])
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// PROXY protocol in and out, with a real HAProxy as the trusted (or untrusted) peer.
@@ -9,9 +10,9 @@ struct ProxyProtocolIntegrationTests {
     static func homeHost(
         _ sandbox: Sandbox, relay: RelayMode = .splice
     ) throws -> (tailgate: TailgateInstance, port: Int, ops: NginxUpstream) {
-        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com", "tailgate.example.test", "pq.example.test"])
+        try sandbox.certificates.issue("server", dnsNames: ["ops.example.com", "tailgate.example.test", "pq.example.test"])
         let ops = try NginxUpstream.start("ops", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(relay: relay, config: """
             [listeners.from_cloud]
             bind = ["127.0.0.1:\(port)"]

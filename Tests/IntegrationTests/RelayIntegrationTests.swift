@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// The relay's contract: half-closes pass through, a slow side holds the other back, idle connections end.
@@ -10,7 +11,7 @@ struct RelayIntegrationTests {
     static let relays = RelayMode.allCases.map(\.rawValue)
 
     static func start(upstreamPort: Int, in sandbox: Sandbox, idle: String = "10m", relay: String) throws -> (TailgateInstance, Int) {
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [global]
             relay = "\(relay)"
@@ -75,8 +76,9 @@ struct RelayIntegrationTests {
         let server = try RawServer(.drain)
         let (tailgate, port) = try Self.start(upstreamPort: server.port, in: sandbox, idle: "1s", relay: relay)
         let client = try RawClient(host: "127.0.0.1", port: port)
-        client.send(try Captures.load("curl.bin"))
+        // Timed from before the last bytes that count as activity, so never short of the agent's timer.
         let start = Date()
+        client.send(try Captures.load("curl.bin"))
         #expect(client.waitForClose(timeout: 6))
         #expect(Date().timeIntervalSince(start) >= 0.9)
         #expect(tailgate.waitForConnectionLine(containing: ["outcome=idle_timeout", "sni=www.example.test"]) != nil)

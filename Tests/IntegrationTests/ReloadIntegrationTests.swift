@@ -1,5 +1,6 @@
 import Foundation
 import TailgateConfig
+import TailgateTestSupport
 import Testing
 
 /// SIGHUP reloads as transactions, with real clients in flight.
@@ -8,9 +9,9 @@ struct ReloadIntegrationTests {
     @Test func brokenConfigsAreRefusedAndTheOldRoutesKeepServing() throws {
         let sandbox = try Sandbox("reload-broken")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["ops.example.com"])
         let ops = try NginxUpstream.start("ops", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let good = """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
@@ -50,7 +51,7 @@ struct ReloadIntegrationTests {
     @Test func aReloadAppliesTheLogTableAndSaysWhenTheHealthAddressNeedsARestart() throws {
         let sandbox = try Sandbox("reload-log")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         func config(_ log: String, health: Int) -> String {
             """
             \(log)
@@ -60,7 +61,7 @@ struct ReloadIntegrationTests {
             bind = ["127.0.0.1:\(port)"]
             default = "nowhere"
             [upstreams.nowhere]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """
         }
         func knock(from source: String) throws {
@@ -89,7 +90,7 @@ struct ReloadIntegrationTests {
         #expect(!tailgate.process.output.contains("127.0.0.81:"), "\(tailgate.process.output)")
         #expect(!tailgate.process.output.contains("[health] listen changed"))
 
-        try reload(config("", health: Sandbox.freePort()), generation: 4)
+        try reload(config("", health: TestPort.free()), generation: 4)
         #expect(tailgate.process.output.contains("[health] listen changed; the health endpoint keeps its addresses until tailgate restarts"))
         #expect(HealthIntegrationTests.http(healthPort, "/healthz").code == "200")
     }
@@ -97,9 +98,9 @@ struct ReloadIntegrationTests {
     @Test func aNewBindOnABusyPortRollsBackTheWholeReload() throws {
         let sandbox = try Sandbox("reload-busy")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["ops.example.com"])
         let ops = try NginxUpstream.start("ops", in: sandbox)
-        let port = Sandbox.freePort(), fresh = Sandbox.freePort()
+        let port = TestPort.free(), fresh = TestPort.free()
         let holder = try RawListener()
         func config(_ binds: [Int], target: String = "ops") -> String {
             """
@@ -109,7 +110,7 @@ struct ReloadIntegrationTests {
             [upstreams.ops]
             servers = ["127.0.0.1:\(ops.plainPort)"]
             [upstreams.other]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             """
         }
         let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)
@@ -132,9 +133,9 @@ struct ReloadIntegrationTests {
     func aBindMovesBetweenAnAddressAndTheWildcardOfItsPort(relay: RelayMode) throws {
         let sandbox = try Sandbox("reload-widen")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["ops.example.com"])
         let ops = try NginxUpstream.start("ops", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         func config(_ host: String) -> String {
             """
             [listeners.public]
@@ -161,7 +162,7 @@ struct ReloadIntegrationTests {
         let sandbox = try Sandbox("reload-restore")
         defer { sandbox.tearDown() }
         let upstream = try RawServer(.drain)
-        let port = Sandbox.freePort(), other = Sandbox.freePort()
+        let port = TestPort.free(), other = TestPort.free()
         func config(_ bind: Int) -> String {
             """
             [global]
@@ -198,14 +199,14 @@ struct ReloadIntegrationTests {
     @Test func aDisabledFirewallIsAnnouncedOnceAndWhenItsPortsChange() throws {
         let sandbox = try Sandbox("reload-fw-off")
         defer { sandbox.tearDown() }
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         func config(_ ports: String) -> String {
             """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
             default = "nowhere"
             [upstreams.nowhere]
-            servers = ["\(Sandbox.refusingServer)"]
+            servers = ["\(TestPort.refusingAddress)"]
             [firewall]
             enabled = false
             tcp_ports = [\(ports)]
@@ -225,7 +226,7 @@ struct ReloadIntegrationTests {
         defer { sandbox.tearDown() }
         let blue = try RawServer(.drain)
         let green = try RawServer(.drain)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         func config(_ server: Int) -> String {
             """
             [listeners.public]

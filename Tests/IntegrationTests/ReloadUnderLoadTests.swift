@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// Fifty SIGHUPs that change routes, upstreams and listeners while long transfers and a steady
@@ -25,13 +26,13 @@ struct ReloadUnderLoadTests {
     @Test func fiftyReloadsUnderLoadDropNothing() throws {
         let sandbox = try Sandbox("reload-load")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["example.com", "*.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["example.com", "*.example.com"])
         let blue = try NginxUpstream.start("blue", in: sandbox)
         let green = try NginxUpstream.start("green", in: sandbox)
         for upstream in [blue, green] {
-            _ = runCommand("/bin/sh", ["-c", "head -c 41943040 /dev/zero | tr '\\\\0' 'x' > \(upstream.root)/files/big"])
+            _ = Command.run("/bin/sh", ["-c", "head -c 41943040 /dev/zero | tr '\\\\0' 'x' > \(upstream.root)/files/big"])
         }
-        let main = Sandbox.freePort(), extraA = Sandbox.freePort(), extraB = Sandbox.freePort()
+        let main = TestPort.free(), extraA = TestPort.free(), extraB = TestPort.free()
 
         func config(_ round: Int) -> String {
             let even = round % 2 == 0
@@ -64,7 +65,7 @@ struct ReloadUnderLoadTests {
 
         let tailgate = try TailgateInstance.start(config: config(0), in: sandbox)
         // Long transfers: 40 MiB each at 4 MiB/s, through the main listener (both upstreams).
-        var downloads: [(TestProcess, String)] = []
+        var downloads: [(ChildProcess, String)] = []
         for (index, host) in ["stable.example.com", "anything.example.com", "stable.example.com"].enumerated() {
             let output = sandbox.path("big.\(index)")
             let process = try sandbox.start("download-\(index)", "/usr/bin/curl", [

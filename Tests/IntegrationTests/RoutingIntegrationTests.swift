@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 import Testing
 
 /// Real nginx upstreams behind a real tailgate, driven by curl.
@@ -7,10 +8,10 @@ struct RoutingIntegrationTests {
     @Test func curlIsRoutedBySNIAndNginxSeesTheClientAddress() throws {
         let sandbox = try Sandbox("routing")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["ops.example.com", "*.ops.example.com", "app.example.com", "other.example.net"])
+        try sandbox.certificates.issue("server", dnsNames: ["ops.example.com", "*.ops.example.com", "app.example.com", "other.example.net"])
         let ops = try NginxUpstream.start("ops", in: sandbox)
         let service = try NginxUpstream.start("service", in: sandbox)
-        let port = Sandbox.freePort(), strictPort = Sandbox.freePort()
+        let port = TestPort.free(), strictPort = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [listeners.public]
             bind = ["127.0.0.1:\(port)", "[::1]:\(port)"]
@@ -38,8 +39,8 @@ struct RoutingIntegrationTests {
         #expect(exact.output == "ops 127.0.0.7 ops.example.com\n")
 
         // Over IPv6 the client's v6 address reaches nginx through PROXY v2.
-        let v6 = runCommand("/usr/bin/curl", ["-sS", "--max-time", "10", "--cacert", sandbox.path("ca.crt"),
-                                              "--resolve", "ops.example.com:\(port):[::1]", "https://ops.example.com:\(port)/"])
+        let v6 = Command.run("/usr/bin/curl", ["-sS", "--max-time", "10", "--cacert", sandbox.path("ca.crt"),
+                                               "--resolve", "ops.example.com:\(port):[::1]", "https://ops.example.com:\(port)/"])
         #expect(v6.output == "ops ::1 ops.example.com\n")
 
         let wildcard = curl(sandbox, host: "Jenkins.OPS.example.com", port: port)
@@ -54,7 +55,7 @@ struct RoutingIntegrationTests {
         #expect(fallback.output == "service 127.0.0.1 other.example.net\n")
 
         // No SNI at all (an IP literal): the default upstream.
-        let noSNI = runCommand("/usr/bin/curl", ["-sS", "-k", "--max-time", "10", "https://127.0.0.1:\(port)/"])
+        let noSNI = Command.run("/usr/bin/curl", ["-sS", "-k", "--max-time", "10", "https://127.0.0.1:\(port)/"])
         #expect(noSNI.output == "service 127.0.0.1 \n")
 
         // A listener without default closes connections whose name has no route.
@@ -71,11 +72,11 @@ struct RoutingIntegrationTests {
     @Test func roundRobinMovesOnToTheNextServerWhenOneRefuses() throws {
         let sandbox = try Sandbox("roundrobin")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["app.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let first = try NginxUpstream.start("first", in: sandbox)
         let second = try NginxUpstream.start("second", in: sandbox)
-        let dead = Sandbox.freePort()
-        let port = Sandbox.freePort()
+        let dead = TestPort.free()
+        let port = TestPort.free()
         _ = try TailgateInstance.start(config: """
             [listeners.public]
             bind = ["127.0.0.1:\(port)"]
@@ -97,9 +98,9 @@ struct RoutingIntegrationTests {
     @Test(arguments: RelayIntegrationTests.relays) func aHundredMebibytesCrossIntactBothWays(relay: String) throws {
         let sandbox = try Sandbox("bulk-\(relay)")
         defer { sandbox.tearDown() }
-        try sandbox.makeCertificate("server", dnsNames: ["files.example.com"])
+        try sandbox.certificates.issue("server", dnsNames: ["files.example.com"])
         let upstream = try NginxUpstream.start("files", in: sandbox)
-        let port = Sandbox.freePort()
+        let port = TestPort.free()
         let tailgate = try TailgateInstance.start(config: """
             [global]
             relay = "\(relay)"
@@ -111,7 +112,7 @@ struct RoutingIntegrationTests {
             send_proxy = "v2"
             """, in: sandbox)
         let source = sandbox.path("blob")
-        _ = runCommand("/bin/sh", ["-c", "head -c 104857600 /dev/urandom > \(source)"], timeout: 60)
+        _ = Command.run("/bin/sh", ["-c", "head -c 104857600 /dev/urandom > \(source)"], timeout: 60)
         let upload = curl(sandbox, host: "files.example.com", port: port, path: "/files/blob",
                           extra: ["-T", source, "--max-time", "120", "-o", "/dev/null", "-w", "%{http_code}"])
         #expect(upload.output == "201")
@@ -119,7 +120,7 @@ struct RoutingIntegrationTests {
         let fetched = curl(sandbox, host: "files.example.com", port: port, path: "/files/blob",
                            extra: ["--max-time", "120", "-o", download, "-w", "%{http_code}"])
         #expect(fetched.output == "200")
-        let sums = runCommand("/usr/bin/sha256sum", [source, "\(upstream.root)/files/blob", download], timeout: 60).output
+        let sums = Command.run("/usr/bin/sha256sum", [source, "\(upstream.root)/files/blob", download], timeout: 60).output
             .split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) ?? "" }
         #expect(sums.count == 3)
         #expect(Set(sums).count == 1, "checksums differ: \(sums)")

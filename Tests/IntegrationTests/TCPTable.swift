@@ -1,4 +1,5 @@
 import Foundation
+import TailgateTestSupport
 
 /// The IPv4 TCP sockets of this network namespace, from /proc/net/tcp: what the kernel knows about a
 /// connection that neither end can see from its own socket (an unanswered SYN, bytes the peer has not read).
@@ -15,7 +16,7 @@ enum TCPTable {
     static let synSent = 2
 
     static func rows() -> [Row] {
-        let table = readWhole("/proc/net/tcp")
+        let table = ProcFile.read("/proc/net/tcp") ?? ""
         return table.split(separator: "\n").dropFirst().compactMap { line in
             // sl local_address rem_address st tx_queue:rx_queue …
             let fields = line.split(separator: " ")
@@ -27,21 +28,6 @@ enum TCPTable {
             else { return nil }
             return Row(localPort: localPort, remotePort: remotePort, state: state, unread: unread)
         }
-    }
-
-    /// Reads a /proc file to its end (Foundation stops after the first page of a file whose size reads as 0).
-    private static func readWhole(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Whether the accepting end of `client`'s connection to `port` has read everything sent so far.

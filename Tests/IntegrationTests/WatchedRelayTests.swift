@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TailgateTestSupport
 import Testing
 
 /// What an operator's bad hours do to a running agent: a log reader that stops reading, a relay thread that
@@ -15,7 +16,7 @@ struct WatchedRelayTests {
         let hello = try Captures.load("openssl-sni-alpn.bin")
         let server = try ConversationServer(threads: 8) { $0.answerAfterEOF() }
         defer { server.stop() }
-        let port = Sandbox.freePort(), healthPort = Sandbox.freePort()
+        let port = TestPort.free(), healthPort = TestPort.free()
         try sandbox.write("tailgate.toml", """
             [global]
             drain_timeout = "2s"
@@ -34,7 +35,7 @@ struct WatchedRelayTests {
         try #require(reader >= 0)
         defer { close(reader) }
         let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")])
-        try #require(Sandbox.waitForPort(healthPort), "the agent did not start")
+        try #require(TestPort.waitUntilAccepting(healthPort), "the agent did not start")
 
         // 2,000 connections, each a connection line: several times what the pipe and the queue hold.
         #expect(Self.serve(2_000, port: port, hello: hello) == 0)

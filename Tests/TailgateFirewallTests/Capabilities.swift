@@ -1,4 +1,5 @@
 import Glibc
+import TailgateTestSupport
 
 /// Drops CAP_NET_ADMIN from the calling thread only (capset(2) is per thread; glibc exports it
 /// without a header, so it is looked up with dlsym).
@@ -29,13 +30,13 @@ enum Capabilities {
     static func dropNetAdminFromThisThread() throws {
         guard let get = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capget"),
               let set = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "capset") else {
-            throw Command.Failure(description: "capget/capset not found in libc")
+            throw TestFailure("capget/capset not found in libc")
         }
         var header = Header()
         var data = [Data(), Data()]
-        guard unsafeBitCast(get, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capget: errno \(errno)") }
+        guard unsafeBitCast(get, to: Call.self)(&header, &data) == 0 else { throw TestFailure("capget: errno \(errno)") }
         data[0].effective &= ~netAdmin
         data[0].permitted &= ~netAdmin
-        guard unsafeBitCast(set, to: Call.self)(&header, &data) == 0 else { throw Command.Failure(description: "capset: errno \(errno)") }
+        guard unsafeBitCast(set, to: Call.self)(&header, &data) == 0 else { throw TestFailure("capset: errno \(errno)") }
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TailgateTestSupport
 @testable import TailgateConfig
 @testable import TailgateFirewall
 
@@ -95,8 +96,8 @@ struct FirewallTrafficTests {
         }
         do {
             let temporary = "tgv\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
-            try Command.check([
-                "ip", "link", "add", temporary + "a", "netns", host.name, "type", "veth", "peer", "name", temporary + "b", "netns", peer.name,
+            try Command.check("ip", [
+                "link", "add", temporary + "a", "netns", host.name, "type", "veth", "peer", "name", temporary + "b", "netns", peer.name,
             ])
             try host.check(["ip", "link", "set", temporary + "a", "name", "tailscale0"])
             try peer.check(["ip", "link", "set", temporary + "b", "name", "peer0"])
@@ -117,11 +118,12 @@ struct FirewallTrafficTests {
     static func waitForCounters(
         _ host: NetworkNamespace, _ ruleset: FirewallRuleset, until done: @escaping @Sendable (FirewallCounters) -> Bool
     ) async throws -> FirewallCounters {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while true {
-            let counters = try #require(try await host.perform { try NetlinkFirewall().counters(ruleset) })
-            if done(counters) || ContinuousClock.now >= deadline { return counters }
-            try await Task.sleep(for: .milliseconds(50))
+        var counters: FirewallCounters?
+        _ = try await Poll.until(timeout: 5) {
+            let read = try #require(try await host.perform { try NetlinkFirewall().counters(ruleset) })
+            counters = read
+            return done(read)
         }
+        return try #require(counters)
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TailgateTestSupport
 
 /// A network namespace made by a test (`ip netns add tg-test-…`); remove it with `remove()` in a defer.
 ///
@@ -13,24 +14,19 @@ final class NetworkNamespace: Sendable {
     init(_ label: String = "") throws {
         try #require(Privileges.canUseNamespaces, "CI must run the firewall namespace tests as root with ip and nft")
         name = "tg-test-\(label.isEmpty ? "" : label + "-")\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
-        try Command.check(["ip", "netns", "add", name])
-        try Command.check(["ip", "-n", name, "link", "set", "lo", "up"])
+        try Command.check("ip", ["netns", "add", name])
+        try Command.check("ip", ["-n", name, "link", "set", "lo", "up"])
     }
 
     /// Deletes the namespace (and with it its interfaces and nftables ruleset).
     func remove() {
-        _ = try? Command.run(["ip", "netns", "delete", name])
-    }
-
-    /// Runs a command inside the namespace.
-    func run(_ arguments: [String]) throws -> CommandResult {
-        try Command.run(["ip", "netns", "exec", name] + arguments)
+        _ = Command.run("ip", ["netns", "delete", name])
     }
 
     /// Runs a command inside the namespace that must succeed; returns its stdout.
     @discardableResult
     func check(_ arguments: [String]) throws -> String {
-        try Command.check(["ip", "netns", "exec", name] + arguments)
+        try Command.check("ip", ["netns", "exec", name] + arguments)
     }
 
     /// Runs `body` on a new thread that has joined this namespace.
@@ -45,7 +41,7 @@ final class NetworkNamespace: Sendable {
                     continuation.resume(throwing: error)
                 }
             }
-            if !started { continuation.resume(throwing: Command.Failure(description: "pthread_create failed")) }
+            if !started { continuation.resume(throwing: TestFailure("pthread_create failed")) }
         }
     }
 }

@@ -1,10 +1,11 @@
 import Glibc
+import TailgateTestSupport
 
 /// Whether the tests that need root (network namespaces, nf_tables) can run here. In CI (`CI` set)
 /// they must: there they are enabled anyway and fail on their first line instead of being skipped.
 enum Privileges {
     static var canUseNamespaces: Bool {
-        geteuid() == 0 && Command.exists("ip") && Command.exists("nft")
+        geteuid() == 0 && Command.executable(named: "ip") != nil && Command.executable(named: "nft") != nil
     }
 
     static var isCI: Bool {

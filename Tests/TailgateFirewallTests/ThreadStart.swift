@@ -1,4 +1,5 @@
 import Glibc
+import TailgateTestSupport
 
 /// Starts a detached pthread and joins network namespaces (setns is not in Swift's Glibc module).
 final class ThreadStart: Sendable {
@@ -29,14 +30,14 @@ final class ThreadStart: Sendable {
     static func enterNetworkNamespace(_ path: String) throws {
         typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else {
-            throw Command.Failure(description: "setns not found in libc")
+            throw TestFailure("setns not found in libc")
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Command.Failure(description: "open \(path): errno \(errno)") }
+        guard fd >= 0 else { throw TestFailure("open \(path): errno \(errno)") }
         defer { close(fd) }
         let cloneNewNet: Int32 = 0x4000_0000
         guard unsafeBitCast(symbol, to: SetNamespace.self)(fd, cloneNewNet) == 0 else {
-            throw Command.Failure(description: "setns \(path): errno \(errno)")
+            throw TestFailure("setns \(path): errno \(errno)")
         }
     }
 }

@@ -3,14 +3,15 @@ import NIOCore
 import Synchronization
 import Testing
 import TailgateProbe
+import TailgateTestSupport
 
 /// Many checks, on every path, from several threads at once.
 @Suite struct ProbeResourceTests {
     @Test func hundredsOfChecksFromSeveralThreadsLeakNeitherMemoryNorDescriptors() throws {
         let bed = try TestBed()
-        let app = try bed.startTLSServer(certificate: "app.pem")
-        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: try Loopback.refusingPort())
-        func tls(_ server: SocketAddress, name: String = "app.example.test", caFile: String? = bed.path("ca.pem")) -> ProbeRequest {
+        let app = try bed.startTLSServer(certificate: "app")
+        let closed = try SocketAddress(ipAddress: "127.0.0.1", port: TestPort.refusing)
+        func tls(_ server: SocketAddress, name: String = "app.example.test", caFile: String? = bed.path("ca.crt")) -> ProbeRequest {
             ProbeRequest(kind: .tls, server: server, timeout: .seconds(10), serverName: name, caFile: caFile)
         }
         let cases: [(ProbeRequest, ProbeResult.Failure?)] = [
@@ -62,22 +63,6 @@ import TailgateProbe
         return pages * sysconf(Int32(_SC_PAGESIZE))
     }
 
-    /// The whole of a /proc file. Foundation's String(contentsOfFile:) stops after the first
-    /// read, one page, and /proc/net/tcp is longer than that while other tests run.
-    private static func readWhole(_ path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TestFailure("cannot open \(path)") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard count > 0 else { break }
-            bytes += chunk[..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
     /// This process's descriptors that a check could have left open: TCP sockets whose peer is
     /// one of `ports` and files under `directory`. Other tests share the process and open
     /// thousands of descriptors of their own (the silent-connections test holds 2,000), so a
@@ -85,7 +70,7 @@ import TailgateProbe
     private static func checkDescriptors(ports: Set<Int>, under directory: String) throws -> Int {
         var inodes: Set<String> = []
         for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-            let text = try Self.readWhole(table)
+            guard let text = ProcFile.read(table) else { throw TestFailure("cannot open \(table)") }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 guard fields.count > 9, let colon = fields[2].lastIndex(of: ":"),

@@ -9,7 +9,7 @@ import TailgateProbe
         func check(_ kind: ProbeRequest.Kind, _ preamble: ProbeRequest.ProxyPreamble) -> ProbeResult {
             UpstreamProbe.run(ProbeRequest(
                 kind: kind, server: server, timeout: .seconds(5), serverName: "app.example.test",
-                caFile: bed.path("ca.pem"), preamble: preamble
+                caFile: bed.path("ca.crt"), preamble: preamble
             ))
         }
         // nginx takes the ClientHello for a broken PROXY header and closes the connection,

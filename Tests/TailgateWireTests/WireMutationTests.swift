@@ -1,4 +1,5 @@
 import NIOCore
+import TailgateTestSupport
 import Testing
 
 @testable import TailgateWire

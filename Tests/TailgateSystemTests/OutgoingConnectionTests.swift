@@ -1,0 +1,60 @@
+import Glibc
+import NIOCore
+import Testing
+
+@testable import TailgateSystem
+
+/// The one connect with a deadline (the checks, `tailgate status`) and the waits it is built on.
+@Suite struct OutgoingConnectionTests {
+    static let now = NIODeadline.uptimeNanoseconds(5_000_000_000)
+
+    @Test func aWaitLastsAtMostTheTimeLeftRoundedUpToAMillisecond() {
+        #expect(OutgoingConnection.pollMilliseconds(until: Self.now + .seconds(60) + .microseconds(300), now: Self.now) == 60_001)
+        #expect(OutgoingConnection.pollMilliseconds(until: Self.now + .milliseconds(7), now: Self.now) == 7)
+    }
+
+    @Test func lessThanAMillisecondLeftIsAWaitOfOneNotOfNone() {
+        // Rounded down, the wait would end short of the deadline and the loop around it would spin.
+        #expect(OutgoingConnection.pollMilliseconds(until: Self.now + .microseconds(500), now: Self.now) == 1)
+        #expect(OutgoingConnection.pollMilliseconds(until: Self.now + .nanoseconds(1), now: Self.now) == 1)
+    }
+
+    @Test func aPassedDeadlineLeavesNoWait() {
+        #expect(OutgoingConnection.pollMilliseconds(until: Self.now, now: Self.now) == nil)
+        #expect(OutgoingConnection.pollMilliseconds(until: Self.now - .milliseconds(5), now: Self.now) == nil)
+    }
+
+    /// A port bound and not listening refuses at once: the error names the call and errno, and no
+    /// descriptor is left open.
+    @Test func aRefusedConnectSaysSoAndLeavesNothingOpen() throws {
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) == 0 && getsockname(holder, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let before = Self.openDescriptors()
+        #expect(throws: SystemCallError.self) {
+            _ = try OutgoingConnection.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port), deadline: .now() + .seconds(5))
+        }
+        do {
+            _ = try OutgoingConnection.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port), deadline: .now() + .seconds(5))
+        } catch let error as SystemCallError {
+            #expect(error.call == "connect" && error.errno == ECONNREFUSED)
+        }
+        #expect(Self.openDescriptors() == before)
+    }
+
+    static func openDescriptors() -> Int {
+        guard let directory = opendir("/proc/self/fd") else { return -1 }
+        defer { closedir(directory) }
+        var count = 0
+        while readdir(directory) != nil { count += 1 }
+        return count
+    }
+}
