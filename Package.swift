@@ -6,9 +6,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
-/// The relay's hot path in release builds runs without dynamic exclusivity checks: callgrind counted them at
-/// 43 % of the instructions of a relayed keep-alive request (a check per access to a session's stored
-/// properties). Debug builds, and so every test, keep them.
+/// The relay's hot path in release builds runs without dynamic exclusivity checks: there is one per access to
+/// a session's stored properties, and they were most of the instructions of a relayed request (see
+/// docs/performance.md). Debug builds, and so every test, keep them.
 let relaySettings: [SwiftSetting] = swiftSettings + [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
@@ -89,10 +89,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The command-line clients beside the daemon: `tailgate status` (asks the health endpoint) and
+        // `tailgate firewall plan|apply|status|flush`.
+        .target(
+            name: "TailgateCommands",
+            dependencies: [
+                "TailgateAgent", "TailgateConfig", "TailgateFirewall", "TailgateSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "tailgate",
             dependencies: [
-                "TailgateAgent", "TailgateConfig",
+                "TailgateAgent", "TailgateCommands", "TailgateConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -107,7 +117,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TailgateProxyTests",
-            dependencies: ["TailgateProxy"],
+            dependencies: [
+                "TailgateProxy", "TailgateConfig", "TailgateSystem", "TailgateTestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TailgateFirewallTests", dependencies: ["TailgateFirewall", "TailgateConfig", "CNftables", "TailgateTestSupport"], swiftSettings: swiftSettings),

@@ -58,13 +58,13 @@ struct FirewallService: Service {
     let supervisor: Supervisor
 
     func run() async throws {
-        let bell = supervisor.firewallBell
+        let bell = supervisor.parts.firewallBell
         await withGracefulShutdownHandler {
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 let interval = await supervisor.firewallCheckInterval
                 let woken = await bell.wait(until: interval.map { ContinuousClock.now + $0 })
                 if !woken, !Task.isShuttingDownGracefully {
-                    supervisor.firewall.verifyAndRepair()
+                    supervisor.parts.firewall.verifyAndRepair()
                 }
             }
         } onGracefulShutdown: {
@@ -79,7 +79,7 @@ struct CheckerService: Service {
     let supervisor: Supervisor
 
     func run() async throws {
-        let bell = supervisor.checkerBell
+        let bell = supervisor.parts.checkerBell
         await withGracefulShutdownHandler {
             var due: [String: (at: ContinuousClock.Instant, interval: Duration)] = [:]
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
@@ -102,14 +102,14 @@ struct CheckerService: Service {
                     due[name] = (now + upstream.check.interval, upstream.check.interval)
                 }
                 if !dueNow.upstreams.isEmpty {
-                    await supervisor.checker.checkAll(dueNow, plan: plan)
+                    await supervisor.parts.checker.checkAll(dueNow, plan: plan)
                 }
                 await bell.wait(until: due.values.map(\.at).min())
             }
         } onGracefulShutdown: {
             bell.ring()
         }
-        await supervisor.checker.shutdown()
+        await supervisor.parts.checker.shutdown()
     }
 }
 
@@ -127,7 +127,7 @@ struct NotifyService: Service {
         }
         let watchdog = SystemdNotifier.watchdogInterval()
         let period = min(watchdog.map { $0 / 2 } ?? .seconds(5), .seconds(5))
-        var round = LivenessRound(loops: supervisor.healthLoops, relay: supervisor.relay)
+        var round = LivenessRound(loops: supervisor.parts.healthLoops, relay: supervisor.parts.relay)
         var silentBefore: [String] = []
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             // The proxy has drained when this service is asked to stop (services stop in reverse order):
@@ -149,7 +149,7 @@ struct NotifyService: Service {
             if watchdog != nil, silent.isEmpty {
                 notifier.send("WATCHDOG=1")
             }
-            round = LivenessRound(loops: supervisor.healthLoops, relay: supervisor.relay)
+            round = LivenessRound(loops: supervisor.parts.healthLoops, relay: supervisor.parts.relay)
             notifier.send("STATUS=\(await supervisor.statusLine())")
         }
     }

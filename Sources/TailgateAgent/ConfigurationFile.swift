@@ -23,11 +23,12 @@ public enum ConfigurationFile {
         return (try ConfigurationLoader.load(bytes: bytes, file: path), bytes)
     }
 
-    struct ReadError: Error, CustomStringConvertible {
-        var description: String
+    public struct ReadError: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    static func readAll(_ path: String) throws(ReadError) -> [UInt8] {
+    /// The file's bytes, up to `maximumSize`.
+    public static func readAll(_ path: String) throws(ReadError) -> [UInt8] {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ReadError(description: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }

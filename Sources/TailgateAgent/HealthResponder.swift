@@ -18,7 +18,7 @@ struct HealthResponder: Sendable {
         let query = parts.count > 1 ? String(parts[1]) : ""
         switch path {
         case "/healthz":
-            let silent = await LivenessRound(loops: supervisor.healthLoops, relay: supervisor.relay).wait(upTo: .seconds(1))
+            let silent = await LivenessRound(loops: supervisor.parts.healthLoops, relay: supervisor.parts.relay).wait(upTo: .seconds(1))
             return HealthResponse(
                 status: silent.isEmpty ? .ok : .serviceUnavailable, contentType: "text/plain",
                 body: silent.isEmpty ? "ok\n" : "not responding: \(silent.joined(separator: ", "))\n"
@@ -38,7 +38,7 @@ struct HealthResponder: Sendable {
         case "/metrics":
             await MetricsExport.update(supervisor)
             return HealthResponse(
-                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: supervisor.registry.emitToString()
+                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: supervisor.parts.registry.emitToString()
             )
         default:
             return HealthResponse(status: .notFound, contentType: "text/plain", body: "not found; try /healthz, /readyz, /status, /metrics\n")

@@ -27,7 +27,7 @@ struct HealthService: Service {
             try? await gracefulShutdown()
             return
         }
-        let group = supervisor.healthLoops
+        let group = supervisor.parts.healthLoops
         var channels: [any Channel] = []
         let responder = HealthResponder(supervisor: supervisor)
         let open = HealthConnectionCount(limit: Self.maxConnections)

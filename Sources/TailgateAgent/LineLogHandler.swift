@@ -25,6 +25,7 @@ public final class LogSettings: Sendable {
     public func apply(_ configuration: LogConfiguration) {
         level.store(LogConfiguration.Level.allCases.firstIndex(of: configuration.level) ?? 1, ordering: .relaxed)
         json.store(configuration.format == .json, ordering: .relaxed)
+        LogOutput.standardError.setCapacity(configuration.bufferBytes)
     }
 
     var currentLevel: Logger.Level {

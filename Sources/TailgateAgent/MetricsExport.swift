@@ -9,15 +9,15 @@ import TailgateSystem
 /// just before /metrics is emitted.
 enum MetricsExport {
     static func update(_ supervisor: Supervisor) async {
-        let registry = supervisor.registry
-        let sync = supervisor.counterSync
+        let registry = supervisor.parts.registry
+        let sync = supervisor.parts.counterSync
         var exported: [String: Gauge] = [:]
         func gauge(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
             let gauge = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: unit, helpText: help), labels: labels)
             exported[name + "_" + unit + labels.map { "|\($0.0)=\($0.1)" }.joined()] = gauge
             return gauge
         }
-        defer { supervisor.gaugeSweep.keep(exported, in: registry) }
+        defer { supervisor.parts.gaugeSweep.keep(exported, in: registry) }
         func counter(_ name: String, _ help: String, _ labels: [(String, String)], total: Int64) {
             let counter = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "total", helpText: help), labels: labels)
             sync.advance(counter, key: name + labels.map { "|\($0.0)=\($0.1)" }.joined(), to: total)
@@ -26,8 +26,8 @@ enum MetricsExport {
         let current = await supervisor.current
         gauge("tailgate_config", "generation", "Generation of the configuration in use (1 at start, +1 per applied reload).")
             .set(Int64(current?.number ?? 0))
-        let reloads = await supervisor.reloads
-        let failures = await supervisor.reloadFailures
+        let reloads = await supervisor.history.attempts
+        let failures = await supervisor.history.failures
         counter("tailgate_reloads", "Reloads attempted (SIGHUP).", [], total: Int64(reloads))
         counter("tailgate_reload_failures", "Reloads refused; the previous configuration kept serving.", [], total: Int64(failures))
         counter("tailgate_log_lines_dropped", "Log lines dropped because standard error was not being read (journald stalled, a pipe's reader hung).",
@@ -35,14 +35,14 @@ enum MetricsExport {
         gauge("tailgate_ready", "", "1 when /readyz answers 200.").set(Int64(await supervisor.notReadyReasons().isEmpty ? 1 : 0))
 
         gauge("tailgate_relay_threads", "accepting", "Relay threads accepting new connections now (see accept_spread).")
-            .set(Int64(supervisor.relay.acceptingThreads))
+            .set(Int64(supervisor.parts.relay.acceptingThreads))
 
         let (runtimes, _, _) = await supervisor.listenerSnapshot
         // A removed listener's gauge stays while its connections finish, as a departed server's does.
         for (name, runtime) in runtimes.merging(await supervisor.removedListenersInUse, uniquingKeysWith: { current, _ in current }) {
             gauge("tailgate_connections", "active", "Connections open now, by listener.", [("listener", name)]).set(Int64(runtime.activeConnections))
         }
-        let usage = supervisor.usage.snapshot
+        let usage = supervisor.parts.usage.snapshot
         var servers = Set(usage.keys)
         if let plan = await supervisor.plan {
             for name in plan.configuration.upstreams.keys { servers.formUnion(plan.servers(of: name)) }
@@ -51,7 +51,7 @@ enum MetricsExport {
             gauge("tailgate_upstream_server_connections", "active", "Connections relayed to each server now.", [("server", server.endpointDescription)])
                 .set(Int64(usage[server] ?? 0))
         }
-        for state in supervisor.checker.snapshot {
+        for state in supervisor.parts.checker.snapshot {
             let labels = [("upstream", state.upstream), ("server", state.server.endpointDescription)]
             if let up = state.isUp {
                 gauge("tailgate_upstream_server", "up", "1 when active checks mark the server up, 0 when down.", labels).set(Int64(up ? 1 : 0))
@@ -62,11 +62,11 @@ enum MetricsExport {
             }
         }
 
-        let firewall = supervisor.firewall.snapshot
+        let firewall = supervisor.parts.firewall.snapshot
         if firewall.enabled, let desired = firewall.desired {
             gauge("tailgate_firewall", "in_sync", "1 when the kernel holds the configured table.").set(Int64(firewall.inSync ? 1 : 0))
             counter("tailgate_firewall_repairs", "Times the table was re-applied after drift.", [], total: Int64(firewall.repairs))
-            let totals = supervisor.firewall.totals()
+            let totals = supervisor.parts.firewall.totals()
             counter("tailgate_firewall_allowed_packets", "Packets to restricted ports let through from the tailnet.", [],
                     total: Int64(totals["allowed"]?.packets ?? 0))
             for port in desired.portCounters {

@@ -10,12 +10,12 @@ struct StatusReport: Sendable {
 
     static func make(_ supervisor: Supervisor) async -> StatusReport {
         let current = await supervisor.current
-        let lastReload = await supervisor.lastReload
-        let lastReloadTime = await supervisor.lastReloadTime
+        let lastReload = await supervisor.history.last
+        let lastReloadTime = await supervisor.history.lastTime
         let (runtimes, binds, _) = await supervisor.listenerSnapshot
-        let usage = supervisor.usage.snapshot
-        let checks = supervisor.checker.snapshot
-        let firewall = supervisor.firewall.snapshot
+        let usage = supervisor.parts.usage.snapshot
+        let checks = supervisor.parts.checker.snapshot
+        let firewall = supervisor.parts.firewall.snapshot
         let uptime = (ContinuousClock.now - supervisor.startedAt).wholeMilliseconds / 1_000
         let configuration = current?.configuration
         let q = JSONText.quote
@@ -62,7 +62,7 @@ struct StatusReport: Sendable {
                 let check = checks.first { $0.upstream == name && $0.server == address }
                 let checked = upstream.check.kind == .none ? "unchecked" : check?.isUp.map { $0 ? "up" : "down" } ?? "pending"
                 // A server skipped after a failed connect (fail_timeout) says so unless checks already call it down.
-                let state = checked != "down" && supervisor.healthBoard.isFailing(upstream: name, server: address) ? "skipped" : checked
+                let state = checked != "down" && supervisor.parts.healthBoard.isFailing(upstream: name, server: address) ? "skipped" : checked
                 let expiry = check?.lastResult?.certificateNotAfter
                 json += (firstServer ? "" : ",") + "{\"address\":\(q(address.endpointDescription)),\"state\":\(q(state)),\"active_connections\":\(usage[address] ?? 0)"
                 if let result = check?.lastResult {
@@ -76,7 +76,7 @@ struct StatusReport: Sendable {
             json += "]}"
         }
         json += "]"
-        let departed = supervisor.usage.departedServers
+        let departed = supervisor.parts.usage.departedServers
         if !departed.isEmpty {
             text += "\nservers removed from the configuration that still carry connections:\n"
             for (server, count) in departed.sorted(by: { $0.key.description < $1.key.description }) {
@@ -90,7 +90,7 @@ struct StatusReport: Sendable {
         text += "\nfirewall: " + (configuration?.firewall == nil ? "not configured" : !firewall.enabled ? "disabled" : firewall.inSync ? "in sync" : "OUT OF STEP")
         text += ", \(firewall.repairs) repairs" + (firewall.lastError.map { ", last error: \($0)" } ?? "") + "\n"
         if firewall.enabled {
-            let totals = supervisor.firewall.totals()
+            let totals = supervisor.parts.firewall.totals()
             json += ",\"counters\":{" + totals.sorted(by: { $0.key < $1.key }).map { "\(q($0.key)):{\"packets\":\($0.value.packets),\"bytes\":\($0.value.bytes)}" }.joined(separator: ",") + "}"
             for (name, value) in totals.sorted(by: { $0.key < $1.key }) {
                 text += "  \(pad(name, 28)) \(value.packets) packets\n"

@@ -50,7 +50,7 @@ public enum TailgateMain {
             throw error
         }
         // Metrics that libraries record through swift-metrics land in the same registry as tailgate's own.
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: supervisor.registry))
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: supervisor.parts.registry))
         let (stopRequests, stop) = AsyncStream.makeStream(of: Void.self)
         let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         // Shut down in reverse order: the proxy drains first, signals stay handled until it is done.
@@ -74,10 +74,10 @@ public enum TailgateMain {
             try await group.run()
         } catch {
             logger.error("\(error)")
-            try? await supervisor.healthLoops.shutdownGracefully()
+            try? await supervisor.parts.healthLoops.shutdownGracefully()
             throw error
         }
-        try? await supervisor.healthLoops.shutdownGracefully()
+        try? await supervisor.parts.healthLoops.shutdownGracefully()
     }
 
     /// From here on no thread but the log writer waits for standard error (see `LogOutput`).

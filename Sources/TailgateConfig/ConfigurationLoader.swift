@@ -65,7 +65,8 @@ public enum ConfigurationLoader {
             var reader = TableReader(table.value, path: "log", errors: errors)
             log.format = reader.choice("format", LogConfiguration.Format.self) ?? log.format
             log.level = reader.choice("level", LogConfiguration.Level.self) ?? log.level
-            reader.reportUnknownKeys(expected: ["format", "level"])
+            log.bufferBytes = reader.byteSize("buffer", in: (64 << 10)...(1 << 30)) ?? log.bufferBytes
+            reader.reportUnknownKeys(expected: ["format", "level", "buffer"])
         }
         var health: HealthConfiguration?
         if let table = root.table("health") {

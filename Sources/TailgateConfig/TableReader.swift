@@ -70,6 +70,31 @@ struct TableReader {
         return Located(Int(value.value), at: value.position)
     }
 
+    /// A size in bytes written as `"64KiB"`, `"4MiB"` or `"1GiB"` (or a plain integer of bytes), within `range`.
+    mutating func byteSize(_ key: String, in range: ClosedRange<Int>) -> Int? {
+        guard let raw = value(key) else { return nil }
+        let bytes: Int?
+        if let integer = raw.integer {
+            bytes = Int(exactly: integer)
+        } else if let text = raw.string {
+            let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)]
+            let unit = units.first { text.hasSuffix($0.0) }
+            bytes = unit.flatMap { unit in Int(text.dropLast(unit.0.count)).map { $0 * unit.1 } }
+        } else {
+            bytes = nil
+        }
+        guard let bytes else {
+            errors.add("expected a size like \"64KiB\", \"4MiB\" or \"1GiB\", found \(raw.string.map { "\"\($0)\"" } ?? raw.typeName)",
+                       at: raw.position, path: keyPath(key))
+            return nil
+        }
+        guard range.contains(bytes) else {
+            errors.add("\(bytes) bytes is out of range \(range.lowerBound / 1_024)KiB…\(range.upperBound >> 20)MiB", at: raw.position, path: keyPath(key))
+            return nil
+        }
+        return bytes
+    }
+
     /// A duration string such as `"5s"`, at least `minimum`.
     mutating func duration(_ key: String, minimum: Duration = .milliseconds(1)) -> Duration? {
         guard let raw = value(key) else { return nil }

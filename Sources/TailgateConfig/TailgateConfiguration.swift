@@ -79,6 +79,12 @@ public struct LogConfiguration: Sendable {
     public enum Level: String, Sendable, CaseIterable { case debug, info, warning, error }
     public var format: Format = .text
     public var level: Level = .info
+    /// Bytes of log lines held while standard error does not keep up (`[log] buffer`); past it, lines are
+    /// dropped and counted rather than making a thread that serves wait.
+    public var bufferBytes = LogConfiguration.defaultBufferBytes
+
+    /// 4 MiB: a burst of ~16,000 connection lines (a drain cutting 10,000 connections at once) fits.
+    public static let defaultBufferBytes = 4 << 20
 
     public init(format: Format = .text, level: Level = .info) {
         self.format = format

@@ -13,7 +13,7 @@ import Synchronization
 /// Before `startWriter()` (the command-line tools, a start that fails early) lines are written at once.
 public final class LogOutput: Sendable {
     /// Standard error, the agent's only log destination.
-    public static let standardError = LogOutput(descriptor: 2, capacity: 256 * 1_024)
+    public static let standardError = LogOutput(descriptor: 2, capacity: 4 << 20)
 
     private struct Queue {
         var chunks: [[UInt8]] = []
@@ -29,7 +29,7 @@ public final class LogOutput: Sendable {
 
     private let descriptor: CInt
     /// Bytes the queue holds at most (the batch the writer has taken comes on top).
-    private let capacity: Int
+    private let capacity: Atomic<Int>
     private let queue = Mutex(Queue())
     private let wakeup: CInt
     private let droppedTotal = Atomic<Int>(0)
@@ -38,12 +38,17 @@ public final class LogOutput: Sendable {
 
     public init(descriptor: CInt, capacity: Int) {
         self.descriptor = descriptor
-        self.capacity = capacity
+        self.capacity = Atomic(capacity)
         self.wakeup = tailgate_eventfd_blocking()
     }
 
     /// Lines dropped since start because the destination did not keep up.
     public var droppedLines: Int { droppedTotal.load(ordering: .relaxed) }
+
+    /// Changes how many bytes of lines the queue may hold (`[log] buffer`).
+    public func setCapacity(_ bytes: Int) {
+        capacity.store(bytes, ordering: .relaxed)
+    }
 
     /// Sets how the line that reports dropped lines reads.
     public func describeLoss(with makeLine: @escaping @Sendable (Int) -> [UInt8]) {
@@ -81,7 +86,7 @@ public final class LogOutput: Sendable {
         enum Next { case writeNow, wake, done }
         let next = queue.withLock { queue -> Next in
             guard queue.started else { return .writeNow }
-            guard queue.bytes + bytes.count <= capacity else {
+            guard queue.bytes + bytes.count <= capacity.load(ordering: .relaxed) else {
                 queue.unreported += lines
                 droppedTotal.add(lines, ordering: .relaxed)
                 return .done

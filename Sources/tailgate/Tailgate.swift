@@ -1,5 +1,6 @@
 import ArgumentParser
 import TailgateAgent
+import TailgateCommands
 
 @main
 struct Tailgate: AsyncParsableCommand {

@@ -290,35 +290,6 @@ struct HealthIntegrationTests {
         connectAndCount(40)
     }
 
-    /// Threads that joined during a burst are let go once the agent falls idle, so that the next burst starts
-    /// on one thread again (`TAILGATE_TEST_SPREAD=grow`: any load brings the next thread in, none lets it go).
-    @Test func anAgentThatFallsIdleGoesBackToOneAcceptingThread() throws {
-        // One relay thread per core: on one core there is no second thread to join.
-        guard ProcessInfo.processInfo.activeProcessorCount > 1 else { return }
-        let sandbox = try Sandbox("spread-idle")
-        defer { sandbox.tearDown() }
-        let hello = try Captures.load("openssl-sni-alpn.bin")
-        let server = try ConversationServer(threads: 8) { $0.pingPong(helloLength: hello.count) }
-        defer { server.stop() }
-        let (_, port, healthPort) = try TailgateInstance.startWithHealth(
-            servers: ["127.0.0.1:\(server.port)"], in: sandbox, environment: ["TAILGATE_TEST_SPREAD": "grow"]
-        )
-        func accepting() -> Double? { Self.parsedMetrics(healthPort).samples["tailgate_relay_threads_accepting{}"] }
-        let connections = try PingPong.open(8, port: port, hello: hello)
-        // Traffic until a second thread accepts.
-        var broken: [String] = []
-        var round = 0
-        while accepting() == 1, round < 500 {
-            broken += PingPong.exchange(connections, round: round)
-            round += 1
-        }
-        #expect(broken.isEmpty, "\(broken.prefix(3))")
-        #expect((accepting() ?? 0) >= 2, "no second thread joined")
-        for client in connections { _ = client.send("bye\n") }
-        connections.forEach { $0.close() }
-        #expect(Poll.until(timeout: 10) { accepting() == 1 }, "still \(accepting() ?? 0) threads accepting")
-    }
-
     @Test func badCertificatesAreReportedAsSuch() throws {
         let sandbox = try Sandbox("certs")
         defer { sandbox.tearDown() }

@@ -20,6 +20,8 @@ struct WatchedRelayTests {
         try sandbox.write("tailgate.toml", """
             [global]
             drain_timeout = "2s"
+            [log]
+            buffer = "64KiB"
             [health]
             listen = "127.0.0.1:\(healthPort)"
             [listeners.stall]
@@ -37,7 +39,7 @@ struct WatchedRelayTests {
         let process = try sandbox.start("tailgate", Sandbox.tailgateBinary, ["run", "--config", sandbox.path("tailgate.toml")])
         try #require(TestPort.waitUntilAccepting(healthPort), "the agent did not start")
 
-        // 2,000 connections, each a connection line: several times what the pipe and the queue hold.
+        // 2,000 connections, each a connection line: several times what the pipe and the queue (64 KiB) hold.
         #expect(Self.serve(2_000, port: port, hello: hello) == 0)
         #expect(HealthIntegrationTests.http(healthPort, "/healthz") == ("200", "ok\n"))
         let dropped = Self.droppedLines(healthPort)

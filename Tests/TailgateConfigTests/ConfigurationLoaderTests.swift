@@ -233,16 +233,31 @@ private func errors(_ text: String) -> [String] {
     #expect(config.log.level == .debug)
     #expect(config.relay == .splice)
     #expect(config.maxConnections == nil)
+    #expect(config.log.bufferBytes == 4 << 20)
 }
 
+@Test func theLogBufferIsASizeWithAUnitWithinItsRange() throws {
+    let base = oneListener
+    #expect(try ConfigurationLoader.load(text: "[log]\nbuffer = \"64KiB\"\n" + base, file: "t.toml").log.bufferBytes == 65_536)
+    #expect(try ConfigurationLoader.load(text: "[log]\nbuffer = \"16MiB\"\n" + base, file: "t.toml").log.bufferBytes == 16 << 20)
+    #expect(try ConfigurationLoader.load(text: "[log]\nbuffer = 1048576\n" + base, file: "t.toml").log.bufferBytes == 1 << 20)
+    let small = errors("[log]\nbuffer = \"1KiB\"\n" + base)
+    #expect(small.contains { $0.contains("t.toml:2:10") && $0.contains("out of range 64KiB…1024MiB") }, "\(small)")
+    let unit = errors("[log]\nbuffer = \"4MB\"\n" + base)
+    #expect(unit.contains { $0.contains("t.toml:2:10") && $0.contains("expected a size like") && $0.contains("\"4MB\"") }, "\(unit)")
+}
+
+/// The smallest valid file: one listener and its upstream.
+private let oneListener = """
+    [listeners.a]
+    bind = ["127.0.0.1:1"]
+    default = "u"
+    [upstreams.u]
+    servers = ["127.0.0.1:2"]
+    """
+
 @Test func relayModeAndTheGlobalLimitAreReadAndChecked() throws {
-    let base = """
-        [listeners.a]
-        bind = ["127.0.0.1:1"]
-        default = "u"
-        [upstreams.u]
-        servers = ["127.0.0.1:2"]
-        """
+    let base = oneListener
     let config = try ConfigurationLoader.load(text: "[global]\nrelay = \"splice\"\nmax_connections = 500\n" + base, file: "t.toml")
     #expect(config.relay == .splice)
     #expect(config.warnings.isEmpty)

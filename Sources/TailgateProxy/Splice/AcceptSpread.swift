@@ -6,33 +6,35 @@ import Synchronization
 ///
 /// A connection stays on the thread that accepted it. Spreading a light load over every thread costs CPU
 /// when the host's CPUs are contended: each thread sleeps and is woken more often, and the threads' shared
-/// state (descriptor table, counters) moves between cores. On the 2-core benchmark VM with busy neighbours,
-/// one relay thread spent ~270 µs of CPU per new TLS connection where two spent ~330, at the same rate
-/// (nginx stream: the same with 1 against 2 workers); on a quiet host the two cost the same. So thread 0
-/// accepts alone until the accepting threads' load (time on a CPU plus time waiting for one, over wall
-/// time; see `schedulerTimes`) passes `growAbove` on average; then the next thread joins, and so on. A
-/// thread stops accepting when the load of the accepting threads would fit in one fewer at `shrinkBelow`
-/// or less; its connections stay with it. The benchmark's connection run (~1,300 new TLS connections a
-/// second) keeps thread 0 at ~55 % (27 % on a CPU, as much waiting for one); with a second thread joining
-/// above 40 %, as until 2026-11-23, the two spent 7 % more CPU per connection than thread 0 alone (20
-/// paired rounds), at the same rate. The keep-alive run still brings in the second thread (~85 %).
+/// state (descriptor table, counters) moves between cores. So thread 0 accepts alone until the accepting
+/// threads' load (time on a CPU plus time waiting for one, over wall time; see `schedulerTimes`) passes
+/// `growAbove` on average; then the next thread joins, and so on. A thread stops accepting when the load of
+/// the accepting threads would fit in one fewer at `shrinkBelow` or less; its connections stay with it.
 ///
-/// Connections accepted while one thread sufficed would stay on it when their traffic grows (50
-/// keep-alive connections opened at once all land on thread 0). Thread 0 hands half of them to the least
-/// busy accepting thread (`handOverTarget`, `SpliceLoop.handOverHalf`) once it is itself on a CPU
-/// `handOverAbove` of the time, averaged over about a second, and that thread at most half as much. On
-/// the 2-core VM, in 76 rounds of the benchmark's keep-alive run paired with the same binary handing over
-/// only above 85 %, handing over above 40 % made 6 % more requests/s (54 of 76 rounds) at 12 % less CPU
-/// per request (64 of 76), for a 23 % higher p99: two relay threads next to the client and the backend
-/// leave a CPU idle less often than one, and each request waits a little longer in a run queue.
+/// Connections accepted while one thread sufficed would stay on it when their traffic grows (keep-alive
+/// connections opened at once all land on thread 0). Thread 0 hands half of them to the least busy
+/// accepting thread (`handOverTarget`, `SpliceLoop.handOverHalf`) once it is itself on a CPU
+/// `handOverAbove` of the time, averaged over about a second, and that thread at most half as much.
+/// docs/performance.md gives the measurements behind the thresholds.
 final class AcceptSpread: Sendable {
-    /// The share of wall time (per mille) that the accepting threads are busy or waiting for a CPU, on average,
-    /// before one more joins.
-    let growAbove: Int
-    /// The share per thread (per mille) at which the accepting threads' load fits in one fewer.
-    let shrinkBelow: Int
-    /// The share of wall time (per mille) thread 0 must spend on a CPU before it hands connections over.
-    let handOverAbove: Int
+    /// Shares of wall time, from 0 to 1 (a thread waiting for a CPU counts toward its load, so a load can
+    /// pass 1).
+    struct Thresholds: Sendable {
+        /// The accepting threads' average load above which one more thread joins.
+        var growAbove: Double
+        /// The load per thread at which the accepting threads' load fits in one fewer.
+        var shrinkBelow: Double
+        /// The share of time on a CPU above which thread 0 hands connections over.
+        var handOverAbove: Double
+
+        /// A running agent's.
+        static let standard = Thresholds(growAbove: 0.70, shrinkBelow: 0.25, handOverAbove: 0.40)
+        /// Any load brings another thread in, only none lets it go, and thread 0 hands connections over
+        /// every `settleTime`: joining and handing over without a busy machine (tests).
+        static let eager = Thresholds(growAbove: 0, shrinkBelow: 0, handOverAbove: 0)
+    }
+
+    let thresholds: Thresholds
     /// The least time between two changes, so that the count follows the load rather than its noise.
     static let settleTime: TimeAmount = .seconds(1)
 
@@ -42,28 +44,16 @@ final class AcceptSpread: Sendable {
     private let spreadsAll = Atomic<Bool>(false)
     /// Set when the engine shuts down: no thread joins or leaves (nor is handed connections) any more.
     private let frozen = Atomic<Bool>(false)
-    /// Each thread's recent load and time on a CPU (per mille), reported on its timer passes.
+    /// Each thread's recent load and time on a CPU, reported on its timer passes.
     private let loads: Mutex<[ThreadLoad]>
     private let lastChange = Mutex<NIODeadline>(.uptimeNanoseconds(0))
     private let lastHandOver = Mutex<NIODeadline>(.uptimeNanoseconds(0))
     private let workers = Mutex<[SpliceWorker]>([])
 
-    init(threadCount: Int, growAbove: Int = 700, shrinkBelow: Int = 250, handOverAbove: Int = 400) {
+    init(threadCount: Int, thresholds: Thresholds = .standard) {
         self.threadCount = threadCount
-        self.growAbove = growAbove
-        self.shrinkBelow = shrinkBelow
-        self.handOverAbove = handOverAbove
+        self.thresholds = thresholds
         self.loads = Mutex([ThreadLoad](repeating: ThreadLoad(), count: threadCount))
-    }
-
-    /// The thresholds of a running agent. `TAILGATE_TEST_SPREAD=grow` (for the integration tests only) makes
-    /// any load add a thread, only no load at all remove one, and thread 0 hand connections over every
-    /// second, so that joining, handing over and letting go can be tested end to end without a busy machine.
-    static func forAgent(threadCount: Int) -> AcceptSpread {
-        if let value = getenv("TAILGATE_TEST_SPREAD"), String(cString: value) == "grow" {
-            return AcceptSpread(threadCount: threadCount, growAbove: 0, shrinkBelow: 0, handOverAbove: 0)
-        }
-        return AcceptSpread(threadCount: threadCount)
     }
 
     func worker(_ index: Int) -> SpliceWorker? {
@@ -91,10 +81,10 @@ final class AcceptSpread: Sendable {
     }
 
     /// Records `thread`'s load (on a CPU or waiting for one) and its time on a CPU over its last measurement,
-    /// per mille of wall time. The load is smoothed with the one before (accepting follows the load within a
+    /// as shares of wall time. The load is smoothed with the one before (accepting follows the load within a
     /// few timer passes); the time on a CPU over about a second (a hand-over is for a thread that stays
     /// saturated, not for one busy moment).
-    func report(_ thread: Int, load: Int, busy: Int) {
+    func report(_ thread: Int, load: Double, busy: Double) {
         loads.withLock {
             $0[thread].load = ($0[thread].load + load) / 2
             $0[thread].busy = ($0[thread].busy * 7 + busy) / 8
@@ -138,9 +128,9 @@ final class AcceptSpread: Sendable {
             let count = accepting.load(ordering: .relaxed)
             let total = loads.withLock { $0.prefix(count).reduce(0) { $0 + $1.load } }
             let target: Int
-            if count < threadCount, total > growAbove * count {
+            if count < threadCount, total > thresholds.growAbove * Double(count) {
                 target = count + 1
-            } else if count > 1, total <= shrinkBelow * (count - 1) {
+            } else if count > 1, total <= thresholds.shrinkBelow * Double(count - 1) {
                 target = count - 1
             } else {
                 return nil
@@ -166,7 +156,7 @@ final class AcceptSpread: Sendable {
             let (first, quietest) = loads.withLock { loads in
                 (loads[0].busy, (1..<count).min { loads[$0].busy < loads[$1].busy }.map { ($0, loads[$0].busy) })
             }
-            guard first >= handOverAbove, let quietest, quietest.1 * 2 <= first else { return nil }
+            guard first >= thresholds.handOverAbove, let quietest, quietest.1 * 2 <= first else { return nil }
             last = now
             return quietest.0
         }
@@ -208,8 +198,8 @@ final class AcceptSpread: Sendable {
     }
 }
 
-/// One thread's recent share of wall time (per mille): on a CPU or waiting for one, and on a CPU.
+/// One thread's recent share of wall time: on a CPU or waiting for one, and on a CPU.
 struct ThreadLoad {
-    var load = 0
-    var busy = 0
+    var load = 0.0
+    var busy = 0.0
 }

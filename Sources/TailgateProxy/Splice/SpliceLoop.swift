@@ -196,8 +196,8 @@ final class SpliceLoop {
         if let sample = loadSample {
             let wall = (now - sample.at).nanoseconds
             if wall > 0 {
-                let busy = (running - sample.running) * 1_000 / wall
-                worker.spread.report(worker.index, load: Int(busy + (waiting - sample.waiting) * 1_000 / wall), busy: Int(busy))
+                let busy = Double(running - sample.running) / Double(wall)
+                worker.spread.report(worker.index, load: busy + Double(waiting - sample.waiting) / Double(wall), busy: busy)
             }
         }
         loadSample = (running, waiting, now)

@@ -15,9 +15,14 @@ public final class SpliceRelayEngine: Sendable {
     private let spread: AcceptSpread
 
     /// Starts `threads` relay threads. Throws when the kernel refuses an epoll or eventfd descriptor.
-    public init(threads: Int) throws(SystemCallError) {
+    public convenience init(threads: Int) throws(SystemCallError) {
+        try self.init(threads: threads, spread: .standard)
+    }
+
+    /// With the accept-spread thresholds given (tests make them eager).
+    init(threads: Int, spread thresholds: AcceptSpread.Thresholds) throws(SystemCallError) {
         ProcessSignals.ignoreBrokenPipes()
-        let spread = AcceptSpread.forAgent(threadCount: max(1, threads))
+        let spread = AcceptSpread(threadCount: max(1, threads), thresholds: thresholds)
         var workers: [SpliceWorker] = []
         for index in 0..<spread.threadCount {
             workers.append(try SpliceWorker(index: index, spread: spread))

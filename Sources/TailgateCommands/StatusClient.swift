@@ -1,5 +1,6 @@
 import Glibc
 import NIOCore
+import TailgateAgent
 import TailgateConfig
 import TailgateSystem
 
@@ -27,7 +28,9 @@ public enum StatusClient {
         switch ip {
         case "0.0.0.0": return "http://127.0.0.1:\(port)"
         case "::": return "http://[::1]:\(port)"
-        default: return address.protocol == .inet6 ? "http://[\(ip)]:\(port)" : "http://\(ip):\(port)"
+        default:
+            if case .v6 = address { return "http://[\(ip)]:\(port)" }
+            return "http://\(ip):\(port)"
         }
     }
 

@@ -1,3 +1,4 @@
+import TailgateAgent
 import TailgateConfig
 import TailgateFirewall
 

@@ -1,12 +1,12 @@
 import Foundation
 
 /// A plain blocking TCP client for sending hand-made bytes (garbage, dribbles, spoofed headers).
-final class RawClient {
-    private(set) var fd: Int32
+public final class RawClient {
+    public private(set) var fd: Int32
 
-    enum ClientError: Error { case socket(String) }
+    public enum ClientError: Error { case socket(String) }
 
-    init(host: String, port: Int, source: String? = nil) throws {
+    public init(host: String, port: Int, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ClientError.socket("socket") }
         if let source {
@@ -31,7 +31,7 @@ final class RawClient {
     }
 
     /// The client's own port.
-    var localPort: Int {
+    public var localPort: Int {
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
@@ -40,7 +40,7 @@ final class RawClient {
 
     /// Sends all bytes; false if the peer has gone away.
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
+    public func send(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -51,10 +51,10 @@ final class RawClient {
     }
 
     @discardableResult
-    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+    public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
     /// Reads until at least `count` bytes arrived, EOF, or the timeout. Returns what arrived.
-    func receive(atLeast count: Int = 1, timeout: Double = 15) -> [UInt8] {
+    public func receive(atLeast count: Int = 1, timeout: Double = 15) -> [UInt8] {
         setTimeout(timeout)
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
@@ -67,7 +67,7 @@ final class RawClient {
     }
 
     /// Whether the peer closed the connection (EOF or reset) within `timeout` seconds, discarding any data.
-    func waitForClose(timeout: Double) -> Bool {
+    public func waitForClose(timeout: Double) -> Bool {
         setTimeout(timeout)
         var chunk = [UInt8](repeating: 0, count: 4_096)
         let deadline = Date().addingTimeInterval(timeout)
@@ -83,18 +83,18 @@ final class RawClient {
     }
 
     /// Whether the peer has closed the connection (EOF or reset) by now, without waiting or reading data.
-    var isClosedByPeer: Bool {
+    public var isClosedByPeer: Bool {
         var byte: UInt8 = 0
         let received = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
         return received == 0 || (received < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
     }
 
-    func shutdownWrite() {
+    public func shutdownWrite() {
         shutdown(fd, Int32(SHUT_WR))
     }
 
     /// Closes with a TCP reset instead of a FIN (SO_LINGER with a zero timeout, then close).
-    func reset() {
+    public func reset() {
         guard fd >= 0 else { return }
         var option = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
@@ -106,7 +106,7 @@ final class RawClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    func close() {
+    public func close() {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
     }
 
