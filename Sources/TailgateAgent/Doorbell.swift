@@ -2,7 +2,8 @@ import Synchronization
 
 /// Lets a background service sleep until its next deadline, or until what it works from has changed
 /// (`ring`), whichever comes first, instead of waking on a short period to look. An idle agent then has no
-/// reason to be scheduled at all (a 100 ms poll cost ~45 thread wake-ups a second). One waiter at a time.
+/// reason to be scheduled at all (a poll would wake the process many times a second for nothing). One waiter
+/// at a time.
 final class Doorbell: Sendable {
     private struct State {
         /// Rung while nobody waited: the next wait returns at once.

@@ -8,7 +8,7 @@ import TailgateFirewall
 final class FirewallController: ReloadStep, Sendable {
     let name = "firewall"
 
-    /// What the agent knows about the kernel's table, for logs and (later) /readyz and /status.
+    /// What the agent knows about the kernel's table, for logs, /readyz and /status.
     struct State: Sendable {
         var desired: FirewallRuleset?
         var enabled = false

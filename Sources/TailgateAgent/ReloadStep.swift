@@ -1,4 +1,4 @@
-/// One part of the reload transaction (listeners today; the firewall and health checks join later).
+/// One part of the reload transaction (the listeners, then the firewall).
 ///
 /// `prepare` does everything that can fail and can be undone (binding new sockets, building rules);
 /// the transaction then commits every prepared step, or rolls back the prepared ones in reverse order.

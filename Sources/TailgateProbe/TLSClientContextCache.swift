@@ -4,7 +4,7 @@ import Synchronization
 
 /// TLS client contexts by trust source, reused across checks.
 ///
-/// Loading the system store parses every certificate in Debian's bundle, about 60 ms of CPU;
+/// Loading the system store parses every certificate in Debian's bundle, tens of milliseconds of CPU;
 /// a context made once serves every check after it. A context is made again when its file
 /// changes (a new inode, size or modification time), so a replaced CA file or an
 /// `update-ca-certificates` run is picked up at the next check. Failures are not kept.
