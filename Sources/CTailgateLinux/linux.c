@@ -8,6 +8,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+_Static_assert(EPOLLIN == 0x001 && EPOLLOUT == 0x004 && EPOLLERR == 0x008 && EPOLLHUP == 0x010 && EPOLLRDHUP == 0x2000 &&
+               EPOLLET == 0x80000000u && EPOLLEXCLUSIVE == 0x10000000, "EpollEvents (TailgateSystem/Epoll.swift)");
 _Static_assert(TAILGATE_EPOLL_CTL_ADD == EPOLL_CTL_ADD && TAILGATE_EPOLL_CTL_MOD == EPOLL_CTL_MOD &&
                TAILGATE_EPOLL_CTL_DEL == EPOLL_CTL_DEL, "epoll_ctl operations");
 

@@ -1,24 +1,36 @@
 import CTailgateLinux
 import Glibc
 
-/// What epoll reports, or is asked to watch, for one descriptor (epoll_event's `events`).
+/// What epoll reports, or is asked to watch, for one descriptor (epoll_event's `events`). Frozen and
+/// inlinable: the relay tests these bits on every event, so they must fold to constants in its module.
+@frozen
 public struct EpollEvents: OptionSet, Sendable {
     public let rawValue: UInt32
 
+    @inlinable
     public init(rawValue: UInt32) {
         self.rawValue = rawValue
     }
 
-    public static let input = EpollEvents(rawValue: UInt32(TAILGATE_EPOLLIN))
-    public static let output = EpollEvents(rawValue: UInt32(TAILGATE_EPOLLOUT))
-    public static let error = EpollEvents(rawValue: UInt32(TAILGATE_EPOLLERR))
-    public static let hangUp = EpollEvents(rawValue: UInt32(TAILGATE_EPOLLHUP))
+    @inlinable public static var input: EpollEvents { EpollEvents(rawValue: 0x001) }  // EPOLLIN
+    @inlinable public static var output: EpollEvents { EpollEvents(rawValue: 0x004) }  // EPOLLOUT
+    @inlinable public static var error: EpollEvents { EpollEvents(rawValue: 0x008) }  // EPOLLERR
+    @inlinable public static var hangUp: EpollEvents { EpollEvents(rawValue: 0x010) }  // EPOLLHUP
     /// The peer shut down its sending side (EPOLLRDHUP): its FIN arrived.
-    public static let peerClosed = EpollEvents(rawValue: UInt32(TAILGATE_EPOLLRDHUP))
+    @inlinable public static var peerClosed: EpollEvents { EpollEvents(rawValue: 0x2000) }
     /// Reported once per change of readiness rather than while it lasts (EPOLLET).
-    public static let edgeTriggered = EpollEvents(rawValue: TAILGATE_EPOLLET)
+    @inlinable public static var edgeTriggered: EpollEvents { EpollEvents(rawValue: 0x8000_0000) }
     /// One of the waiters on a shared descriptor is woken, not all (EPOLLEXCLUSIVE).
-    public static let exclusive = EpollEvents(rawValue: UInt32(truncatingIfNeeded: TAILGATE_EPOLLEXCLUSIVE))
+    @inlinable public static var exclusive: EpollEvents { EpollEvents(rawValue: 0x1000_0000) }
+
+    /// Something for a read to find: input, the peer's FIN, or a hang-up or error that the read reports.
+    @inlinable public static var readable: EpollEvents { EpollEvents(rawValue: input.rawValue | peerClosed.rawValue | hangUp.rawValue | error.rawValue) }
+    /// Room for a write, or a hang-up or error that the write reports.
+    @inlinable public static var writable: EpollEvents { EpollEvents(rawValue: output.rawValue | hangUp.rawValue | error.rawValue) }
+    /// The peer sends nothing more: its FIN, or the connection is gone.
+    @inlinable public static var peerDone: EpollEvents { EpollEvents(rawValue: peerClosed.rawValue | hangUp.rawValue) }
+    /// The connection failed or is gone (EPOLLHUP or EPOLLERR).
+    @inlinable public static var failed: EpollEvents { EpollEvents(rawValue: hangUp.rawValue | error.rawValue) }
 }
 
 /// One epoll instance and the calls on it, with named operations (a thin layer: nothing is hidden but the

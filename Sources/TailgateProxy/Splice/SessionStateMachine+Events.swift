@@ -8,9 +8,9 @@ extension SessionStateMachine {
 
     /// Epoll reported `events` for the client socket.
     mutating func clientEvent(_ events: EpollEvents, now: NIODeadline) -> Action {
-        let input = !events.isDisjoint(with: [.input, .peerClosed, .hangUp, .error])
-        let peerClosed = !events.isDisjoint(with: [.peerClosed, .hangUp])
-        let failed = !events.isDisjoint(with: [.hangUp, .error])
+        let input = !events.isDisjoint(with: .readable)
+        let peerClosed = !events.isDisjoint(with: .peerDone)
+        let failed = !events.isDisjoint(with: .failed)
         switch state {
         case .admitting(var admitting):
             admitting.fromClient.sourceReported(input: input, peerClosed: peerClosed)
@@ -27,11 +27,10 @@ extension SessionStateMachine {
             if events.contains(.output) { greeting.toClient.destinationWritable() }
             state = .greeting(greeting)
             return failed ? .fetchError(.client) : .wait
-        case .relaying(var relaying):
+        case .relaying(let relaying):
             relaying.toUpstream.sourceReported(input: input, peerClosed: peerClosed)
-            if !events.isDisjoint(with: [.output, .hangUp, .error]) { relaying.toClient.destinationWritable() }
+            if !events.isDisjoint(with: .writable) { relaying.toClient.destinationWritable() }
             if failed { relaying.hangUp = .client }
-            state = .relaying(relaying)
             return .pump
         case .closed:
             return .wait
@@ -40,9 +39,9 @@ extension SessionStateMachine {
 
     /// Epoll reported `events` for the upstream socket.
     mutating func upstreamEvent(_ events: EpollEvents, now: NIODeadline) -> Action {
-        let input = !events.isDisjoint(with: [.input, .peerClosed, .hangUp, .error])
-        let peerClosed = !events.isDisjoint(with: [.peerClosed, .hangUp])
-        let failed = !events.isDisjoint(with: [.hangUp, .error])
+        let input = !events.isDisjoint(with: .readable)
+        let peerClosed = !events.isDisjoint(with: .peerDone)
+        let failed = !events.isDisjoint(with: .failed)
         switch state {
         case .admitting, .closed:
             return .wait
@@ -60,16 +59,15 @@ extension SessionStateMachine {
             return .connected(connecting.route.servers[connecting.attempt])
         case .greeting(var greeting):
             greeting.toClient.sourceReported(input: input, peerClosed: peerClosed)
-            let writable = !events.isDisjoint(with: [.output, .hangUp, .error])
+            let writable = !events.isDisjoint(with: .writable)
             if writable { greeting.toUpstream.destinationWritable() }
             state = .greeting(greeting)
             // An error shows in the write, which then fails the connection.
             return writable ? .sendGreeting(greeting.greeting) : .wait
-        case .relaying(var relaying):
+        case .relaying(let relaying):
             relaying.toClient.sourceReported(input: input, peerClosed: peerClosed)
-            if !events.isDisjoint(with: [.output, .hangUp, .error]) { relaying.toUpstream.destinationWritable() }
+            if !events.isDisjoint(with: .writable) { relaying.toUpstream.destinationWritable() }
             if failed { relaying.hangUp = .upstream }
-            state = .relaying(relaying)
             return .pump
         }
     }
@@ -98,9 +96,8 @@ extension SessionStateMachine {
     /// The session is served again without an event: after a pump that stopped at its round limit, or on
     /// the thread a relaying session was handed to (which registered its sockets anew).
     mutating func resumed() -> Action {
-        guard case .relaying(var relaying) = state else { return .wait }
+        guard case .relaying(let relaying) = state else { return .wait }
         relaying.cutShort = false
-        state = .relaying(relaying)
         return .pump
     }
 
@@ -209,7 +206,7 @@ extension SessionStateMachine {
             return clientFailedWhileConnecting(error)
         case .greeting:
             return side == .client ? clientFailedWhileConnecting(error) : .wait
-        case .relaying(var relaying):
+        case .relaying(let relaying):
             relaying.hangUp = nil
             // A reset: what is still to be sent to this peer can no longer arrive.
             let unfinished = side == .client ? !relaying.toClient.isFinished : !relaying.toUpstream.isFinished
@@ -218,8 +215,7 @@ extension SessionStateMachine {
                 let outcome = Self.peerFailure(error, eitherFinished: relaying.toClient.isFinished || relaying.toUpstream.isFinished)
                 return fail(outcome, detail: detail)
             }
-            state = .relaying(relaying)
-            return afterPump()
+            return afterPump(relaying)
         case .admitting, .closed:
             return .wait
         }
@@ -264,14 +260,12 @@ extension SessionStateMachine {
     /// Runs `pumps` over both directions (toward the upstream, then toward the client) and decides what
     /// follows. A failure is returned by the pumps, not acted on while they hold the directions.
     mutating func pump(now: NIODeadline, _ pumps: (inout RelayDirection, inout RelayDirection) -> PumpReport) -> Action {
-        guard case .relaying(var relaying) = state else { return .wait }
-        state = .closed  // while the pumps hold the directions
+        guard case .relaying(let relaying) = state else { return .wait }
         relaying.toUpstream.beginPump()
         relaying.toClient.beginPump()
         let report = pumps(&relaying.toUpstream, &relaying.toClient)
         if report.moved { relaying.lastActivity = now }
         relaying.cutShort = relaying.toUpstream.yielded || relaying.toClient.yielded
-        state = .relaying(relaying)
         if let failure = report.failure {
             let eitherFinished = relaying.toClient.isFinished || relaying.toUpstream.isFinished
             return fail(failure.errno.map { Self.peerFailure($0, eitherFinished: eitherFinished) } ?? .error, detail: failure.detail)
@@ -282,13 +276,12 @@ extension SessionStateMachine {
         if let side = relaying.hangUp {
             return .fetchError(side)
         }
-        return afterPump()
+        return afterPump(relaying)
     }
 
     /// Once the pumps ran and no hang-up is pending: watch the client's output if a write to it waits,
     /// and come back at once if a pump yielded.
-    private mutating func afterPump() -> Action {
-        guard case .relaying(let relaying) = state else { return .wait }
+    private func afterPump(_ relaying: Relaying) -> Action {
         if relaying.toClient.destinationFull, !relaying.clientWatchesOutput {
             return .watchClientOutput
         }
@@ -297,9 +290,8 @@ extension SessionStateMachine {
 
     /// The client socket is now watched for EPOLLOUT.
     mutating func watchingClientOutput() -> Action {
-        guard case .relaying(var relaying) = state else { return .wait }
+        guard case .relaying(let relaying) = state else { return .wait }
         relaying.clientWatchesOutput = true
-        state = .relaying(relaying)
-        return afterPump()
+        return afterPump(relaying)
     }
 }

@@ -57,7 +57,10 @@ struct SessionStateMachine {
         var toClient: RelayDirection
     }
 
-    struct Relaying {
+    /// The state every relayed byte passes through, so a reference the enum carries: an event changes it in
+    /// place instead of copying it out of the enum and back (two copies and two destroys per event, which
+    /// the benchmark saw as 4 % more CPU per keep-alive request). Only this machine holds it.
+    final class Relaying {
         let idleTimeout: TimeAmount
         var lastActivity: NIODeadline
         var toUpstream: RelayDirection
@@ -70,6 +73,13 @@ struct SessionStateMachine {
         var hangUp: Side?
         /// A pump stopped at its round limit with input left.
         var cutShort = false
+
+        init(idleTimeout: TimeAmount, lastActivity: NIODeadline, toUpstream: RelayDirection, toClient: RelayDirection) {
+            self.idleTimeout = idleTimeout
+            self.lastActivity = lastActivity
+            self.toUpstream = toUpstream
+            self.toClient = toClient
+        }
     }
 
     /// How a connection ends.
@@ -185,3 +195,6 @@ struct SessionStateMachine {
         return eitherFinished ? .closed : .reset
     }
 }
+
+@available(*, unavailable)
+extension SessionStateMachine.Relaying: Sendable {}

@@ -10,6 +10,10 @@ import TailgateSystem
 /// Each relay thread runs its own epoll loop and serves the connections it accepted from start to end:
 /// the PROXY header and ClientHello, routing, the connect to the upstream, the relay. The listening sockets
 /// are shared; how many threads accept from them follows the load (`AcceptSpread`).
+///
+/// The parts, from the inside out: `RelayDirection` and `SessionStateMachine` decide (pure, tested without
+/// sockets); `SpliceSession` performs what they decide (the I/O layer); `SpliceLoop` (one per thread),
+/// `SpliceWorker` (its thread and inbox) and this engine run the sessions.
 public final class SpliceRelayEngine: Sendable {
     private let workers: [SpliceWorker]
     private let spread: AcceptSpread
