@@ -27,6 +27,9 @@ public enum TailgateMain {
 
     /// `tailgate run`: serves until SIGTERM or SIGINT, reloading on SIGHUP.
     public static func run(configPath: String) async throws {
+        // Whatever is still queued for standard error goes out before the process ends, however `run` ends
+        // (a refused file included), unless standard error does not take it within a second.
+        defer { LogOutput.standardError.flush(milliseconds: 1_000) }
         // SIGHUP is trapped before the file is read (which may wait on DNS): its default action would end the
         // process. SIGTERM and SIGINT keep theirs until the agent can drain, so a start stuck there still stops.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -68,8 +71,6 @@ public enum TailgateMain {
             ],
             logger: Logger(label: "tailgate.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })
         ))
-        // What is still queued goes out before the process ends, unless standard error does not take it.
-        defer { LogOutput.standardError.flush(milliseconds: 1_000) }
         do {
             try await group.run()
         } catch {

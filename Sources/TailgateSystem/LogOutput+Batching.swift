@@ -17,7 +17,8 @@ extension LogOutput {
 
     /// Only ever touched by the thread it belongs to.
     fileprivate final class Batch: @unchecked Sendable {
-        static let limit = 16_384
+        /// The batch a relay thread fills between two timer passes, at most (a few dozen lines).
+        static let limit = 8_192
         var bytes: [UInt8] = []
         var lines = 0
     }

@@ -16,7 +16,8 @@ public final class LogOutput: Sendable {
     public static let standardError = LogOutput(descriptor: 2, capacity: 4 << 20)
 
     private struct Queue {
-        var chunks: [[UInt8]] = []
+        /// Whole lines, as handed over (one line, or a relay thread's batch), with how many lines each holds.
+        var chunks: [(bytes: [UInt8], lines: Int)] = []
         var bytes = 0
         /// Lines dropped since the writer last said so.
         var unreported = 0
@@ -91,7 +92,7 @@ public final class LogOutput: Sendable {
                 droppedTotal.add(lines, ordering: .relaxed)
                 return .done
             }
-            queue.chunks.append(bytes)
+            queue.chunks.append((bytes, lines))
             queue.bytes += bytes.count
             queue.inFlight += lines
             guard queue.writerAsleep else { return .done }
@@ -121,7 +122,7 @@ public final class LogOutput: Sendable {
 
     private func runWriter() {
         while true {
-            let taken = queue.withLock { queue -> (chunks: [[UInt8]], lines: Int, lost: Int)? in
+            let taken = queue.withLock { queue -> (chunks: [(bytes: [UInt8], lines: Int)], lines: Int, lost: Int)? in
                 guard !queue.chunks.isEmpty || queue.unreported > 0 else {
                     queue.writerAsleep = true
                     return nil
@@ -137,12 +138,11 @@ public final class LogOutput: Sendable {
                 _ = read(wakeup, &count, 8)
                 continue
             }
-            var batch: [UInt8] = []
-            batch.reserveCapacity(taken.chunks.reduce(0) { $0 + $1.count })
-            for chunk in taken.chunks { batch.append(contentsOf: chunk) }
-            if !Self.writeFully(descriptor, batch) {
-                // The destination is gone (EPIPE, EBADF): what was taken is lost too.
-                droppedTotal.add(taken.lines, ordering: .relaxed)
+            // Chunk by chunk, not joined first: a burst would otherwise leave a large allocation behind in
+            // this thread's malloc arena, and idle memory would keep it.
+            for chunk in taken.chunks where !Self.writeFully(descriptor, chunk.bytes) {
+                // The destination is gone (EPIPE, EBADF): what was taken is lost.
+                droppedTotal.add(chunk.lines, ordering: .relaxed)
             }
             if taken.lost > 0, let line = lossLine.withLock({ $0 })?(taken.lost) {
                 _ = Self.writeFully(descriptor, line)

@@ -12,20 +12,17 @@ extension SessionStateMachine {
         let peerClosed = !events.isDisjoint(with: .peerDone)
         let failed = !events.isDisjoint(with: .failed)
         switch state {
-        case .admitting(var admitting):
+        case .admitting(let admitting):
             admitting.fromClient.sourceReported(input: input, peerClosed: peerClosed)
-            state = .admitting(admitting)
             if case .readable = admitting.fromClient.source { return .receiveFromClient }
             return .wait
-        case .connecting(var connecting):
+        case .connecting(let connecting):
             // Not reading the client yet, but a reset or hang-up ends it now rather than when the server answers.
             connecting.toUpstream.sourceReported(input: input, peerClosed: peerClosed)
-            state = .connecting(connecting)
             return failed ? .fetchError(.client) : .wait
-        case .greeting(var greeting):
+        case .greeting(let greeting):
             greeting.toUpstream.sourceReported(input: input, peerClosed: peerClosed)
             if events.contains(.output) { greeting.toClient.destinationWritable() }
-            state = .greeting(greeting)
             return failed ? .fetchError(.client) : .wait
         case .relaying(let relaying):
             relaying.toUpstream.sourceReported(input: input, peerClosed: peerClosed)
@@ -57,11 +54,10 @@ extension SessionStateMachine {
                 route: connecting.route, greeting: connecting.greeting, lastActivity: now, toUpstream: toUpstream, toClient: toClient
             ))
             return .connected(connecting.route.servers[connecting.attempt])
-        case .greeting(var greeting):
+        case .greeting(let greeting):
             greeting.toClient.sourceReported(input: input, peerClosed: peerClosed)
             let writable = !events.isDisjoint(with: .writable)
             if writable { greeting.toUpstream.destinationWritable() }
-            state = .greeting(greeting)
             // An error shows in the write, which then fails the connection.
             return writable ? .sendGreeting(greeting.greeting) : .wait
         case .relaying(let relaying):
@@ -105,37 +101,31 @@ extension SessionStateMachine {
 
     /// A recv from the client brought `bytes` into a buffer of `capacity`.
     mutating func received(_ bytes: UnsafeRawBufferPointer, capacity: Int) -> Action {
-        guard case .admitting(var admitting) = state else { return .wait }
-        state = .closed  // while `admitting` is changed here, so that its buffer is not shared
+        guard case .admitting(let admitting) = state else { return .wait }
         admitting.fromClient.read(bytes.count, capacity: capacity)
         var buffer = admitting.received ?? ByteBuffer()
         admitting.received = nil
         buffer.writeBytes(bytes)
         let decision = admitting.decision.process(&buffer)
         admitting.received = buffer
-        proxyHeader = admitting.decision.proxyHeader
         switch decision {
         case .needMoreData:
-            state = .admitting(admitting)
             switch admitting.fromClient.source {
             case .readable: return .receiveFromClient
             case .ended: return clientEnded()
             default: return .wait
             }
         case .reject(let outcome, let reason):
-            state = .admitting(admitting)
             return fail(outcome, detail: reason)
         case .admit(let hello):
-            state = .admitting(admitting)
             return .route(hello, received: buffer)
         }
     }
 
     /// The client's receive queue is empty (EAGAIN).
     mutating func clientReadWouldBlock() -> Action {
-        guard case .admitting(var admitting) = state else { return .wait }
+        guard case .admitting(let admitting) = state else { return .wait }
         admitting.fromClient.readWouldBlock()
-        state = .admitting(admitting)
         return .wait
     }
 
@@ -162,7 +152,7 @@ extension SessionStateMachine {
         // yet is read once the greeting is out; a FIN already read is passed on then.
         var toUpstream = admitting.fromClient
         toUpstream.awaitDestination()
-        state = .connecting(Connecting(route: route, attempt: 0, deadline: now + route.connectTimeout, greeting: greeting, toUpstream: toUpstream))
+        state = .connecting(Connecting(route: route, deadline: now + route.connectTimeout, greeting: greeting, toUpstream: toUpstream))
         return .connect(route.servers[0])
     }
 
@@ -176,22 +166,20 @@ extension SessionStateMachine {
 
     /// The connect to the current server is under way (it ends with an upstream event).
     mutating func connectStarted(now: NIODeadline) -> Action {
-        guard case .connecting(var connecting) = state else { return .wait }
+        guard case .connecting(let connecting) = state else { return .wait }
         connecting.deadline = now + connecting.route.connectTimeout
-        state = .connecting(connecting)
         return .wait
     }
 
     /// The current attempt failed (`reason` as logged): the next server, or the end when none is left.
     mutating func connectFailed(reason: String, now: NIODeadline) -> Action {
-        guard case .connecting(var connecting) = state else { return .wait }
+        guard case .connecting(let connecting) = state else { return .wait }
         let server = connecting.route.servers[connecting.attempt]
         connecting.attempt += 1
         guard connecting.attempt < connecting.route.servers.count else {
             return fail(.upstreamUnavailable, detail: "\(server.endpointDescription): \(reason)")
         }
         connecting.deadline = now + connecting.route.connectTimeout
-        state = .connecting(connecting)
         return .connect(connecting.route.servers[connecting.attempt])
     }
 
@@ -236,12 +224,10 @@ extension SessionStateMachine {
 
     /// `count` greeting bytes were written (0: the socket's buffer is full; wait for EPOLLOUT).
     mutating func greetingSent(_ count: Int, now: NIODeadline) -> Action {
-        guard case .greeting(var greeting) = state else { return .wait }
-        state = .closed  // while `greeting` is changed here, so that its buffer is not shared
+        guard case .greeting(let greeting) = state else { return .wait }
         greeting.greeting.moveReaderIndex(forwardBy: count)
         guard greeting.greeting.readableBytes == 0 else {
             if count == 0 { greeting.toUpstream.awaitDestination() }
-            state = .greeting(greeting)
             return count == 0 ? .wait : .sendGreeting(greeting.greeting)
         }
         state = .relaying(Relaying(

@@ -22,13 +22,21 @@ struct SessionStateMachine {
         case closed
     }
 
-    struct Admitting {
+    // Each state's payload is an object the enum carries: the enum is then one pointer wide, so a relaying
+    // session holds only what relaying needs, and an event changes its state in place.
+
+    final class Admitting {
         var decision: AdmissionStateMachine
         /// Everything the client sent so far (nil until its first bytes).
         var received: ByteBuffer?
         let deadline: NIODeadline
         /// The client's input as epoll reported it (only the source side is used).
         var fromClient = RelayDirection()
+
+        init(decision: AdmissionStateMachine, deadline: NIODeadline) {
+            self.decision = decision
+            self.deadline = deadline
+        }
     }
 
     /// Where a routed connection goes: the servers to try in order, and the upstream's timeouts.
@@ -38,28 +46,42 @@ struct SessionStateMachine {
         var idleTimeout: TimeAmount
     }
 
-    struct Connecting {
+    final class Connecting {
         let route: Route
         /// Index into `route.servers` of the server being connected to.
-        var attempt: Int
+        var attempt = 0
         var deadline: NIODeadline
         /// The PROXY header and the bytes read while admitting, for the server once connected.
-        var greeting: ByteBuffer
+        let greeting: ByteBuffer
         /// The client's input is noted while the connect runs; nothing is read until the greeting is out.
         var toUpstream: RelayDirection
+
+        init(route: Route, deadline: NIODeadline, greeting: ByteBuffer, toUpstream: RelayDirection) {
+            self.route = route
+            self.deadline = deadline
+            self.greeting = greeting
+            self.toUpstream = toUpstream
+        }
     }
 
-    struct Greeting {
+    final class Greeting {
         let route: Route
         var greeting: ByteBuffer
-        var lastActivity: NIODeadline
+        let lastActivity: NIODeadline
         var toUpstream: RelayDirection
         var toClient: RelayDirection
+
+        init(route: Route, greeting: ByteBuffer, lastActivity: NIODeadline, toUpstream: RelayDirection, toClient: RelayDirection) {
+            self.route = route
+            self.greeting = greeting
+            self.lastActivity = lastActivity
+            self.toUpstream = toUpstream
+            self.toClient = toClient
+        }
     }
 
-    /// The state every relayed byte passes through, so a reference the enum carries: an event changes it in
-    /// place instead of copying it out of the enum and back (two copies and two destroys per event, which
-    /// the benchmark saw as 4 % more CPU per keep-alive request). Only this machine holds it.
+    /// The state every relayed byte passes through (a value copied out of the enum and back on each event
+    /// cost 4 % more CPU per keep-alive request; docs/performance.md).
     final class Relaying {
         let idleTimeout: TimeAmount
         var lastActivity: NIODeadline
@@ -90,6 +112,8 @@ struct SessionStateMachine {
         var quiet = false
         /// The pipes the directions held, with the bytes still in them.
         var pipes: [(pipe: SplicePipe, pending: Int)] = []
+        /// A trusted peer's PROXY header, when the connection ends during admission after it was read.
+        var proxyHeader: ProxyHeader?
 
         /// Takes the pipes the directions hold (an array only when there is one: most connections close without).
         mutating func takePipes(of first: RelayDirection, _ second: RelayDirection) {
@@ -104,7 +128,7 @@ struct SessionStateMachine {
         /// recv from the client into the scratch buffer and report `received`, `clientEnded`, … .
         case receiveFromClient
         /// Route this ClientHello; answer `routed` or `notRouted`. `received` holds the ClientHello and
-        /// whatever followed it (a trusted peer's PROXY header is `proxyHeader`).
+        /// whatever followed it (a trusted peer's PROXY header is `proxyHeader` until the answer).
         case route(ClientHelloInfo, received: ByteBuffer)
         /// Open a socket to `server` and start connecting; answer `connectStarted` or `connectFailed`.
         case connect(SocketAddress)
@@ -141,9 +165,13 @@ struct SessionStateMachine {
 
     /// Changed only by the machine's own methods (here and in SessionStateMachine+Events.swift).
     var state: State
-    /// The PROXY header a trusted peer sent, once decoded: the connection is logged with its client from
-    /// then on, whatever follows.
-    var proxyHeader: ProxyHeader?
+
+    /// While admitting: the PROXY header a trusted peer sent, once decoded (the connection is logged with
+    /// its client from then on; a close during admission carries it in `Closing`).
+    var proxyHeader: ProxyHeader? {
+        if case .admitting(let admitting) = state { return admitting.decision.proxyHeader }
+        return nil
+    }
 
     init(expectProxyHeader: Bool, helloDeadline: NIODeadline) {
         state = .admitting(Admitting(decision: AdmissionStateMachine(expectProxyHeader: expectProxyHeader), deadline: helloDeadline))
@@ -175,7 +203,9 @@ struct SessionStateMachine {
             closing.takePipes(of: relaying.toUpstream, relaying.toClient)
         case .closed:
             return .wait
-        case .admitting, .connecting:
+        case .admitting(let admitting):
+            closing.proxyHeader = admitting.decision.proxyHeader
+        case .connecting:
             break
         }
         state = .closed

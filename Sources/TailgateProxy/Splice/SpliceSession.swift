@@ -216,6 +216,7 @@ final class SpliceSession {
     /// Closes both sockets, returns or closes the pipes, and writes the connection's log line.
     private func close(_ closing: SessionStateMachine.Closing, loop: SpliceLoop) {
         if closing.quiet { record.quiet = true }
+        record.adoptSource(of: closing.proxyHeader)
         record.end(closing.outcome, detail: closing.detail)
         loop.forget(client)
         Glibc.close(client)
