@@ -8,7 +8,7 @@ struct Tailgate: AsyncParsableCommand {
         commandName: "tailgate",
         abstract: "TLS-passthrough SNI proxy with PROXY protocol, for hosts on a tailnet.",
         version: TailgateVersion.current,
-        subcommands: [Run.self, Check.self, Status.self, Firewall.self]
+        subcommands: [Run.self, Check.self, Reload.self, Status.self, Firewall.self]
     )
 }
 
@@ -45,6 +45,23 @@ struct Check: ParsableCommand {
         }
         for warning in warnings { print(warning, to: &standardError) }
         print("\(options.config): configuration is valid" + (warnings.isEmpty ? "" : " (\(warnings.count) warnings)"))
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the configuration file and, only if it is valid, make the agent with this process id reload it."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    @Option(help: "The running agent's process id (systemd's $MAINPID).")
+    var pid: Int32
+
+    func run() throws {
+        let outcome = ReloadCommand.run(configPath: options.config, pid: pid)
+        TailgateMain.writeToStandardError(outcome.text)
+        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }
 }
 

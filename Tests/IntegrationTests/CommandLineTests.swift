@@ -140,6 +140,44 @@ struct CommandLineTests {
         #expect(silent.output.contains("cannot reach http://127.0.0.1:\(hole.port): no answer within 5 s"), "\(silent.output)")
     }
 
+    /// `tailgate reload --pid` (the unit's ExecReload): a valid file is checked and the agent told to reload
+    /// it; a bad one is refused with its errors and the agent is not signalled; an unknown process is an error.
+    @Test func reloadChecksTheFileThenSignalsTheAgentItself() throws {
+        let sandbox = try Sandbox("reload-command")
+        defer { sandbox.tearDown() }
+        let port = TestPort.free(), added = TestPort.free()
+        func config(_ ports: [Int]) -> String {
+            """
+            [listeners.a]
+            bind = [\(ports.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", "))]
+            default = "u"
+            [upstreams.u]
+            servers = ["\(TestPort.refusingAddress)"]
+            """
+        }
+        let tailgate = try TailgateInstance.start(config: config([port]), in: sandbox)
+        let pid = String(tailgate.process.pid)
+
+        try config([port, added]).write(toFile: tailgate.configPath, atomically: true, encoding: .utf8)
+        let good = Command.run(Sandbox.tailgateBinary, ["reload", "--config", tailgate.configPath, "--pid", pid])
+        #expect(good.status == 0, "\(good.output)")
+        #expect(good.output.contains("configuration is valid; reload sent to process \(pid)"), "\(good.output)")
+        #expect(tailgate.process.waitForOutput("reloaded generation=2"))
+        #expect(TestPort.waitUntilAccepting(added), "the added bind listens after the reload")
+
+        let reloadsBefore = tailgate.process.output.components(separatedBy: " reloading config=").count
+        try (config([port]) + "\nbogus = 1\n").write(toFile: tailgate.configPath, atomically: true, encoding: .utf8)
+        let bad = Command.run(Sandbox.tailgateBinary, ["reload", "--config", tailgate.configPath, "--pid", pid])
+        #expect(bad.status == 1)
+        #expect(bad.output.contains("unknown key 'bogus'") && bad.output.contains("reload not sent"), "\(bad.output)")
+        #expect(tailgate.process.output.components(separatedBy: " reloading config=").count == reloadsBefore,
+                "a refused file must not reach the agent")
+        #expect(TestPort.acceptsConnections(added), "the agent still serves generation 2")
+
+        let nobody = Command.run(Sandbox.tailgateBinary, ["reload", "--config", sandbox.path("tailgate.toml"), "--pid", "999999999"])
+        #expect(nobody.status != 0)
+    }
+
     @Test func runRefusesABadConfigAndABusyPort() throws {
         let sandbox = try Sandbox("run-refuses")
         defer { sandbox.tearDown() }
