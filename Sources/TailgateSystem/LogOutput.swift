@@ -21,7 +21,7 @@ public final class LogOutput: Sendable {
         var bytes = 0
         /// Lines dropped since the writer last said so.
         var unreported = 0
-        /// Lines taken by the writer and not yet written.
+        /// Lines queued or taken by the writer, and not yet written.
         var inFlight = 0
         /// The writer sleeps on its eventfd and must be woken.
         var writerAsleep = false
@@ -64,6 +64,8 @@ public final class LogOutput: Sendable {
             return !queue.started
         }
         guard start else { return }
+        // A standard error whose reader is gone must make the writer's write fail, not end the agent.
+        ProcessSignals.ignoreBrokenPipes()
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { context in

@@ -58,10 +58,8 @@ struct WatchedRelayTests {
 
         // The reader stops again and the traffic fills the pipe once more; a stop still ends the agent.
         #expect(Self.serve(2_000, port: port, hello: hello) == 0)
-        let stopAt = Date()
         process.signal(SIGTERM)
         #expect(process.waitForExit(timeout: 15), "SIGTERM did not stop an agent whose stderr is not read")
-        #expect(Date().timeIntervalSince(stopAt) < 15)
         #expect(process.exitStatus == 0)
     }
 

@@ -28,21 +28,12 @@ int tailgate_accept(int listener, void *address, unsigned int *length);
 /// Names the calling thread (at most 15 bytes are kept), as ps and top show it.
 void tailgate_name_thread(const char *name);
 
-enum {
-    TAILGATE_EPOLLIN = 0x001,
-    TAILGATE_EPOLLOUT = 0x004,
-    TAILGATE_EPOLLERR = 0x008,
-    TAILGATE_EPOLLHUP = 0x010,
-    TAILGATE_EPOLLRDHUP = 0x2000,
-    TAILGATE_EPOLLEXCLUSIVE = 1 << 28,
-};
+// The event bits are EpollEvents' constants (TailgateSystem/Epoll.swift), checked in linux.c.
 /// epoll_ctl(2)'s operations (EPOLL_CTL_ADD, _DEL, _MOD; checked against the kernel header in linux.c).
 enum {
     TAILGATE_EPOLL_CTL_ADD = 1,
     TAILGATE_EPOLL_CTL_DEL = 2,
     TAILGATE_EPOLL_CTL_MOD = 3,
 };
-/// Edge-triggered: reported once per change of readiness (bit 31, outside what an int enum holds).
-#define TAILGATE_EPOLLET 0x80000000U
 
 #endif

@@ -99,12 +99,6 @@ struct RelayDirection {
         destinationFull = false
     }
 
-    /// A new socket becomes the source (the next server after a failed connect): what the old one
-    /// reported no longer holds.
-    mutating func sourceReplaced() {
-        source = .drained(peerClosed: false)
-    }
-
     // MARK: - The pump
 
     /// Starts a pump: the round count begins again.

@@ -6,28 +6,43 @@ import TailgateWire
 extension SessionStateMachine {
     // MARK: - Events
 
+    /// What one epoll event says about a socket, as the directions take it.
+    private struct Readiness {
+        /// Something for a read to find (input, the FIN, or an error the read reports).
+        let input: Bool
+        let peerClosed: Bool
+        /// Room for a write (or an error the write reports).
+        let writable: Bool
+        /// EPOLLHUP or EPOLLERR.
+        let failed: Bool
+
+        init(_ events: EpollEvents) {
+            input = !events.isDisjoint(with: .readable)
+            peerClosed = !events.isDisjoint(with: .peerDone)
+            writable = !events.isDisjoint(with: .writable)
+            failed = !events.isDisjoint(with: .failed)
+        }
+    }
+
     /// Epoll reported `events` for the client socket.
     mutating func clientEvent(_ events: EpollEvents, now: NIODeadline) -> Action {
-        let input = !events.isDisjoint(with: .readable)
-        let peerClosed = !events.isDisjoint(with: .peerDone)
-        let failed = !events.isDisjoint(with: .failed)
+        let ready = Readiness(events)
         switch state {
         case .admitting(let admitting):
-            admitting.fromClient.sourceReported(input: input, peerClosed: peerClosed)
+            admitting.fromClient.sourceReported(input: ready.input, peerClosed: ready.peerClosed)
             if case .readable = admitting.fromClient.source { return .receiveFromClient }
             return .wait
         case .connecting(let connecting):
             // Not reading the client yet, but a reset or hang-up ends it now rather than when the server answers.
-            connecting.toUpstream.sourceReported(input: input, peerClosed: peerClosed)
-            return failed ? .fetchError(.client) : .wait
+            connecting.toUpstream.sourceReported(input: ready.input, peerClosed: ready.peerClosed)
+            return ready.failed ? .fetchError(.client) : .wait
         case .greeting(let greeting):
-            greeting.toUpstream.sourceReported(input: input, peerClosed: peerClosed)
-            if events.contains(.output) { greeting.toClient.destinationWritable() }
-            return failed ? .fetchError(.client) : .wait
+            greeting.toUpstream.sourceReported(input: ready.input, peerClosed: ready.peerClosed)
+            return ready.failed ? .fetchError(.client) : .wait
         case .relaying(let relaying):
-            relaying.toUpstream.sourceReported(input: input, peerClosed: peerClosed)
-            if !events.isDisjoint(with: .writable) { relaying.toClient.destinationWritable() }
-            if failed { relaying.hangUp = .client }
+            relaying.toUpstream.sourceReported(input: ready.input, peerClosed: ready.peerClosed)
+            if ready.writable { relaying.toClient.destinationWritable() }
+            if ready.failed { relaying.hangUp = .client }
             return .pump
         case .closed:
             return .wait
@@ -36,18 +51,16 @@ extension SessionStateMachine {
 
     /// Epoll reported `events` for the upstream socket.
     mutating func upstreamEvent(_ events: EpollEvents, now: NIODeadline) -> Action {
-        let input = !events.isDisjoint(with: .readable)
-        let peerClosed = !events.isDisjoint(with: .peerDone)
-        let failed = !events.isDisjoint(with: .failed)
+        let ready = Readiness(events)
         switch state {
         case .admitting, .closed:
             return .wait
         case .connecting(let connecting):
             // Writable without an error or hang-up is a connect that succeeded; only a failure needs SO_ERROR.
-            if failed { return .fetchError(.upstream) }
+            if ready.failed { return .fetchError(.upstream) }
             guard events.contains(.output) else { return .wait }
             var toClient = RelayDirection()
-            toClient.sourceReported(input: input, peerClosed: peerClosed)
+            toClient.sourceReported(input: ready.input, peerClosed: ready.peerClosed)
             var toUpstream = connecting.toUpstream
             toUpstream.destinationWritable()
             state = .greeting(Greeting(
@@ -55,15 +68,15 @@ extension SessionStateMachine {
             ))
             return .connected(connecting.route.servers[connecting.attempt])
         case .greeting(let greeting):
-            greeting.toClient.sourceReported(input: input, peerClosed: peerClosed)
-            let writable = !events.isDisjoint(with: .writable)
-            if writable { greeting.toUpstream.destinationWritable() }
+            greeting.toClient.sourceReported(input: ready.input, peerClosed: ready.peerClosed)
+            guard ready.writable else { return .wait }
             // An error shows in the write, which then fails the connection.
-            return writable ? .sendGreeting(greeting.greeting) : .wait
+            greeting.toUpstream.destinationWritable()
+            return .sendGreeting(greeting.greeting)
         case .relaying(let relaying):
-            relaying.toClient.sourceReported(input: input, peerClosed: peerClosed)
-            if !events.isDisjoint(with: .writable) { relaying.toUpstream.destinationWritable() }
-            if failed { relaying.hangUp = .upstream }
+            relaying.toClient.sourceReported(input: ready.input, peerClosed: ready.peerClosed)
+            if ready.writable { relaying.toUpstream.destinationWritable() }
+            if ready.failed { relaying.hangUp = .upstream }
             return .pump
         }
     }

@@ -110,16 +110,11 @@ struct SessionStateMachine {
         var detail: String?
         /// A probe (nothing, or only a PROXY header, before it left): logged at debug level only.
         var quiet = false
-        /// The pipes the directions held, with the bytes still in them.
+        /// The pipes the directions held, with the bytes still in them (empty, and so not allocated, for
+        /// most connections).
         var pipes: [(pipe: SplicePipe, pending: Int)] = []
         /// A trusted peer's PROXY header, when the connection ends during admission after it was read.
         var proxyHeader: ProxyHeader?
-
-        /// Takes the pipes the directions hold (an array only when there is one: most connections close without).
-        mutating func takePipes(of first: RelayDirection, _ second: RelayDirection) {
-            if let pipe = first.pipe { pipes.append(pipe) }
-            if let pipe = second.pipe { pipes.append(pipe) }
-        }
     }
 
     enum Action {
@@ -197,16 +192,15 @@ struct SessionStateMachine {
     mutating func fail(_ outcome: ConnectionOutcome, detail: String?, quiet: Bool = false) -> Action {
         var closing = Closing(outcome: outcome, detail: detail, quiet: quiet)
         switch state {
-        case .greeting(let greeting):
-            closing.takePipes(of: greeting.toUpstream, greeting.toClient)
-        case .relaying(let relaying):
-            closing.takePipes(of: relaying.toUpstream, relaying.toClient)
-        case .closed:
-            return .wait
         case .admitting(let admitting):
             closing.proxyHeader = admitting.decision.proxyHeader
-        case .connecting:
-            break
+        case .connecting, .greeting:
+            break  // nothing was pumped yet: no pipe
+        case .relaying(let relaying):
+            if let pipe = relaying.toUpstream.pipe { closing.pipes.append(pipe) }
+            if let pipe = relaying.toClient.pipe { closing.pipes.append(pipe) }
+        case .closed:
+            return .wait
         }
         state = .closed
         return .close(closing)

@@ -52,9 +52,8 @@ final class SpliceSession {
     /// is a separate one. Bytes that did arrive first are not missed: registering a socket that is already
     /// readable queues its event, edge-triggered or not.
     func start(loop: SpliceLoop) {
-        guard loop.watch(client, events: SpliceLoop.clientEvents, for: self) else {
+        if !loop.watch(client, events: SpliceLoop.clientEvents, for: self) {
             fail(.error, detail: "client: \(SystemCallError("epoll_ctl"))", loop: loop)
-            return
         }
     }
 
