@@ -2,8 +2,11 @@ import ArgumentParser
 import TailgateAgent
 import TailgateCommands
 
+/// Synchronous at the top: an async `main` runs as a user-initiated task, whose worker threads libdispatch
+/// tries to renice below 0, which the unit's unprivileged user may not (a journal line per start). The agent
+/// runs at default priority from `TailgateMain.runAtDefaultPriority` instead.
 @main
-struct Tailgate: AsyncParsableCommand {
+struct Tailgate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tailgate",
         abstract: "TLS-passthrough SNI proxy with PROXY protocol, for hosts on a tailnet.",
@@ -17,15 +20,14 @@ struct ConfigOption: ParsableArguments {
     var config = "/etc/tailgate/tailgate.toml"
 }
 
-struct Run: AsyncParsableCommand {
+struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the agent until SIGTERM or SIGINT.")
 
     @OptionGroup var options: ConfigOption
 
-    func run() async throws {
-        do {
-            try await TailgateMain.run(configPath: options.config)
-        } catch {
+    func run() throws {
+        let configPath = options.config
+        guard TailgateMain.runAtDefaultPriority({ try await TailgateMain.run(configPath: configPath) }) else {
             throw ExitCode.failure
         }
     }
