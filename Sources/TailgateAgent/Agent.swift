@@ -73,6 +73,27 @@ struct FirewallService: Service {
     }
 }
 
+/// Resolves upstream server names again: every 2 s while one has no address, else every resolve_interval.
+/// Sleeps for good while the configuration names no server by name; an applied configuration wakes it.
+struct ResolverService: Service {
+    let supervisor: Supervisor
+
+    func run() async throws {
+        let bell = supervisor.parts.resolverBell
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                let interval = await supervisor.nextResolution
+                let woken = await bell.wait(until: interval.map { ContinuousClock.now + $0 })
+                if !woken, !Task.isShuttingDownGracefully {
+                    await supervisor.resolveAgain()
+                }
+            }
+        } onGracefulShutdown: {
+            bell.ring()
+        }
+    }
+}
+
 /// Runs the active upstream checks, each upstream at its own check_interval. Sleeps until the next one is
 /// due, and for good while no upstream has checks; an applied configuration wakes it to plan again.
 struct CheckerService: Service {

@@ -29,6 +29,7 @@ final class AgentParts: Sendable {
     /// their next deadline, look at it at once.
     let checkerBell = Doorbell()
     let firewallBell = Doorbell()
+    let resolverBell = Doorbell()
 
     /// Throws when the kernel refuses the relay threads' descriptors (epoll, eventfd) or threads.
     init(logger: Logger) throws(SystemCallError) {
@@ -47,5 +48,6 @@ final class AgentParts: Sendable {
     func ringBells() {
         checkerBell.ring()
         firewallBell.ring()
+        resolverBell.ring()
     }
 }

@@ -34,10 +34,19 @@ final class FirewallController: ReloadStep, Sendable {
     var snapshot: State { state.withLockedValue { $0 } }
 
     func prepare(_ plan: ProxyPlan) async throws -> PreparedStep {
+        try prepare(plan.configuration.firewall)
+    }
+
+    /// Applies the table before anything else at start: it needs neither DNS nor a bind, and a host whose
+    /// upstream names do not resolve yet, or whose listener cannot be bound, must still not stay open.
+    func applyFirst(_ configuration: TailgateConfiguration) async throws {
+        await (try prepare(configuration.firewall)).commit()
+    }
+
+    private func prepare(_ configured: FirewallConfiguration?) throws -> PreparedStep {
         let previous = state.withLockedValue { $0 }
-        guard let configuration = plan.configuration.firewall, configuration.enabled else {
+        guard let configuration = configured, configuration.enabled else {
             let wasEnabled = previous.enabled
-            let configured = plan.configuration.firewall
             let ports = configured.map { configured in
                 (tcp: configured.tcpPorts.map(\.description).joined(separator: ","), udp: configured.udpPorts.map(\.description).joined(separator: ","))
             }

@@ -106,6 +106,13 @@ actor ListenerSet: ReloadStep {
         )
     }
 
+    /// Gives the listeners `plan`'s policies for new connections (names resolved anew; binds unchanged).
+    func publish(_ plan: ProxyPlan) {
+        for (name, runtime) in runtimes {
+            if let policy = plan.policies[name] { runtime.publish(policy) }
+        }
+    }
+
     /// Whether two different bind addresses take the same port: same family and port, one a wildcard.
     static func overlap(_ a: SocketAddress, _ b: SocketAddress) -> Bool {
         guard a.protocol == b.protocol, a.port == b.port else { return false }

@@ -6,39 +6,48 @@ import TailgateProxy
 
 /// A configuration turned into what the proxy runs: upstream pools with resolved addresses and one policy per listener.
 struct ProxyPlan: Sendable {
+    /// A server as written, and the address it has now (nil: a name that has not resolved yet).
+    struct Server: Sendable {
+        let written: Endpoint
+        let address: SocketAddress?
+    }
+
     let configuration: TailgateConfiguration
     let policies: [String: ListenerPolicy]
     let pools: [String: UpstreamPool]
     let generation: Int
+    /// The addresses the servers' names had when this plan was made.
+    let names: ResolvedNames
+    /// Every upstream's servers in file order, resolved or not (for /status and warnings).
+    let servers: [String: [Server]]
 
-    /// Resolves upstream hostnames (blocking getaddrinfo, once per load, as nginx does at startup).
+    /// Builds the plan from addresses already resolved (`ResolvedNames.resolve`). A server whose name has no
+    /// address yet is left out of its pool (an upstream with none refuses connections) and is not an error:
+    /// a name that does not resolve at boot (MagicDNS before tailscaled) must not keep the proxy and the
+    /// firewall down. Throws for what the file gets wrong that only the host can tell (a check_ca file).
     static func make(
-        _ configuration: TailgateConfiguration, file: String, generation: Int, usage: ServerUsage,
+        _ configuration: TailgateConfiguration, file: String, generation: Int, names: ResolvedNames, usage: ServerUsage,
         health: ServerHealthBoard = ServerHealthBoard(), metrics: ProxyMetrics = ProxyMetrics(registry: .init())
     ) throws(ConfigurationErrors) -> ProxyPlan {
         var errors: [ConfigurationError] = []
         var pools: [String: UpstreamPool] = [:]
+        var servers: [String: [Server]] = [:]
         for (name, upstream) in configuration.upstreams {
             var addresses: [SocketAddress] = []
-            for (index, server) in upstream.servers.enumerated() {
+            var entries: [Server] = []
+            for server in upstream.servers {
+                let address: SocketAddress?
                 switch server.value {
-                case .address(let address):
-                    addresses.append(address)
-                case .hostname(let host, let port):
-                    do {
-                        addresses.append(try SocketAddress.makeAddressResolvingHost(host, port: port))
-                    } catch {
-                        errors.append(ConfigurationError(
-                            file: file, position: server.position, keyPath: "upstreams.\(name).servers[\(index)]",
-                            message: "cannot resolve \"\(host)\": \(Self.describeResolution(error))"
-                        ))
-                    }
+                case .address(let literal): address = literal
+                case .hostname(let host, let port): address = names[ResolvedNames.Name(host: host, port: port)]
                 }
+                entries.append(Server(written: server.value, address: address))
+                if let address, !addresses.contains(address) { addresses.append(address) }
             }
+            servers[name] = entries
             if upstream.check.kind == .tls, let caFile = upstream.check.caFile, let problem = TrustFile.problem(caFile.value) {
                 errors.append(ConfigurationError(file: file, position: caFile.position, keyPath: "upstreams.\(name).check_ca", message: problem))
             }
-            guard !addresses.isEmpty else { continue }
             pools[name] = UpstreamPool(
                 name: name, servers: addresses, sendProxy: upstream.sendProxy,
                 connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout, failTimeout: upstream.failTimeout,
@@ -50,15 +59,36 @@ struct ProxyPlan: Sendable {
         for listener in configuration.listeners {
             policies[listener.name] = ListenerPolicy(configuration: listener, upstreams: pools, generation: generation)
         }
-        return ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation)
+        return ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation, names: names, servers: servers)
     }
 
-    /// getaddrinfo's reason, without NIO's type name and the port the caller already shows.
-    private static func describeResolution(_ error: any Error) -> String {
-        guard let unknown = error as? SocketAddressError.UnknownHost else { return "\(error)" }
-        // EAI_AGAIN: no DNS answer, as at boot before the network (or MagicDNS) is up.
-        let hint = unknown.errorCode == Int(EAI_AGAIN) ? "; names are resolved when the file is loaded: give an address or a name in /etc/hosts" : ""
-        return unknown.errorDescription + hint
+    /// The same configuration with the names resolved anew (`resolve_interval`): new pools and policies,
+    /// published to the listeners as a reload's are, without touching binds or the firewall.
+    func renamed(_ names: ResolvedNames, usage: ServerUsage, health: ServerHealthBoard, metrics: ProxyMetrics) -> ProxyPlan? {
+        try? Self.make(configuration, file: "", generation: generation, names: names, usage: usage, health: health, metrics: metrics)
+    }
+
+    /// This plan with `names` remembered (the addresses unchanged, only why lookups failed).
+    func with(names: ResolvedNames) -> ProxyPlan {
+        ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation, names: names, servers: servers)
+    }
+
+    /// One warning per server whose name has no address, at the line that names it.
+    static func unresolvedWarnings(_ configuration: TailgateConfiguration, names: ResolvedNames, file: String) -> [ConfigurationError] {
+        var warnings: [ConfigurationError] = []
+        for (name, upstream) in configuration.upstreams.sorted(by: { $0.key < $1.key }) {
+            for (index, server) in upstream.servers.enumerated() {
+                guard case .hostname(let host, let port) = server.value else { continue }
+                let key = ResolvedNames.Name(host: host, port: port)
+                guard names[key] == nil else { continue }
+                let reason = names.failures[key] ?? "no address"
+                warnings.append(ConfigurationError(
+                    file: file, position: server.position, keyPath: "upstreams.\(name).servers[\(index)]",
+                    message: "warning: cannot resolve \"\(host)\" (\(reason)); the server is down until it resolves, tried again every 2 s"
+                ))
+            }
+        }
+        return warnings
     }
 
     /// The resolved addresses of an upstream's servers.

@@ -73,6 +73,16 @@ struct StatusReport: Sendable {
                 text += pad(name, 16) + pad(address.endpointDescription, 24) + pad(state, 11) + pad("\(usage[address] ?? 0)", 8)
                     + pad(expiry.map(Timestamp.date) ?? "-", 14) + (check?.lastResult?.summary ?? "-") + "\n"
             }
+            // Servers whose names have not resolved yet: down, and why.
+            let plan = await supervisor.plan
+            for server in plan?.servers[name] ?? [] where server.address == nil {
+                guard case .hostname(let host, let port) = server.written else { continue }
+                let reason = plan?.names.failures[ResolvedNames.Name(host: host, port: port)] ?? "not resolved yet"
+                json += (firstServer ? "" : ",") + "{\"address\":\(q(server.written.description)),\"state\":\"unresolved\",\"active_connections\":0"
+                json += ",\"resolve_error\":\(q(reason)),\"certificate_not_after\":null}"
+                firstServer = false
+                text += pad(name, 16) + pad(server.written.description, 24) + pad("unresolved", 11) + pad("0", 8) + pad("-", 14) + reason + "\n"
+            }
             json += "]}"
         }
         json += "]"

@@ -69,12 +69,19 @@ actor Supervisor {
         return firewall.checkInterval
     }
 
-    /// Applies the first configuration; throws when a listener cannot be bound.
+    /// Applies the first configuration: the firewall first, then the names are resolved, then the listeners
+    /// bound. Throws when the firewall cannot be applied or a listener cannot be bound; a name that does not
+    /// resolve only leaves its server down (and is tried again in the background).
     func start(_ configuration: TailgateConfiguration, bytes: [UInt8]) async throws {
         for warning in configuration.warnings { logger.warning("\(warning)") }
         applyConnectionLimit(configuration)
         parts.relay.spreadAcceptsOverAllThreads(configuration.acceptSpread == .all)
-        let plan = try ProxyPlan.make(configuration, file: configPath, generation: 1, usage: parts.usage, health: parts.healthBoard, metrics: parts.metrics)
+        try await parts.firewall.applyFirst(configuration)
+        let names = await resolve(configuration, previous: ResolvedNames())
+        for warning in ProxyPlan.unresolvedWarnings(configuration, names: names, file: configPath) { logger.warning("\(warning)") }
+        let plan = try ProxyPlan.make(
+            configuration, file: configPath, generation: 1, names: names, usage: parts.usage, health: parts.healthBoard, metrics: parts.metrics
+        )
         do {
             try await ReloadTransaction.run(steps, plan: plan)
         } catch {
@@ -136,8 +143,11 @@ actor Supervisor {
         do throws(ConfigurationErrors) {
             // Reading the file and resolving names block (a slow DNS server, a FIFO with no writer): done off
             // the actor, so that SIGTERM, the health endpoint and the watchdog are served meanwhile.
-            let (configuration, bytes, plan) = try await Self.load(configPath, generation: next, parts: parts, on: loader).get()
+            let (configuration, bytes, plan) = try await Self.load(
+                configPath, generation: next, names: self.plan?.names ?? ResolvedNames(), parts: parts, on: loader
+            ).get()
             for warning in configuration.warnings { logger.warning("reload: \(warning)") }
+            for warning in ProxyPlan.unresolvedWarnings(configuration, names: plan.names, file: configPath) { logger.warning("reload: \(warning)") }
             guard !life.isStopping else {
                 logger.info("reload abandoned: the agent is stopping")
                 return ReloadReport(succeeded: false, generation: previous.number, errors: ["stopping"], duration: ContinuousClock.now - started)
@@ -199,13 +209,15 @@ actor Supervisor {
     /// The file read and turned into a plan on the loader thread, not a thread of Swift's small cooperative
     /// pool (one thread on a 1-CPU host), which a blocked read would take from every service.
     private static func load(
-        _ path: String, generation: Int, parts: AgentParts, on loader: NIOThreadPool
+        _ path: String, generation: Int, names previous: ResolvedNames, parts: AgentParts, on loader: NIOThreadPool
     ) async -> Result<(TailgateConfiguration, [UInt8], ProxyPlan), ConfigurationErrors> {
         let result = try? await loader.runIfActive { () -> Result<(TailgateConfiguration, [UInt8], ProxyPlan), ConfigurationErrors> in
             do throws(ConfigurationErrors) {
                 let (configuration, bytes) = try ConfigurationFile.load(path: path)
+                let names = ResolvedNames.resolve(configuration, previous: previous)
                 let plan = try ProxyPlan.make(
-                    configuration, file: path, generation: generation, usage: parts.usage, health: parts.healthBoard, metrics: parts.metrics
+                    configuration, file: path, generation: generation, names: names, usage: parts.usage, health: parts.healthBoard,
+                    metrics: parts.metrics
                 )
                 return .success((configuration, bytes, plan))
             } catch {
@@ -238,6 +250,50 @@ actor Supervisor {
         }
         let before = addresses(old), after = addresses(new)
         parts.usage.serversChanged(left: before.subtracting(after), present: after)
+    }
+
+    /// Resolves `configuration`'s names on the loader thread (getaddrinfo blocks, for seconds when DNS is
+    /// unreachable), so the actor keeps serving stop requests and /status meanwhile.
+    private func resolve(_ configuration: TailgateConfiguration, previous: ResolvedNames) async -> ResolvedNames {
+        guard !ResolvedNames.names(in: configuration).isEmpty else { return ResolvedNames() }
+        return (try? await loader.runIfActive { ResolvedNames.resolve(configuration, previous: previous) }) ?? previous
+    }
+
+    /// When the names should be resolved again: nil when the configuration has none; 2 s while one has no
+    /// address yet; else `resolve_interval`.
+    var nextResolution: Duration? {
+        guard let plan, !ResolvedNames.names(in: plan.configuration).isEmpty else { return nil }
+        return plan.names.unresolved.isEmpty ? plan.configuration.resolveInterval : min(.seconds(2), plan.configuration.resolveInterval)
+    }
+
+    /// Resolves the names of the serving configuration again; when an address changed (or a name resolved
+    /// for the first time), publishes a plan with the new addresses to the listeners, as a reload would,
+    /// without touching binds or the firewall. A reload meanwhile makes the answer moot.
+    func resolveAgain() async {
+        guard let before = plan, !life.isStopping else { return }
+        let names = await resolve(before.configuration, previous: before.names)
+        guard let now = plan, now.generation == before.generation, now.names == before.names, !life.isStopping else { return }
+        for name in ResolvedNames.names(in: now.configuration) where names[name] != now.names[name] {
+            let old = now.names[name]?.endpointDescription ?? "none"
+            logger.info("upstream server name resolved to a new address", metadata: [
+                "name": .string(name.description), "was": .string(old), "now": .string(names[name]?.endpointDescription ?? "none"),
+            ])
+        }
+        for name in names.unresolved where now.names.failures[name] != names.failures[name] {
+            logger.warning("upstream server name still does not resolve; its server stays down", metadata: [
+                "name": .string(name.description), "error": .string(names.failures[name] ?? ""),
+            ])
+        }
+        guard names.addresses != now.names.addresses else {
+            self.plan = now.with(names: names)
+            return
+        }
+        guard let next = now.renamed(names, usage: parts.usage, health: parts.healthBoard, metrics: parts.metrics) else { return }
+        await listeners.publish(next)
+        announceServerChanges(from: now, to: next)
+        self.plan = next
+        parts.checker.configure(next.configuration, plan: next)
+        parts.checkerBell.ring()
     }
 
     /// SIGTERM/SIGINT: stop accepting, let connections finish up to drain_timeout (or a second signal), close the rest.
@@ -280,6 +336,10 @@ actor Supervisor {
         if life.isStopping { reasons.append("stopping: draining connections") }
         if let lastBindFailure { reasons.append("a listener cannot be bound (\(lastBindFailure)); still serving generation \(current?.number ?? 0)") }
         if let healthBindFailure { reasons.append("health endpoint cannot be bound: \(healthBindFailure)") }
+        if let plan, !plan.names.unresolved.isEmpty {
+            let names = plan.names.unresolved.map { "\($0) (\(plan.names.failures[$0] ?? "no address"))" }
+            reasons.append("upstream server names do not resolve yet, their servers are down: " + names.joined(separator: ", "))
+        }
         parts.firewall.refreshInSync()
         let firewall = parts.firewall.snapshot
         if firewall.enabled, !firewall.inSync {

@@ -13,15 +13,25 @@ public enum TailgateMain {
     /// `tailgate check`: loads and validates; returns the error text (nil when the file is good) and the
     /// warnings of a good file.
     public static func check(configPath: String) -> (errors: String?, warnings: [String]) {
+        let configuration: TailgateConfiguration
         do {
-            let (configuration, _) = try ConfigurationFile.load(path: configPath)
-            _ = try ProxyPlan.make(
-                configuration, file: configPath, generation: 0, usage: ServerUsage(logger: Logger(label: "check")),
-                metrics: ProxyMetrics(registry: .init(), createsSeriesAhead: false)
-            )
-            return (nil, configuration.warnings.map(\.description))
+            (configuration, _) = try ConfigurationFile.load(path: configPath)
         } catch {
             return (error.description, [])
+        }
+        // A name that does not resolve is a warning, not an error: the agent starts without it (the unit's
+        // ExecStartPre runs this at boot, maybe before the tailnet's DNS is up).
+        let names = ResolvedNames.resolve(configuration, previous: ResolvedNames())
+        let warnings = configuration.warnings + ProxyPlan.unresolvedWarnings(configuration, names: names, file: configPath)
+        do {
+            _ = try ProxyPlan.make(
+                configuration, file: configPath, generation: 0, names: names, usage: ServerUsage(logger: Logger(label: "check")),
+                metrics: ProxyMetrics(registry: .init(), createsSeriesAhead: false)
+            )
+            return (nil, warnings.map(\.description))
+        } catch {
+            // Errors and warnings in file order, in one pass.
+            return (ConfigurationErrors(error.errors + warnings).description, [])
         }
     }
 
@@ -63,6 +73,7 @@ public enum TailgateMain {
                 .init(service: NotifyService(supervisor: supervisor, notifier: notifier, logger: logger)),
                 .init(service: FirewallService(supervisor: supervisor)),
                 .init(service: CheckerService(supervisor: supervisor)),
+                .init(service: ResolverService(supervisor: supervisor)),
                 .init(service: HealthService(supervisor: supervisor, logger: logger)),
                 .init(
                     service: ProxyService(supervisor: supervisor, initial: loaded, stopRequests: stopRequests),
@@ -79,6 +90,12 @@ public enum TailgateMain {
             throw error
         }
         try? await supervisor.parts.healthLoops.shutdownGracefully()
+    }
+
+    /// Runs `work` (the agent) from the synchronous `main` at default priority (see `DefaultPriority`);
+    /// false when it threw.
+    public static func runAtDefaultPriority(_ work: @escaping @Sendable () async throws -> Void) -> Bool {
+        DefaultPriority.run(work)
     }
 
     /// From here on no thread but the log writer waits for standard error (see `LogOutput`).

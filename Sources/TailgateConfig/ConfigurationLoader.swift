@@ -46,6 +46,7 @@ public enum ConfigurationLoader {
         var relay = RelayMode.splice
         var acceptSpread = AcceptSpreadMode.load
         var maxConnections: Int?
+        var resolveInterval = ConfigurationDefaults.resolveInterval
         if let global = root.table("global") {
             var reader = TableReader(global.value, path: "global", errors: errors)
             drainTimeout = reader.duration("drain_timeout") ?? drainTimeout
@@ -58,7 +59,8 @@ public enum ConfigurationLoader {
             }
             acceptSpread = reader.choice("accept_spread", AcceptSpreadMode.self) ?? acceptSpread
             maxConnections = reader.integer("max_connections", in: 1...10_000_000)?.value
-            reader.reportUnknownKeys(expected: ["drain_timeout", "relay", "accept_spread", "max_connections"])
+            resolveInterval = reader.duration("resolve_interval", minimum: .seconds(1)) ?? resolveInterval
+            reader.reportUnknownKeys(expected: ["drain_timeout", "relay", "accept_spread", "max_connections", "resolve_interval"])
         }
         var log = LogConfiguration()
         if let table = root.table("log") {
@@ -123,7 +125,7 @@ public enum ConfigurationLoader {
         checkBindConflicts(listeners, health: health, errors: errors)
         applyCheckServerNames(&upstreams, listeners: listeners, document: document, errors: errors)
         return TailgateConfiguration(
-            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, acceptSpread: acceptSpread, maxConnections: maxConnections, firewall: firewall, health: health
+            listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, acceptSpread: acceptSpread, maxConnections: maxConnections, resolveInterval: resolveInterval, firewall: firewall, health: health
         )
     }
 

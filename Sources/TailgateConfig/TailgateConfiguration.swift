@@ -17,6 +17,9 @@ public struct TailgateConfiguration: Sendable {
     /// `[global] max_connections`: open client connections over all listeners; nil = derived from the
     /// open-file limit at start.
     public var maxConnections: Int? = nil
+    /// `[global] resolve_interval`: how often upstream server names are resolved again, so that a changed
+    /// address is followed without a reload (a name that has not resolved yet is tried every 2 s).
+    public var resolveInterval: Duration = ConfigurationDefaults.resolveInterval
     /// The `[firewall]` table; nil when absent (tailgate then leaves nftables alone).
     public var firewall: FirewallConfiguration?
     /// The `[health]` table; nil when absent (no HTTP endpoint).
@@ -113,4 +116,5 @@ public enum ConfigurationDefaults {
     public static let idleTimeout: Duration = .seconds(600)
     public static let failTimeout: Duration = .seconds(10)
     public static let drainTimeout: Duration = .seconds(30)
+    public static let resolveInterval: Duration = .seconds(30)
 }

@@ -23,7 +23,13 @@ extension ListenerPolicy {
     /// The servers to try, in order; warns (rate-limited) when every one is marked down.
     func servers(of pool: UpstreamPool, record: ConnectionRecord) -> [SocketAddress] {
         let (servers, allDown) = pool.candidates()
-        if allDown, pool.health.shouldWarnAllDown(pool.name) {
+        if servers.isEmpty {
+            if pool.health.shouldWarnAllDown(pool.name) {
+                record.logger.warning("no server of the upstream has an address yet (its names do not resolve); closing the connection", metadata: [
+                    "upstream": .string(pool.name),
+                ])
+            }
+        } else if allDown, pool.health.shouldWarnAllDown(pool.name) {
             record.logger.warning("every server of the upstream is marked down by its checks or skipped after a failed connect (fail_timeout); trying them anyway", metadata: [
                 "upstream": .string(pool.name),
             ])

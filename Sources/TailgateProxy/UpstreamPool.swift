@@ -30,7 +30,6 @@ public final class UpstreamPool: Sendable {
         self.metrics = metrics
         metrics.initialize(upstream: name, servers: servers.map(\.endpointDescription))
         self.connectHistogram = metrics.connectHistogram(upstream: name)
-        precondition(!servers.isEmpty, "the loader refuses an upstream without servers")
         self.name = name
         self.servers = servers
         self.sendProxy = sendProxy
@@ -57,8 +56,9 @@ public final class UpstreamPool: Sendable {
 
     /// The servers a new connection tries, in order: round robin over those not marked down by active
     /// checks nor skipped after a failed connect; when every server is, all of them (better a try than a
-    /// certain failure).
+    /// certain failure). None while no server's name has resolved yet.
     func candidates() -> (servers: [SocketAddress], allDown: Bool) {
+        if servers.isEmpty { return ([], true) }
         if servers.count == 1, !health.isDown(upstream: name, server: servers[0]) {
             return (servers, false)
         }

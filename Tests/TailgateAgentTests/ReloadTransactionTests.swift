@@ -32,7 +32,7 @@ private func plan() throws -> ProxyPlan {
         [upstreams.u]
         servers = ["127.0.0.1:2"]
         """, file: "t.toml")
-    return try ProxyPlan.make(configuration, file: "t.toml", generation: 1, usage: .init(logger: .init(label: "test")))
+    return try ProxyPlan.make(configuration, file: "t.toml", generation: 1, names: ResolvedNames(), usage: .init(logger: .init(label: "test")))
 }
 
 @Test func everyStepCommitsWhenAllPrepare() async throws {

@@ -69,6 +69,18 @@ public enum PingPong {
         }
     }
 
+    /// One connection through `port`: the ClientHello, the ack, one ping and its pong, "bye". The pong, or nil
+    /// when the connection did not get that far.
+    public static func exchangeOnce(port: Int, hello: [UInt8]) -> String? {
+        guard let client = try? RawClient(host: "127.0.0.1", port: port) else { return nil }
+        defer { client.close() }
+        guard client.send(hello), client.receive(atLeast: 4, timeout: 5) == Array("ack\n".utf8) else { return nil }
+        _ = client.send("ping once\n")
+        let answer = String(decoding: client.receive(atLeast: "pong once\n".utf8.count, timeout: 5), as: UTF8.self)
+        _ = client.send("bye\n")
+        return answer == "pong once\n" ? answer : nil
+    }
+
     /// One ping and its pong on every connection; the exchanges that broke, as "client-round: answer".
     public static func exchange(_ clients: [RawClient], round: Int) -> [String] {
         clients.enumerated().compactMap { index, client in
