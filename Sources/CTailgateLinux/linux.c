@@ -3,7 +3,12 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <errno.h>
+#include <spawn.h>
+#include <stddef.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -55,4 +60,51 @@ void tailgate_name_thread(const char *name) {
 
 int tailgate_accept(int listener, void *address, unsigned int *length) {
     return accept4(listener, (struct sockaddr *)address, (socklen_t *)length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+ssize_t tailgate_send_with_descriptors(int socket, const void *path, size_t path_length, const void *message, size_t length,
+                                       const int *descriptors, int count) {
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof(address));
+    address.sun_family = AF_UNIX;
+    if (path_length > sizeof(address.sun_path)) { errno = EINVAL; return -1; }
+    memcpy(address.sun_path, path, path_length);
+    struct iovec vector = {.iov_base = (void *)message, .iov_len = length};
+    struct msghdr header;
+    memset(&header, 0, sizeof(header));
+    header.msg_name = &address;
+    header.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_length);
+    header.msg_iov = &vector;
+    header.msg_iovlen = 1;
+    char control[CMSG_SPACE(sizeof(int) * 64)];
+    if (count > 64) { errno = EINVAL; return -1; }
+    if (count > 0) {
+        memset(control, 0, sizeof(control));
+        header.msg_control = control;
+        header.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *entry = CMSG_FIRSTHDR(&header);
+        entry->cmsg_level = SOL_SOCKET;
+        entry->cmsg_type = SCM_RIGHTS;
+        entry->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(entry), descriptors, sizeof(int) * count);
+    }
+    return sendmsg(socket, &header, MSG_NOSIGNAL);
+}
+
+int tailgate_spawn_keeping(int *pid, const char *path, char *const arguments[], char *const environment[],
+                           const int *keep, int count) {
+    posix_spawn_file_actions_t actions;
+    int result = posix_spawn_file_actions_init(&actions);
+    if (result != 0) return result;
+    // dup2 onto itself clears FD_CLOEXEC in the child (glibc 2.29 and later), leaving the parent's flag alone.
+    for (int i = 0; i < count && result == 0; i++) {
+        result = posix_spawn_file_actions_adddup2(&actions, keep[i], keep[i]);
+    }
+    if (result == 0) {
+        pid_t child = 0;
+        result = posix_spawn(&child, path, &actions, NULL, arguments, environment);
+        if (result == 0) *pid = (int)child;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    return result;
 }

@@ -26,10 +26,19 @@ struct SignalService: Service {
     /// and an untrapped SIGHUP would end the process. SIGHUP is trapped even before the file is first read.
     let hangups: UnixSignalsSequence
     let stops: UnixSignalsSequence
+    /// SIGUSR2: hand over to the binary on disk (`UpgradeHandOver`), then drain.
+    let upgrades: UnixSignalsSequence
 
     func run() async throws {
-        let (supervisor, stop, logger, hangups, stops) = (supervisor, stop, logger, hangups, stops)
+        let (supervisor, stop, logger, hangups, stops, upgrades) = (supervisor, stop, logger, hangups, stops, upgrades)
         await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in upgrades.cancelOnGracefulShutdown() {
+                    Task {
+                        if await supervisor.handOver() { stop.yield() }
+                    }
+                }
+            }
             group.addTask {
                 for await _ in hangups.cancelOnGracefulShutdown() {
                     // Not awaited: a reload that blocks (a slow DNS answer) must not hold back the next signal.

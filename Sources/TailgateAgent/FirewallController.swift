@@ -119,6 +119,12 @@ final class FirewallController: ReloadStep, Sendable {
         state.withLockedValue { $0.inSync = true; $0.lastGeneration = generation; $0.lastError = nil }
     }
 
+    /// Stops verifying and repairing: the process handed over to a successor, which owns the table now (and
+    /// may apply another configuration's). The table stays as it is.
+    func standDown() {
+        state.withLockedValue { $0.enabled = false }
+    }
+
     /// One verification pass: cheap when the ruleset generation did not move; re-applies on drift.
     func verifyAndRepair() {
         let current = state.withLockedValue { $0 }

@@ -34,10 +34,13 @@ struct HealthService: Service {
         let logger = logger
         for address in health.listen {
             do {
+                // A socket of its own (the listeners' options: a tailnet address may not exist yet at boot), or
+                // the one passed in by the store or the predecessor, so that a restart or an upgrade refuses no
+                // probe. A duplicate stays with the agent for the store and the next hand-over.
+                let descriptor = try supervisor.inherited.take(.health, address.value) ?? ListeningSocket.open(address.value).descriptor
+                let kept = fcntl(descriptor, F_DUPFD_CLOEXEC, 3)
+                if kept >= 0 { await supervisor.keepHealthSocket(kept, address: address.value) }
                 let channel = try await ServerBootstrap(group: group)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    // As the listeners: a tailnet address may not exist yet when tailgate starts at boot.
-                    .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: IP_FREEBIND)), value: 1)
                     .childChannelInitializer { channel in
                         guard open.enter() else {
                             if open.shouldWarn(now: .now()) {
@@ -55,7 +58,7 @@ struct HealthService: Service {
                             )
                         }
                     }
-                    .bind(to: address.value).get()
+                    .withBoundSocket(descriptor).get()
                 channels.append(channel)
                 logger.info("health endpoint listening", metadata: ["bind": .string(address.value.endpointDescription)])
                 if address.value.ipAddress == "0.0.0.0" || address.value.ipAddress == "::" {
@@ -69,6 +72,9 @@ struct HealthService: Service {
                 logger.error("health endpoint cannot bind \(address.value.endpointDescription): \(reason)")
                 await supervisor.noteHealthBindFailure("\(address.value.endpointDescription): \(reason)")
             }
+        }
+        for socket in supervisor.inherited.closeUnclaimed(.health) {
+            supervisor.store.forget(socket.name)
         }
         try? await gracefulShutdown()
         for channel in channels { try? await channel.close() }

@@ -19,8 +19,16 @@ actor ListenerSet: ReloadStep {
 
     private let metrics: ProxyMetrics
     private let budget: ConnectionBudget
+    /// Sockets passed in at start (systemd's store, or the tailgate this one took over from).
+    private let inherited: InheritedSockets
+    private let store: SocketStore
 
-    init(relay: SpliceRelayEngine, logger: Logger, metrics: ProxyMetrics, budget: ConnectionBudget) {
+    init(
+        relay: SpliceRelayEngine, logger: Logger, metrics: ProxyMetrics, budget: ConnectionBudget,
+        inherited: InheritedSockets = InheritedSockets(), store: SocketStore = SocketStore(notifier: SystemdNotifier(environment: nil))
+    ) {
+        self.inherited = inherited
+        self.store = store
         self.budget = budget
         self.relay = relay
         self.logger = logger
@@ -73,6 +81,10 @@ actor ListenerSet: ReloadStep {
         var sharing: [BoundSocket] = [], leaving: [BoundSocket] = []
         for (address, listenerName) in desired.sorted(by: { $0.value < $1.value }) where sockets[address] == nil {
             guard let runtime = nextRuntimes[listenerName] else { continue }
+            if let descriptor = inherited.take(.listener, address) {
+                opened.append(BoundSocket.adopt(descriptor, address: address, listener: runtime, relay: relay, logger: logger))
+                continue
+            }
             do {
                 opened.append(try BoundSocket.bind(address, listener: runtime, relay: relay, logger: logger))
             } catch {
@@ -146,6 +158,7 @@ actor ListenerSet: ReloadStep {
         for socket in opened {
             sockets[socket.address] = socket
             logger.info("listening", metadata: ["listener": .string(socket.listener.name), "bind": .string(socket.address.endpointDescription)])
+            if let descriptor = socket.descriptor { store.keep(.listener, socket.address, descriptor) }
         }
         let deadline = ContinuousClock.now + drainTimeout
         // A bind removed by an earlier reload and configured again: its connections need not be cut at
@@ -166,6 +179,7 @@ actor ListenerSet: ReloadStep {
         }
         for (address, socket) in sockets where desired[address] == nil {
             sockets[address] = nil
+            store.forget(.listener, address)
             await socket.close()
             logger.info("stopped listening; open connections may finish", metadata: [
                 "bind": .string(address.endpointDescription), "connections": .stringConvertible(socket.openConnections),
@@ -189,6 +203,22 @@ actor ListenerSet: ReloadStep {
                 "bind": .string(address.endpointDescription), "connections": .stringConvertible(closed),
             ])
         }
+    }
+
+    /// Closes the sockets passed in at start that no listener claimed (the configuration no longer names
+    /// their binds), so that exactly the configured ones are open; they leave the store too.
+    func closeUnclaimedInherited() {
+        for socket in inherited.closeUnclaimed(.listener) {
+            store.forget(socket.name)
+            logger.info("closed a listening socket passed in that the configuration no longer names", metadata: [
+                "bind": .string(socket.address.endpointDescription), "name": .string(socket.name),
+            ])
+        }
+    }
+
+    /// The open listening sockets with their store names (for an upgrade hand-over).
+    var handOverSockets: [(name: String, descriptor: CInt)] {
+        sockets.compactMap { address, socket in socket.descriptor.map { (InheritedSockets.name(.listener, address), $0) } }
     }
 
     /// Stops accepting everywhere (shutdown).

@@ -49,15 +49,33 @@ actor Supervisor {
     /// Set while the last reload failed because a listener could not be bound (a reason for /readyz).
     private(set) var lastBindFailure: String?
     private(set) var healthBindFailure: String?
+    /// Listening sockets passed in at start (the unit's file descriptor store, or the predecessor's on an
+    /// upgrade), until the configuration claims them.
+    nonisolated let inherited: InheritedSockets
+    nonisolated let store: SocketStore
+    /// The predecessor's end of the upgrade channel, when this process was started by a hand-over.
+    private var predecessor: CInt?
+    /// Duplicates of the health endpoint's listening sockets, for the next hand-over.
+    private var healthSockets: [(name: String, descriptor: CInt)] = []
+    /// Set while a hand-over to a new process is under way (a second SIGUSR2 meanwhile is ignored).
+    private var handingOver = false
 
     /// Throws when the kernel refuses the relay threads' descriptors (epoll, eventfd) or threads.
-    init(configPath: String, logger: Logger, notifier: SystemdNotifier, initialHealth: HealthConfiguration? = nil) throws(SystemCallError) {
+    init(
+        configPath: String, logger: Logger, notifier: SystemdNotifier, initialHealth: HealthConfiguration? = nil,
+        inherited: InheritedSockets = InheritedSockets(), predecessor: CInt? = nil
+    ) throws(SystemCallError) {
+        self.inherited = inherited
+        self.predecessor = predecessor
+        self.store = SocketStore(notifier: notifier)
         self.initialHealth = initialHealth
         self.configPath = configPath
         self.logger = logger
         self.notifier = notifier
         self.parts = try AgentParts(logger: logger)
-        self.listeners = ListenerSet(relay: parts.relay, logger: logger, metrics: parts.metrics, budget: parts.budget)
+        self.listeners = ListenerSet(
+            relay: parts.relay, logger: logger, metrics: parts.metrics, budget: parts.budget, inherited: inherited, store: store
+        )
     }
 
     /// The steps every reload runs, in order.
@@ -87,6 +105,14 @@ actor Supervisor {
         } catch {
             throw error.underlying
         }
+        let unclaimed = inherited.count
+        await listeners.closeUnclaimedInherited()
+        if inherited.passedIn > 0 {
+            logger.info("took over listening sockets", metadata: [
+                "from": .string(predecessor != nil ? "the previous process (upgrade)" : "systemd (LISTEN_FDS)"),
+                "passed_in": .stringConvertible(inherited.passedIn), "listeners": .stringConvertible(inherited.passedIn - unclaimed),
+            ])
+        }
         self.plan = plan
         parts.checker.configure(configuration, plan: plan)
         let generation = ConfigurationGeneration(number: 1, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
@@ -97,6 +123,11 @@ actor Supervisor {
             "listeners": .stringConvertible(configuration.listeners.count), "upstreams": .stringConvertible(configuration.upstreams.count),
             "max_connections": .stringConvertible(parts.budget.limit), "open_file_limit": .stringConvertible(parts.openFileLimit),
         ])
+        if let predecessor {
+            // Ready on the predecessor's sockets: it makes this process the main one, then drains.
+            self.predecessor = nil
+            _ = try? await loader.runIfActive { UpgradeHandOver.reportReady(predecessor) }
+        }
         notifier.send("READY=1\nSTATUS=\(await statusLine())\nMAINPID=\(getpid())")
         StartupPages.release()
         if life.started() {
@@ -294,6 +325,42 @@ actor Supervisor {
         self.plan = next
         parts.checker.configure(next.configuration, plan: next)
         parts.checkerBell.ring()
+    }
+
+    /// Keeps a duplicate of a health endpoint socket for the store and the next hand-over.
+    func keepHealthSocket(_ descriptor: CInt, address: SocketAddress) {
+        healthSockets.append((InheritedSockets.name(.health, address), descriptor))
+        store.keep(.health, address, descriptor)
+    }
+
+    /// SIGUSR2: hands the service over to the binary on disk (`UpgradeHandOver`). True when the new process
+    /// is the main one now, and this one must drain and stop; false when it failed (and this one serves on).
+    func handOver() async -> Bool {
+        guard current != nil, !life.isStopping, !handingOver else {
+            logger.warning("upgrade request ignored: the agent is \(handingOver ? "already handing over" : current == nil ? "starting" : "stopping")")
+            return false
+        }
+        handingOver = true
+        defer { handingOver = false }
+        let sockets = await listeners.handOverSockets + healthSockets
+        let (configPath, logger) = (configPath, logger)
+        let waiter = NIOThreadPool(numberOfThreads: 1)
+        waiter.start()
+        defer { waiter.shutdownGracefully { _ in } }
+        // A thread of its own: waiting for the new process may take as long as its start.
+        let result = try? await waiter.runIfActive { UpgradeHandOver.start(configPath: configPath, sockets: sockets, logger: logger) }
+        guard let (outcome, channel) = result, case .ready(let pid) = outcome else {
+            if case .failed(let reason)? = result?.0 {
+                logger.error("upgrade failed; still serving", metadata: ["error": .string(reason)])
+            }
+            return false
+        }
+        notifier.send("MAINPID=\(pid)\nSTATUS=handed over to process \(pid); draining")
+        notifier.silence()
+        parts.firewall.standDown()
+        UpgradeHandOver.confirm(channel)
+        logger.info("upgrade: handed over to the new process; draining", metadata: ["pid": .stringConvertible(pid)])
+        return true
     }
 
     /// SIGTERM/SIGINT: stop accepting, let connections finish up to drain_timeout (or a second signal), close the rest.

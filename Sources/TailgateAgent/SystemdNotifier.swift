@@ -1,14 +1,19 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Synchronization
+import TailgateSystem
+
+/// Whether a notifier (and its copies) has been silenced.
+private final class SilenceSwitch: Sendable {
+    let flag = Atomic<Bool>(false)
+}
 
 /// sd_notify(3) without libsystemd: datagrams to the socket named by NOTIFY_SOCKET.
 ///
-/// Does nothing when NOTIFY_SOCKET is unset (not started by systemd with Type=notify).
+/// Does nothing when NOTIFY_SOCKET is unset (not started by systemd with Type=notify), and nothing once
+/// `silence()` was called (the process handed the service over to its successor, the main process now).
 public struct SystemdNotifier: Sendable {
     private let path: [UInt8]?
+    private let silenced = SilenceSwitch()
 
     public init(environment value: String? = Self.environment("NOTIFY_SOCKET")) {
         guard let value, value.hasPrefix("/") || value.hasPrefix("@"), value.utf8.count < 108 else {
@@ -22,10 +27,23 @@ public struct SystemdNotifier: Sendable {
 
     public var isEnabled: Bool { path != nil }
 
+    /// From now on sends nothing: systemd takes messages only from the main process, which this is no more.
+    public func silence() {
+        silenced.flag.store(true, ordering: .relaxed)
+    }
+
+    /// Sends `state` with `descriptors` attached (sd_pid_notify_with_fds): `FDSTORE=1` keeps them in the
+    /// unit's file descriptor store. False when not sent.
+    @discardableResult
+    public func send(_ state: String, descriptors: [CInt]) -> Bool {
+        guard let path, !silenced.flag.load(ordering: .relaxed), !descriptors.isEmpty else { return false }
+        return ProcessSpawn.send(Array(state.utf8), to: path, descriptors: descriptors)
+    }
+
     /// Sends one state string, e.g. "READY=1\nSTATUS=serving". Errors are ignored, as sd_notify's callers do.
     @discardableResult
     public func send(_ state: String) -> Bool {
-        guard let path else { return false }
+        guard let path, !silenced.flag.load(ordering: .relaxed) else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -46,7 +64,9 @@ public struct SystemdNotifier: Sendable {
         return sent == message.count
     }
 
-    /// The watchdog interval systemd asked for (WATCHDOG_USEC), if it is meant for this process.
+    /// The watchdog interval systemd asked for (WATCHDOG_USEC), if it is meant for this process. (A process
+    /// started by an upgrade hand-over has no WATCHDOG_PID: its predecessor removed it, as the pid is not known
+    /// before the spawn, and the successor becomes the main process.)
     public static func watchdogInterval() -> Duration? {
         guard let text = environment("WATCHDOG_USEC"), let microseconds = Int64(text), microseconds > 0 else { return nil }
         if let pidText = environment("WATCHDOG_PID"), let pid = Int32(pidText), pid != getpid() { return nil }

@@ -43,6 +43,11 @@ public enum TailgateMain {
         // SIGHUP is trapped before the file is read (which may wait on DNS): its default action would end the
         // process. SIGTERM and SIGINT keep theirs until the agent can drain, so a start stuck there still stops.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let upgrades = await UnixSignalsSequence(trapping: .sigusr2)
+        // Taken before anything else opens a descriptor or the environment is passed on.
+        let inherited = InheritedSockets.fromEnvironment()
+        let predecessor = UpgradeHandOver.channelFromEnvironment()
+        _ = UpgradeHandOver.executablePath
         let loaded: (TailgateConfiguration, bytes: [UInt8])
         do {
             loaded = try ConfigurationFile.load(path: configPath)
@@ -55,9 +60,13 @@ public enum TailgateMain {
         bootstrapLogging(loaded.0.log)
         let logger = Logger(label: "tailgate")
         let notifier = SystemdNotifier()
+        for problem in inherited.problems { logger.warning("passed-in socket: \(problem)") }
         let supervisor: Supervisor
         do {
-            supervisor = try Supervisor(configPath: configPath, logger: logger, notifier: notifier, initialHealth: loaded.0.health)
+            supervisor = try Supervisor(
+                configPath: configPath, logger: logger, notifier: notifier, initialHealth: loaded.0.health,
+                inherited: inherited, predecessor: predecessor
+            )
         } catch {
             logger.error("cannot start the relay threads: \(error)")
             throw error
@@ -69,7 +78,7 @@ public enum TailgateMain {
         // Shut down in reverse order: the proxy drains first, signals stay handled until it is done.
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger, hangups: hangups, stops: stops)),
+                .init(service: SignalService(supervisor: supervisor, stop: stop, logger: logger, hangups: hangups, stops: stops, upgrades: upgrades)),
                 .init(service: NotifyService(supervisor: supervisor, notifier: notifier, logger: logger)),
                 .init(service: FirewallService(supervisor: supervisor)),
                 .init(service: CheckerService(supervisor: supervisor)),

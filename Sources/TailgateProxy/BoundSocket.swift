@@ -55,6 +55,23 @@ public final class BoundSocket: Sendable {
         return socket
     }
 
+    /// Serves `descriptor`, a listening socket passed in by systemd's file descriptor store or the tailgate
+    /// this process took over from (`InheritedSockets`), instead of binding anew: the connections waiting in
+    /// its backlog are accepted, none is refused.
+    public static func adopt(
+        _ descriptor: CInt, address: SocketAddress, listener: ListenerRuntime, relay: SpliceRelayEngine, logger: Logger
+    ) -> BoundSocket {
+        let bound = (try? ListeningSocket.localAddress(of: descriptor)) ?? address
+        let socket = BoundSocket(address: address, bound: bound, descriptor: descriptor, relay: relay, listener: listener, logger: logger)
+        relay.listen(descriptor, for: socket)
+        return socket
+    }
+
+    /// The listening descriptor while the socket is open (for the file descriptor store and a hand-over).
+    public var descriptor: CInt? {
+        open.withLockedValue { $0?.descriptor }
+    }
+
     /// Lets a socket opened with `sharing` bind beside this one although their addresses overlap (Linux
     /// allows it when both have SO_REUSEPORT and the same owner). Used only on a socket about to close, for
     /// the moment a reload holds both. A second agent binds without SO_REUSEPORT and is still refused the

@@ -161,7 +161,8 @@ struct UpstreamFailureTests {
             connect_timeout = "500ms"
             """, in: sandbox)
         let pid = tailgate.process.pid
-        let baseline = HostileSetup.atRest(pid, listening: 3)
+        // Two listeners, the health endpoint and the agent's duplicate of its socket (kept for a hand-over).
+        let baseline = HostileSetup.atRest(pid, listening: 4)
         let hello = try Captures.load("openssl-sni-alpn.bin")
 
         // Two refusals and one connect_timeout, in every order round robin gives.

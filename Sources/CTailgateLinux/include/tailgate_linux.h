@@ -36,4 +36,13 @@ enum {
     TAILGATE_EPOLL_CTL_MOD = 3,
 };
 
+/// sendto(2) of one datagram to the unix socket `path` (`path_length` bytes, a leading 0 for the abstract
+/// namespace) with `count` descriptors attached (SCM_RIGHTS): sd_notify's FDSTORE=1. Returns sendmsg's result.
+ssize_t tailgate_send_with_descriptors(int socket, const void *path, size_t path_length, const void *message, size_t length,
+                                       const int *descriptors, int count);
+/// posix_spawn(3) of `path` with `arguments` and `environment` (NULL-terminated), the child keeping the
+/// descriptors in `keep` open (their close-on-exec flag cleared in the child only). Returns 0 and sets
+/// `pid`, or an errno value.
+int tailgate_spawn_keeping(int *pid, const char *path, char *const arguments[], char *const environment[],
+                           const int *keep, int count);
 #endif

@@ -4,12 +4,12 @@ import NIOCore
 import TailgateSystem
 
 /// A non-blocking listening TCP socket opened directly (the splice engine accepts on it itself).
-enum ListeningSocket {
+public enum ListeningSocket {
     static let backlog: CInt = 4_096
 
     /// Opens, binds and listens; returns the descriptor and the address actually bound (port 0 resolved).
     /// `sharing` sets SO_REUSEPORT first (see `BoundSocket.allowSharing`).
-    static func open(_ address: SocketAddress, sharing: Bool = false) throws(SystemCallError) -> (descriptor: CInt, bound: SocketAddress) {
+    public static func open(_ address: SocketAddress, sharing: Bool = false) throws(SystemCallError) -> (descriptor: CInt, bound: SocketAddress) {
         let family = address.protocol.rawValue
         let descriptor = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SystemCallError("socket") }
