@@ -16,12 +16,17 @@ soak: release
 	bench/install-deps
 	bench/soak.py $(SOAK_ARGS)
 
-.PHONY: deb deb-test
+.PHONY: deb deb-test boot-test
 deb:
 	packaging/install-deps
 	packaging/build-deb
 deb-test: deb
 	packaging/test-deb
+# Boots the newest dist/tailgate_*.deb (make deb first) in a Debian 12 container; as root.
+# BOOT_TEST_DEBS="old.deb new.deb" for other packages and the upgrade scenario.
+boot-test:
+	packaging/install-deps
+	packaging/boot-test $(BOOT_TEST_DEBS)
 
 .PHONY: fuzz
 fuzz:
