@@ -23,7 +23,7 @@ deb:
 deb-test: deb
 	packaging/test-deb
 # Boots the newest dist/tailgate_*.deb (make deb first) in a Debian 12 container; as root.
-# BOOT_TEST_DEBS="old.deb new.deb" for other packages and the upgrade scenario.
+# BOOT_TEST_DEBS="old.deb new.deb" for other packages (the upgrade scenario repacks the first as +boot1 otherwise).
 boot-test:
 	packaging/install-deps
 	packaging/boot-test $(BOOT_TEST_DEBS)

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
 import urllib.request
 
 CONFIG = "/etc/tailgate/tailgate.toml"
@@ -34,9 +35,11 @@ BIG_FILE_BYTES = 50 * 1024 * 1024
 CONTAINER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
-# Until the agent hands its listening sockets over across a restart, refusals are measured
-# and reported, not asserted.
-ALLOWED_REFUSALS = None
+# The listening sockets outlive the agent (the unit's file descriptor store, the upgrade
+# hand-over): no connection may be refused across a restart, a crash or an upgrade.
+ALLOWED_REFUSALS = 0
+# The upstream name of the boot scenario: a MagicDNS name nothing resolves until the test says so.
+LATE_NAME = "ops-host.tail1234.ts.net"
 
 
 class CheckFailed(Exception):
@@ -60,6 +63,26 @@ servers = ["127.0.0.1:{UPSTREAM_PORT}"]
 check = "tls"
 check_interval = "1s"
 check_ca = "{CA_IN_CONTAINER}"
+
+[health]
+listen = ["127.0.0.1:9901"]
+
+[firewall]
+enabled = true
+tcp_ports = [5432]
+"""
+
+
+def boot_config_text():
+    """What the container boots with: the upstream written as a tailnet name that does not resolve
+    yet, and the firewall (packaging/boot-test writes it before the first boot)."""
+    return f"""# boot test: the first boot, before the tailnet's DNS answers
+[listeners.public]
+bind = ["0.0.0.0:443"]
+default = "ops"
+
+[upstreams.ops]
+servers = ["{LATE_NAME}:{UPSTREAM_PORT}"]
 
 [health]
 listen = ["127.0.0.1:9901"]
@@ -368,6 +391,43 @@ http {{
 
     # ---- the checks ------------------------------------------------------------------------
 
+    def check_boot_before_the_tailnet(self):
+        """B. Booted with an upstream name that does not resolve: the unit is active, the table is
+        installed, /readyz says why it is not ready; once the name resolves, traffic flows within
+        seconds, without a reload or restart."""
+        container = self.container
+        pid = self.wait_running("the unit to be running after the boot", timeout=120)
+        table = subprocess.run(["nft", "list", "table", "inet", "tailgate"], capture_output=True, text=True)
+        if table.returncode != 0 or "5432" not in table.stdout:
+            raise CheckFailed(f"no table inet tailgate after the boot: {table.stderr.strip() or table.stdout}")
+        journal = container.journal("--unit=tailgate", "--output=cat")
+        if f'warning: cannot resolve "{LATE_NAME}"' not in journal:
+            raise CheckFailed(f"the journal does not warn about the name:\n{journal[-3000:]}")
+        applied, ready = journal.find("firewall applied"), journal.find(" ready ")
+        if applied < 0 or ready < 0 or applied > ready:
+            raise CheckFailed(f"the firewall must be applied before the agent is ready:\n{journal[-3000:]}")
+        try:
+            urllib.request.urlopen(f"{HEALTH}/readyz", timeout=5)
+            raise CheckFailed("/readyz answered 200 while the upstream name does not resolve")
+        except urllib.error.HTTPError as error:
+            body = error.read().decode(errors="replace")
+            if error.code != 503 or LATE_NAME not in body:
+                raise CheckFailed(f"/readyz: {error.code} {body}") from error
+        hosts = container.host_path("/etc/hosts")
+        before = "127.0.0.1 localhost\n"  # (a debootstrap root has no /etc/hosts)
+        if os.path.exists(hosts):
+            with open(hosts) as file:
+                before = file.read()
+        container.write("/etc/hosts", before + f"127.0.0.1 {LATE_NAME}\n", mode="0644")
+        resolved = time.monotonic()
+        wait_for("traffic through :443 once the name resolves",
+                 lambda: "hello from the boot test upstream" in self.curl("app.test", "/").stdout, timeout=30, interval=0.25)
+        seconds = time.monotonic() - resolved
+        self.wait_ready()
+        if container.is_running() != pid:
+            raise CheckFailed(f"the agent was restarted (MainPID {pid} -> {container.is_running()})")
+        return f"table installed at boot; /readyz 503 naming {LATE_NAME}; traffic {seconds:.1f}s after the name resolved"
+
     def check_start(self):
         """1. Installed, `systemctl start` reaches active (running) through READY=1, and status
         shows the agent's STATUS= line."""
@@ -652,7 +712,9 @@ http {{
             next_at = time.monotonic()
             while not stop.is_set():
                 try:
-                    self.handshake()
+                    # Generous: across a restart a connection waits in the kept backlog until the new
+                    # process accepts it (RestartSec=2s after a crash, plus the start).
+                    self.handshake(timeout=30)
                     result = "succeeded"
                 except ConnectionRefusedError:
                     result = "refused"
@@ -703,57 +765,113 @@ http {{
         return {"restart": self.measure_refusals(restarts), "kill -9": self.measure_refusals(kill)}
 
     def check_refusals(self):
-        """9. Measured: connections refused or reset across restarts and a crash."""
+        """9. Across `systemctl restart` (x3) and `kill -9`: no connection refused (the sockets wait
+        in systemd's file descriptor store); a restart drains, so nothing fails at all; a crash cuts
+        only the handshakes it was in the middle of (counted as reset)."""
         measured = self.refusals_across_restarts()
         for event, counts in measured.items():
             print(f"refused across {event}: {counts}", flush=True)
             if counts.succeeded == 0:
                 raise CheckFailed(f"no connection succeeded across {event}: the measurement is void")
-            if ALLOWED_REFUSALS is not None and counts.unsuccessful > ALLOWED_REFUSALS:
-                raise CheckFailed(f"{counts.unsuccessful} connections failed across {event}")
-        return "; ".join(f"{event}: {counts.unsuccessful} of {counts.total}" for event, counts in measured.items())
+            lost = counts.unsuccessful if event == "restart" else counts.refused + counts.failed
+            if ALLOWED_REFUSALS is not None and lost > ALLOWED_REFUSALS:
+                raise CheckFailed(f"{lost} connections refused or failed across {event}: {counts}")
+        return "; ".join(f"{event}: {counts}" for event, counts in measured.items())
+
+    def download(self, target):
+        """A 50 MiB download through big.test at 8 MiB/s (about 6 s), as a running curl."""
+        return self.spawn(["curl", "--silent", "--show-error", "--fail", "--max-time", "120",
+                           "--limit-rate", "8M", "--cacert", self.ca, "--resolve", "big.test:443:127.0.0.1",
+                           "https://big.test/big.bin", "--output", target],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def digest(self, path):
+        digest = hashlib.sha256()
+        with open(path, "rb") as file:
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+        return os.path.getsize(path), digest.hexdigest()
 
     def check_upgrade(self):
-        """Upgrade to the newer package while clients connect: the new version runs, the
-        operator's configuration is kept. (Refusals are reported, not yet asserted.)"""
+        """U. apt install of a higher version while clients connect and downloads run: the running
+        agent hands its sockets to the new binary (postinst, SIGUSR2), which becomes the main process;
+        nothing is refused, no download is cut, the operator's configuration is kept."""
         container = self.container
         self.ensure_running()
+        self.wait_ready()
         version = subprocess.run(["dpkg-deb", "--field", self.arguments.newer_deb, "Version"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         with open(container.host_path(CONFIG), "rb") as file:
             config_before = file.read()
         old_pid = self.wait_running()
+        targets = [os.path.join(self.work, f"upgrade-{index}.download") for index in range(3)]
+        downloads = [self.download(target) for target in targets]
+        wait_for("the downloads to be under way",
+                 lambda: all(os.path.exists(target) and os.path.getsize(target) > 1 << 20 for target in targets),
+                 timeout=30, interval=0.1)
+        output = []
 
         def upgrade():
-            container.run("apt-get", "install", "--yes", "--quiet", "--no-install-recommends",
-                          "-o", "Dpkg::Options::=--force-confold",
-                          "/" + os.path.relpath(self.arguments.newer_deb, self.arguments.root), timeout=300)
+            result = container.run("apt-get", "install", "--yes", "--quiet", "--no-install-recommends",
+                                   "-o", "Dpkg::Options::=--force-confold",
+                                   "/" + os.path.relpath(self.arguments.newer_deb, self.arguments.root), timeout=300)
+            output.append(result.stdout)
             self.wait_running("the upgraded unit to run")
             self.wait_ready()
 
         counts = self.measure_refusals(upgrade)
         print(f"refused across upgrade: {counts}", flush=True)
+        cut = []
+        for target, download in zip(targets, downloads):
+            try:
+                _, error = download.communicate(timeout=120)
+            except subprocess.TimeoutExpired as timeout:
+                raise CheckFailed("a download did not finish within 120 s") from timeout
+            size, digest = self.digest(target)
+            os.remove(target)
+            if download.returncode != 0 or size != BIG_FILE_BYTES or digest != self.big_sha256:
+                cut.append(f"curl exit {download.returncode}, {size} bytes, sha256 {digest[:12]}: {error.strip()}")
         installed = container.run("dpkg-query", "--show", "--showformat=${Version}", "tailgate").stdout.strip()
         if installed != version:
             raise CheckFailed(f"dpkg says tailgate {installed} is installed, the newer package is {version}")
         new_pid = self.wait_running()
         if new_pid == old_pid:
-            raise CheckFailed(f"the upgrade did not restart the agent (MainPID {old_pid})")
+            raise CheckFailed(f"the upgrade did not hand over to a new process (MainPID {old_pid})")
+        if "upgraded without a restart" not in "".join(output):
+            raise CheckFailed(f"postinst did not hand over (it restarted):\n{''.join(output)}")
+        if ALLOWED_REFUSALS is not None and counts.unsuccessful > ALLOWED_REFUSALS:
+            raise CheckFailed(f"{counts.unsuccessful} connections failed across the upgrade: {counts}")
+        if cut:
+            raise CheckFailed(f"{len(cut)} of {len(targets)} downloads cut across the upgrade: {cut}")
         with open(container.host_path(CONFIG), "rb") as file:
             if file.read() != config_before:
                 raise CheckFailed("the upgrade changed the operator's configuration")
         self.assert_serving()
         binary = container.run("tailgate", "--version").stdout.strip()
-        return (f"package {version} (tailgate --version: {binary}), MainPID {old_pid} -> {new_pid}, "
-                f"refused {counts.unsuccessful} of {counts.total}")
+        return (f"package {version} (tailgate --version: {binary}), MainPID {old_pid} -> {new_pid} by hand-over; "
+                f"{counts}; {len(targets)} downloads of 50 MiB whole, checksums match")
 
     def check_thread_priority(self):
-        """10. The container's journal (the whole run) has no 'Failed to set thread priority'."""
-        journal = self.container.journal("--output=cat")
+        """10. No 'Failed to set thread priority' in the journal of the whole run. The commands
+        (check in ExecStartPre, reload) run at default priority and ask for none; the agent's
+        libdispatch event thread asks for nice -4, which the unit's LimitNICE=-4 allows. A host
+        whose PID 1 cannot raise RLIMIT_NICE (a container without CAP_SYS_RESOURCE, as this
+        machine's) cannot apply that limit: there only the agent's own lines, one per start, are
+        tolerated, and counted."""
+        journal = self.container.journal("--output=short")
         lines = [line for line in journal.splitlines() if "Failed to set thread priority" in line]
-        if lines:
-            raise CheckFailed(f"{len(lines)} lines say it, e.g. {lines[0].strip()}")
-        return "none"
+        if not lines:
+            return "none"
+        pid = self.wait_running()
+        limits = self.container.run("cat", f"/proc/{pid}/limits").stdout
+        nice = re.search(r"Max nice priority\s+(\S+)", limits)
+        if nice and nice.group(1) not in ("0",):
+            raise CheckFailed(f"{len(lines)} lines although RLIMIT_NICE is {nice.group(1)}: {lines[0].strip()}")
+        starts = len(re.findall(r"tailgate\[\d+\]: \S+ info ready config=", journal))
+        if len(lines) > starts:
+            raise CheckFailed(f"{len(lines)} lines for {starts} agent starts (commands must print none): {lines[0].strip()}")
+        return (f"{len(lines)} lines, one per agent start ({starts}): this host cannot raise RLIMIT_NICE "
+                "for the unit's LimitNICE=-4 (no CAP_SYS_RESOURCE); the commands print none")
 
     # ---- running them ----------------------------------------------------------------------
 
@@ -784,6 +902,7 @@ http {{
     def run(self):
         checks = [
             ("0", "upstream: nginx with a certificate of the test's CA", self.start_upstream, True),
+            ("B", "boot before the tailnet: table at once, traffic once the name resolves", self.check_boot_before_the_tailnet, False),
             ("1", "systemctl start reaches active (running) with a STATUS= line", self.check_start, True),
             ("2", "config: traffic on :443, user tailgate, nftables table", self.check_config_traffic_user_firewall, True),
             ("3", "reload: a good file applies, a bad one fails and the agent serves on", self.check_reload, False),
@@ -792,7 +911,7 @@ http {{
             ("6", "watchdog: a stopped agent is killed and restarted", self.check_watchdog, False),
             ("7", "systemctl stop drains a download in flight", self.check_drain_on_stop, False),
             ("8", "journalctl -u tailgate holds the connection log", self.check_connection_log, False),
-            ("9", "measured: refusals across restart and kill -9", self.check_refusals, False),
+            ("9", "no refusals across restart and kill -9", self.check_refusals, False),
         ]
         if self.arguments.newer_deb:
             checks.append(("U", "upgrade to the newer package", self.check_upgrade, False))
@@ -808,8 +927,6 @@ http {{
                 if f"{number}. {name}" not in ran:
                     print(f"FAIL: {number}. {name}: not run")
                     self.results.append((f"{number}. {name}", False))
-        if not self.arguments.newer_deb:
-            print("SKIP: upgrade scenario: no newer .deb given (packaging/boot-test DEB NEWER_DEB)")
         passed = sum(1 for _, ok in self.results if ok)
         failed = len(self.results) - passed
         print(f"boot-test: {passed} passed, {failed} failed")
@@ -818,6 +935,9 @@ http {{
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if sys.argv[1:] == ["--print-boot-config"]:
+        print(boot_config_text(), end="")
+        return 0
     parser.add_argument("--leader", type=int, required=True, help="host pid of the container's init")
     parser.add_argument("--root", required=True, help="the container's root directory")
     parser.add_argument("--work", required=True, help="packaging/boot-test's work directory")
