@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <errno.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
 #include <string.h>
@@ -100,11 +101,22 @@ int tailgate_spawn_keeping(int *pid, const char *path, char *const arguments[], 
     for (int i = 0; i < count && result == 0; i++) {
         result = posix_spawn_file_actions_adddup2(&actions, keep[i], keep[i]);
     }
+    // The calling thread may block signals (a runtime's worker thread does); the child starts with none blocked.
+    posix_spawnattr_t attributes;
+    int attributed = result == 0 ? posix_spawnattr_init(&attributes) : result;
+    if (attributed == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        posix_spawnattr_setsigmask(&attributes, &none);
+        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+    }
+    if (result == 0) result = attributed;
     if (result == 0) {
         pid_t child = 0;
-        result = posix_spawn(&child, path, &actions, NULL, arguments, environment);
+        result = posix_spawn(&child, path, &actions, &attributes, arguments, environment);
         if (result == 0) *pid = (int)child;
     }
+    if (attributed == 0) posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     return result;
 }

@@ -41,7 +41,8 @@ enum {
 ssize_t tailgate_send_with_descriptors(int socket, const void *path, size_t path_length, const void *message, size_t length,
                                        const int *descriptors, int count);
 /// posix_spawn(3) of `path` with `arguments` and `environment` (NULL-terminated), the child keeping the
-/// descriptors in `keep` open (their close-on-exec flag cleared in the child only). Returns 0 and sets
+/// descriptors in `keep` open (their close-on-exec flag cleared in the child only), with no signal blocked
+/// whatever the calling thread blocks. Returns 0 and sets
 /// `pid`, or an errno value.
 int tailgate_spawn_keeping(int *pid, const char *path, char *const arguments[], char *const environment[],
                            const int *keep, int count);
