@@ -792,6 +792,57 @@ http {{
                 digest.update(chunk)
         return os.path.getsize(path), digest.hexdigest()
 
+    def listening_ports(self):
+        """The TCP ports listening in the container's network namespace, whoever holds the socket
+        (the agent, or systemd's file descriptor store)."""
+        output = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
+        return sorted({int(line.split()[3].rsplit(":", 1)[1]) for line in output.splitlines() if line.strip()})
+
+    def check_store_follows_the_configuration(self):
+        """S. The file descriptor store holds exactly the configured sockets: a bind added by a reload
+        survives a restart; one removed from the file before a restart is closed (and leaves the
+        store); one removed by a reload is closed at once and stays closed across a restart."""
+        container = self.container
+        self.ensure_running()
+        extra = '\n[listeners.extra]\nbind = ["0.0.0.0:8443"]\ndefault = "web"\n'
+        expected_without, expected_with = [443, 9901], [443, 8443, 9901]
+        seen = []
+
+        def expect(ports, when):
+            def settled():
+                now = [port for port in self.listening_ports() if port != UPSTREAM_PORT]
+                return now if now == ports else None
+            try:
+                wait_for(f"listening ports {ports} {when}", settled, timeout=30)
+            except CheckFailed as error:
+                raise CheckFailed(f"{error}: {self.listening_ports()}") from error
+            seen.append(f"{when}: {ports}")
+
+        self.write_config(config_text("with :8443") + extra)
+        container.run("systemctl", "reload", "tailgate", timeout=60)
+        expect(expected_with, "after a reload adds :8443")
+        container.run("systemctl", "restart", "tailgate", timeout=120)
+        self.wait_ready()
+        expect(expected_with, "after a restart")
+        with socket.create_connection(("127.0.0.1", 8443), timeout=10) as raw:
+            with self.tls.wrap_socket(raw, server_hostname="app.test"):
+                pass
+        self.write_config(config_text("without :8443"))
+        container.run("systemctl", "restart", "tailgate", timeout=120)
+        self.wait_ready()
+        expect(expected_without, "after a restart with :8443 removed from the file")
+        self.write_config(config_text("with :8443 again") + extra)
+        container.run("systemctl", "reload", "tailgate", timeout=60)
+        expect(expected_with, "after a reload adds it again")
+        self.write_config(config_text("without :8443 again"))
+        container.run("systemctl", "reload", "tailgate", timeout=60)
+        expect(expected_without, "after a reload removes it")
+        container.run("systemctl", "restart", "tailgate", timeout=120)
+        self.wait_ready()
+        expect(expected_without, "after one more restart")
+        self.assert_serving()
+        return "; ".join(seen)
+
     def check_upgrade(self):
         """U. apt install of a higher version while clients connect and downloads run: the running
         agent hands its sockets to the new binary (postinst, SIGUSR2), which becomes the main process;
@@ -912,6 +963,7 @@ http {{
             ("7", "systemctl stop drains a download in flight", self.check_drain_on_stop, False),
             ("8", "journalctl -u tailgate holds the connection log", self.check_connection_log, False),
             ("9", "no refusals across restart and kill -9", self.check_refusals, False),
+            ("S", "the file descriptor store holds exactly the configured sockets", self.check_store_follows_the_configuration, False),
         ]
         if self.arguments.newer_deb:
             checks.append(("U", "upgrade to the newer package", self.check_upgrade, False))
