@@ -24,6 +24,8 @@ struct HealthService: Service {
 
     func run() async throws {
         guard let health = supervisor.initialHealth else {
+            // A health socket passed in (the file had [health] before this restart) is not wanted now.
+            for socket in supervisor.inherited.closeUnclaimed(.health) { supervisor.store.forget(socket.name) }
             try? await gracefulShutdown()
             return
         }

@@ -35,16 +35,16 @@ struct StatusReport: Sendable {
         }
 
         json += ",\"listeners\":["
-        text += "\nLISTENER        BINDS                               ACTIVE  ACCEPTED  ROUTES\n"
+        text += "\nLISTENER        PROTO  BINDS                               ACTIVE  ACCEPTED  ROUTES\n"
         var first = true
         for listener in configuration?.listeners ?? [] {
             guard let runtime = runtimes[listener.name] else { continue }
             let bound = (binds[listener.name] ?? []).map(\.endpointDescription).sorted()
             let routes = listener.routeList.map { "{\"match\":\(q($0.pattern.description)),\"upstream\":\(q($0.upstream))}" }
-            json += (first ? "" : ",") + "{\"name\":\(q(listener.name)),\"binds\":[\(bound.map(q).joined(separator: ","))]"
+            json += (first ? "" : ",") + "{\"name\":\(q(listener.name)),\"protocol\":\(q(listener.listenerProtocol.rawValue)),\"binds\":[\(bound.map(q).joined(separator: ","))]"
             json += ",\"active_connections\":\(runtime.activeConnections),\"accepted_connections\":\(runtime.acceptedConnections)"
             json += ",\"default\":\(listener.routes.defaultUpstream.map(q) ?? "null"),\"routes\":[\(routes.joined(separator: ","))]}"
-            text += pad(listener.name, 16) + pad(bound.joined(separator: ","), 36) + pad("\(runtime.activeConnections)", 8)
+            text += pad(listener.name, 16) + pad(listener.listenerProtocol.rawValue, 7) + pad(bound.joined(separator: ","), 36) + pad("\(runtime.activeConnections)", 8)
                 + pad("\(runtime.acceptedConnections)", 10) + "\(listener.routeList.count)" + (listener.routes.defaultUpstream.map { " + default → \($0)" } ?? "") + "\n"
             first = false
         }

@@ -4,7 +4,7 @@ import TailgateTOML
 /// Turns the text of a config file into a validated `TailgateConfiguration`, or every error in it.
 public enum ConfigurationLoader {
     static let topLevelKeys = ["global", "listeners", "upstreams", "log", "firewall", "health"]
-    static let listenerKeys = ["bind", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from"]
+    static let listenerKeys = ["bind", "protocol", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from"]
     static let upstreamKeys = [
         "servers", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
     ]
@@ -185,7 +185,17 @@ public enum ConfigurationLoader {
             }
             return upstream.value
         }
+        let listenerProtocol = reader.choice("protocol", ListenerProtocol.self) ?? .tls
         let defaultUpstream = reader.string("default").flatMap { checkUpstream($0, reader.keyPath("default")) }
+        if listenerProtocol == .tcp {
+            if let routeTable = reader.table["routes"] {
+                errors.add("a tcp listener has no server name to route by: every connection goes to 'default'; remove 'routes' (or use protocol = \"tls\")",
+                           at: routeTable.position, path: reader.keyPath("routes"))
+            }
+            if reader.table["default"] == nil {
+                errors.add("a tcp listener needs 'default': the upstream every connection goes to", at: table.position, path: reader.path)
+            }
+        }
         var routes: [(pattern: HostnamePattern, upstream: String)] = []
         if let routeTable = reader.table("routes") {
             var seen: [HostnamePattern: SourcePosition] = [:]
@@ -223,7 +233,7 @@ public enum ConfigurationLoader {
                 }
             }
         }
-        if reader.table["routes"] == nil, reader.table["default"] == nil {
+        if listenerProtocol == .tls, reader.table["routes"] == nil, reader.table["default"] == nil {
             errors.add("listener has neither 'routes' nor 'default'; every connection would be closed", at: table.position, path: reader.path)
         }
         let proxyFrom = reader.array("proxy_protocol_from", of: "address prefixes like \"100.64.0.0/10\"") { value, path -> IPNetwork? in
@@ -231,6 +241,7 @@ public enum ConfigurationLoader {
         }
         let listener = ListenerConfiguration(
             name: name,
+            listenerProtocol: listenerProtocol,
             binds: binds ?? [],
             routes: RouteTable(routes: routes.map { ($0.pattern, $0.upstream) }, defaultUpstream: defaultUpstream),
             routeList: routes,

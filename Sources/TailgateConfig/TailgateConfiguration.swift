@@ -46,9 +46,20 @@ public enum AcceptSpreadMode: String, Sendable, CaseIterable {
     case all
 }
 
+/// What a listener expects from its clients (`protocol`).
+public enum ListenerProtocol: String, Sendable, CaseIterable {
+    /// TLS: the ClientHello is read (never terminated) and its SNI chooses the route.
+    case tls
+    /// Any TCP stream (SSH, MQTT, a game server): nothing is read; every connection goes to `default`, at
+    /// once (a protocol whose server speaks first, as SSH's, must not wait for the client).
+    case tcp
+}
+
 /// One `[listeners.NAME]` table.
 public struct ListenerConfiguration: Sendable {
     public var name: String
+    /// `protocol`: what the clients speak, and so what the listener reads before routing.
+    public var listenerProtocol: ListenerProtocol = .tls
     public var binds: [Located<SocketAddress>]
     public var routes: RouteTable
     /// Route keys in file order, for display.

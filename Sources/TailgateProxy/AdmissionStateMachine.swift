@@ -2,7 +2,8 @@ import NIOCore
 import TailgateWire
 
 /// Decides what to do with a new connection from its first bytes: an optional PROXY header
-/// (required from trusted peers, never parsed from others), then the TLS ClientHello.
+/// (required from trusted peers, never parsed from others), then the TLS ClientHello — on a plain TCP
+/// listener nothing after the PROXY header (`ClientHelloInfo.none`).
 ///
 /// Pure: fed the accumulated bytes, it answers with an action; the handler does the I/O.
 struct AdmissionStateMachine {
@@ -25,11 +26,22 @@ struct AdmissionStateMachine {
     private var sniffedHandshakeHeader = false
     private let sniffer: ClientHelloSniffer
     private let decoder: ProxyHeaderDecoder
+    /// A plain TCP listener: admitted once the PROXY header (if any) is in, without a ClientHello.
+    private let plainTCP: Bool
 
-    init(expectProxyHeader: Bool, sniffer: ClientHelloSniffer = ClientHelloSniffer(), decoder: ProxyHeaderDecoder = ProxyHeaderDecoder()) {
-        self.state = expectProxyHeader ? .awaitingProxyHeader : .awaitingClientHello
+    init(
+        expectProxyHeader: Bool, plainTCP: Bool = false, sniffer: ClientHelloSniffer = ClientHelloSniffer(),
+        decoder: ProxyHeaderDecoder = ProxyHeaderDecoder()
+    ) {
+        self.state = expectProxyHeader ? .awaitingProxyHeader : plainTCP ? .decided : .awaitingClientHello
         self.sniffer = sniffer
         self.decoder = decoder
+        self.plainTCP = plainTCP
+    }
+
+    /// A plain TCP connection without a PROXY header to wait for: admitted before anything is read.
+    var admitsAtOnce: Bool {
+        plainTCP && state == .decided && proxyHeader == nil
     }
 
     /// Looks at everything received so far; consumes a PROXY header when one completes.
@@ -38,6 +50,10 @@ struct AdmissionStateMachine {
             do {
                 guard let header = try decoder.decode(&buffer) else { return .needMoreData }
                 proxyHeader = header
+                if plainTCP {
+                    state = .decided
+                    return .admit(.none)
+                }
                 state = .awaitingClientHello
             } catch {
                 state = .decided
@@ -86,4 +102,9 @@ struct AdmissionStateMachine {
         case .awaitingClientHello, .decided: return "waiting_for_client_hello"
         }
     }
+}
+
+extension ClientHelloInfo {
+    /// What a plain TCP connection is routed by: no server name, no ALPN.
+    static let none = ClientHelloInfo(serverName: nil, alpn: [], legacyVersion: 0, byteCount: 0)
 }

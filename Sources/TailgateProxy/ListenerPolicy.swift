@@ -11,6 +11,8 @@ public final class ListenerPolicy: Sendable {
     public let upstreams: [String: UpstreamPool]
     public let clientHelloTimeout: TimeAmount
     public let maxConnections: Int
+    /// `protocol = "tcp"`: nothing is read but a trusted PROXY header; every connection goes to `default`.
+    public let isPlainTCP: Bool
     /// Peers that must send a PROXY header; nobody else may.
     public let trustedProxies: [IPNetwork]
     /// The configuration generation this policy came from (for logs).
@@ -22,6 +24,7 @@ public final class ListenerPolicy: Sendable {
         self.upstreams = upstreams
         self.clientHelloTimeout = .milliseconds(configuration.clientHelloTimeout.wholeMilliseconds)
         self.maxConnections = configuration.maxConnections
+        self.isPlainTCP = configuration.listenerProtocol == .tcp
         self.trustedProxies = configuration.proxyProtocolFrom
         self.generation = generation
     }

@@ -367,3 +367,42 @@ func errors(_ text: String) -> [String] {
     ])
     #expect(try ConfigurationLoader.load(text: cloudConfig, file: "t.toml").warnings.isEmpty)
 }
+
+@Test func aTCPListenerTakesOnlyADefault() throws {
+    let good = try ConfigurationLoader.load(text: """
+        [listeners.ssh]
+        bind = ["0.0.0.0:2222"]
+        protocol = "tcp"
+        default = "ops"
+        [upstreams.ops]
+        servers = ["100.101.1.5:22"]
+        """, file: "t.toml")
+    #expect(good.listeners.first?.listenerProtocol == .tcp)
+    #expect(try ConfigurationLoader.load(text: "[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n",
+                                         file: "t.toml").listeners.first?.listenerProtocol == .tls)
+    #expect(errors("""
+        [listeners.ssh]
+        bind = ["0.0.0.0:2222"]
+        protocol = "tcp"
+        default = "u"
+        [listeners.ssh.routes]
+        "ops.example.com" = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """) == ["t.toml:5:1: listeners.ssh.routes: a tcp listener has no server name to route by: every connection goes to 'default'; remove 'routes' (or use protocol = \"tls\")"])
+    #expect(errors("""
+        [listeners.ssh]
+        bind = ["0.0.0.0:2222"]
+        protocol = "tcp"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """) == ["t.toml:1:1: listeners.ssh: a tcp listener needs 'default': the upstream every connection goes to"])
+    #expect(errors("""
+        [listeners.web]
+        bind = ["0.0.0.0:80"]
+        protocol = "smtp"
+        default = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        """) == ["t.toml:3:12: listeners.web.protocol: unknown value \"smtp\"; expected one of \"tls\", \"tcp\""])
+}

@@ -101,3 +101,32 @@ private func feed(_ bytes: [UInt8], step: Int, expectProxyHeader: Bool) -> (acti
     #expect(AdmissionStateMachine.endsOnRecordBoundary(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x40, 0x01])))
     #expect(!AdmissionStateMachine.endsOnRecordBoundary(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02])))
 }
+
+@Test func aPlainTCPConnectionIsAdmittedAtOnceWithoutAHeaderToWaitFor() {
+    let machine = AdmissionStateMachine(expectProxyHeader: false, plainTCP: true)
+    #expect(machine.admitsAtOnce)
+    #expect(!AdmissionStateMachine(expectProxyHeader: false).admitsAtOnce)
+    #expect(!AdmissionStateMachine(expectProxyHeader: true, plainTCP: true).admitsAtOnce)
+}
+
+@Test func aPlainTCPConnectionFromATrustedPeerIsAdmittedWhenItsHeaderIsIn() {
+    let header = Array("PROXY TCP4 198.51.100.7 203.0.113.1 40000 22\r\n".utf8)
+    let banner = Array("SSH-2.0-OpenSSH_9.2\r\n".utf8)
+    for step in 1...header.count {
+        var machine = AdmissionStateMachine(expectProxyHeader: true, plainTCP: true)
+        var buffer = ByteBuffer()
+        var actions: [AdmissionStateMachine.Action] = []
+        var offset = 0
+        let bytes = header + banner
+        while offset < bytes.count, actions.last == nil || actions.last == .needMoreData {
+            let end = min(offset + step, bytes.count)
+            buffer.writeBytes(bytes[offset..<end])
+            offset = end
+            actions.append(machine.process(&buffer))
+        }
+        #expect(actions.last == .admit(.none), "step \(step)")
+        #expect(machine.proxyHeader?.source?.ipAddress == "198.51.100.7")
+        // Whatever followed the header in the same reads is kept for the upstream.
+        #expect(buffer.readableBytes == offset - header.count, "step \(step)")
+    }
+}

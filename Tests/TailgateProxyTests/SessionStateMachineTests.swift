@@ -118,6 +118,26 @@ import Testing
 
     // MARK: - Admission
 
+    /// A plain TCP listener routes as it accepts (the server may speak first, as SSH's does), and with an
+    /// empty greeting goes straight to relaying once connected; a TLS listener waits for its ClientHello.
+    @Test func aPlainTCPConnectionIsRoutedAsAcceptedAndRelaysOnceConnected() {
+        var machine = Machine(expectProxyHeader: false, plainTCP: true, helloDeadline: Self.start + .seconds(10))
+        #expect(Self.name(machine.accepted()) == "route - 0")
+        #expect(Self.name(machine.routed(Self.route, greeting: ByteBuffer(), now: Self.start)) == "connect 8001")
+        #expect(Self.name(machine.connectStarted(now: Self.start)) == "wait")
+        #expect(Self.name(machine.upstreamEvent(.output, now: Self.start)) == "connected 8001")
+        #expect(Self.name(machine.greetingReady()) == "send 0")
+        #expect(Self.name(machine.greetingSent(0, now: Self.start)) == "pump")
+        #expect(machine.isRelaying)
+
+        var tls = Self.admitting()
+        #expect(Self.name(tls.accepted()) == "wait")
+        var behindProxy = Machine(expectProxyHeader: true, plainTCP: true, helloDeadline: Self.start + .seconds(10))
+        #expect(Self.name(behindProxy.accepted()) == "wait")
+        #expect(Self.name(behindProxy.clientEvent(.input, now: Self.start)) == "receive")
+        #expect(Self.name(Self.receive(&behindProxy, Array("PROXY TCP4 198.51.100.7 203.0.113.1 40000 22\r\n".utf8))) == "route - 0")
+    }
+
     @Test func aClientHelloDribbledInIsRoutedOnceCompleteWithEveryByteForwarded() {
         var machine = Self.admitting()
         #expect(Self.name(machine.clientEvent(.input, now: Self.start)) == "receive")

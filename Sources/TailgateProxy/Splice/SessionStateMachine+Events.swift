@@ -135,6 +135,13 @@ extension SessionStateMachine {
         }
     }
 
+    /// A plain TCP connection that waits for no PROXY header is routed as accepted, before the client sends
+    /// anything (an SSH server speaks first).
+    mutating func accepted() -> Action {
+        guard case .admitting(let admitting) = state, admitting.decision.admitsAtOnce else { return .wait }
+        return .route(.none, received: ByteBuffer())
+    }
+
     /// The client's receive queue is empty (EAGAIN).
     mutating func clientReadWouldBlock() -> Action {
         guard case .admitting(let admitting) = state else { return .wait }

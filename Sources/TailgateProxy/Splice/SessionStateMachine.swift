@@ -168,8 +168,9 @@ struct SessionStateMachine {
         return nil
     }
 
-    init(expectProxyHeader: Bool, helloDeadline: NIODeadline) {
-        state = .admitting(Admitting(decision: AdmissionStateMachine(expectProxyHeader: expectProxyHeader), deadline: helloDeadline))
+    init(expectProxyHeader: Bool, plainTCP: Bool = false, helloDeadline: NIODeadline) {
+        let decision = AdmissionStateMachine(expectProxyHeader: expectProxyHeader, plainTCP: plainTCP)
+        state = .admitting(Admitting(decision: decision, deadline: helloDeadline))
     }
 
     var isRelaying: Bool {

@@ -42,7 +42,9 @@ final class SpliceSession {
         self.registry = registry
         self.policy = policy
         self.localAddress = localAddress
-        self.machine = SessionStateMachine(expectProxyHeader: policy.trusts(record.peer), helloDeadline: now + policy.clientHelloTimeout)
+        self.machine = SessionStateMachine(
+            expectProxyHeader: policy.trusts(record.peer), plainTCP: policy.isPlainTCP, helloDeadline: now + policy.clientHelloTimeout
+        )
     }
 
     // MARK: - Events
@@ -54,7 +56,9 @@ final class SpliceSession {
     func start(loop: SpliceLoop) {
         if !loop.watch(client, events: SpliceLoop.clientEvents, for: self) {
             fail(.error, detail: "client: \(SystemCallError("epoll_ctl"))", loop: loop)
+            return
         }
+        perform(machine.accepted(), loop: loop)
     }
 
     /// Ends the connection for a failure of the I/O layer's own (epoll_ctl on a hand-over).
