@@ -20,7 +20,21 @@ public enum ConfigurationFile {
         } catch {
             throw ConfigurationErrors([ConfigurationError(file: path, position: .init(line: 1, column: 1), keyPath: "", message: error.description)])
         }
-        return (try ConfigurationLoader.load(bytes: bytes, file: path), bytes)
+        return (try ConfigurationLoader.load(bytes: bytes, file: path, readListFile: listFileReader(beside: path)), bytes)
+    }
+
+    /// Reads list files (`[lists] NAME = { file = … }`) relative to the configuration's directory, with the
+    /// configuration's own rules (size, no world-writable file): a deny list anyone could empty is no list.
+    static func listFileReader(beside configPath: String) -> ListFileReader {
+        let directory = configPath.contains("/") ? String(configPath[..<configPath.lastIndex(of: "/")!]) : "."
+        return { name in
+            let path = name.hasPrefix("/") ? name : "\(directory)/\(name)"
+            do throws(ReadError) {
+                return .success((try readAll(path), path))
+            } catch {
+                return .failure(ListFileError(error.description))
+            }
+        }
     }
 
     public struct ReadError: Error, CustomStringConvertible {

@@ -35,17 +35,17 @@ struct StatusReport: Sendable {
         }
 
         json += ",\"listeners\":["
-        text += "\nLISTENER        PROTO  BINDS                               ACTIVE  ACCEPTED  ROUTES\n"
+        text += "\nLISTENER        PROTO  BINDS                               ACTIVE  ACCEPTED  DENIED  ROUTES\n"
         var first = true
         for listener in configuration?.listeners ?? [] {
             guard let runtime = runtimes[listener.name] else { continue }
             let bound = (binds[listener.name] ?? []).map(\.endpointDescription).sorted()
             let routes = listener.routeList.map { "{\"match\":\(q($0.pattern.description)),\"upstream\":\(q($0.upstream))}" }
             json += (first ? "" : ",") + "{\"name\":\(q(listener.name)),\"protocol\":\(q(listener.listenerProtocol.rawValue)),\"binds\":[\(bound.map(q).joined(separator: ","))]"
-            json += ",\"active_connections\":\(runtime.activeConnections),\"accepted_connections\":\(runtime.acceptedConnections)"
+            json += ",\"active_connections\":\(runtime.activeConnections),\"accepted_connections\":\(runtime.acceptedConnections),\"denied_connections\":\(runtime.deniedConnections)"
             json += ",\"default\":\(listener.routes.defaultUpstream.map(q) ?? "null"),\"routes\":[\(routes.joined(separator: ","))]}"
             text += pad(listener.name, 16) + pad(listener.listenerProtocol.rawValue, 7) + pad(bound.joined(separator: ","), 36) + pad("\(runtime.activeConnections)", 8)
-                + pad("\(runtime.acceptedConnections)", 10) + "\(listener.routeList.count)" + (listener.routes.defaultUpstream.map { " + default → \($0)" } ?? "") + "\n"
+                + pad("\(runtime.acceptedConnections)", 10) + pad("\(runtime.deniedConnections)", 8) + "\(listener.routeList.count)" + (listener.routes.defaultUpstream.map { " + default → \($0)" } ?? "") + "\n"
             first = false
         }
         json += "]"

@@ -3,14 +3,17 @@ import TailgateTOML
 
 /// Turns the text of a config file into a validated `TailgateConfiguration`, or every error in it.
 public enum ConfigurationLoader {
-    static let topLevelKeys = ["global", "listeners", "upstreams", "log", "firewall", "health"]
-    static let listenerKeys = ["bind", "protocol", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from"]
+    static let topLevelKeys = ["global", "lists", "listeners", "upstreams", "log", "firewall", "health"]
+    static let listenerKeys = [
+        "bind", "protocol", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from", "allow", "deny",
+    ]
     static let upstreamKeys = [
         "servers", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
     ]
 
-    /// Parses and validates; `file` is used in error locations only (this module does no I/O).
-    public static func load(bytes: [UInt8], file: String) throws(ConfigurationErrors) -> TailgateConfiguration {
+    /// Parses and validates; `file` is used in error locations only (this module does no I/O). List files
+    /// (`[lists] NAME = { file = … }`) are read through `readListFile`; without it they are an error.
+    public static func load(bytes: [UInt8], file: String, readListFile: ListFileReader? = nil) throws(ConfigurationErrors) -> TailgateConfiguration {
         let document: TOMLTable
         do {
             document = try TOMLParser.parse(bytes: bytes)
@@ -18,7 +21,7 @@ public enum ConfigurationLoader {
             throw ConfigurationErrors([ConfigurationError(file: file, position: error.position, keyPath: "", message: error.message)])
         }
         let errors = ErrorCollector(file: file)
-        var configuration = read(document, errors: errors)
+        var configuration = read(document, errors: errors, readListFile: readListFile)
         if !errors.errors.isEmpty { throw ConfigurationErrors(errors.errors) }
         configuration.warnings = ConfigurationErrors(errors.warnings).errors
         return configuration
@@ -40,8 +43,9 @@ public enum ConfigurationLoader {
         try load(bytes: Array(text.utf8), file: file)
     }
 
-    private static func read(_ document: TOMLTable, errors: ErrorCollector) -> TailgateConfiguration {
+    private static func read(_ document: TOMLTable, errors: ErrorCollector, readListFile: ListFileReader?) -> TailgateConfiguration {
         var root = TableReader(document, path: "", errors: errors)
+        let lists = root.table("lists").map { readLists($0.value, errors: errors, readFile: readListFile) } ?? NamedLists()
         var drainTimeout = ConfigurationDefaults.drainTimeout
         var relay = RelayMode.splice
         var acceptSpread = AcceptSpreadMode.load
@@ -110,7 +114,7 @@ public enum ConfigurationLoader {
                     errors.add("expected a table [listeners.\(entry.key)], found \(entry.value.typeName)", at: entry.keyPosition, path: "listeners.\(entry.key)")
                     continue
                 }
-                if let listener = readListener(entry.key, body, upstreams: upstreams, errors: errors) {
+                if let listener = readListener(entry.key, body, upstreams: upstreams, lists: lists, errors: errors) {
                     listeners.append(listener)
                 }
             }
@@ -160,7 +164,7 @@ public enum ConfigurationLoader {
     }
 
     private static func readListener(
-        _ name: String, _ table: TOMLTable, upstreams: [String: UpstreamConfiguration], errors: ErrorCollector
+        _ name: String, _ table: TOMLTable, upstreams: [String: UpstreamConfiguration], lists: NamedLists, errors: ErrorCollector
     ) -> ListenerConfiguration? {
         var reader = TableReader(table, path: "listeners.\(name)", errors: errors)
         let binds = reader.array("bind", of: "\"address:port\" strings") { value, path -> Located<SocketAddress>? in
@@ -197,6 +201,8 @@ public enum ConfigurationLoader {
             }
         }
         var routes: [(pattern: HostnamePattern, upstream: String)] = []
+        var routeAccess: [String: AccessRule] = [:]
+        var routePositions: [String: SourcePosition] = [:]
         if let routeTable = reader.table("routes") {
             var seen: [HostnamePattern: SourcePosition] = [:]
             for entry in routeTable.value.entries {
@@ -222,10 +228,34 @@ public enum ConfigurationLoader {
                 if case .exact(let name) = pattern, IPAddress(name) != nil {
                     errors.warn("clients never send an IP address as SNI (RFC 6066), so this route never matches", at: entry.keyPosition, path: path)
                 }
+                routePositions[pattern.description] = entry.keyPosition
+                if let body = entry.value.table, ["upstream", "allow", "deny"].contains(where: { body[$0] != nil }) {
+                    // { upstream = "ops", allow = ["@admins"], deny = [...] }
+                    var routeReader = TableReader(body, path: path, errors: errors)
+                    let target = routeReader.string("upstream")
+                    if target == nil, body["upstream"] == nil {
+                        errors.add("missing 'upstream': where the route's connections go", at: entry.value.position, path: path)
+                    }
+                    let allow = readAccessEntries(&routeReader, "allow", lists: lists, errors: errors)
+                    let deny = readAccessEntries(&routeReader, "deny", lists: lists, errors: errors) ?? []
+                    routeReader.reportUnknownKeys(expected: ["upstream", "allow", "deny"])
+                    if allow != nil || !deny.isEmpty {
+                        routeAccess[pattern.description] = AccessRule(scope: "route \(pattern)", allow: allow, deny: deny)
+                    }
+                    if let target, let upstream = checkUpstream(target, "\(path).upstream") {
+                        routes.append((pattern, upstream))
+                    }
+                    continue
+                }
                 guard let target = entry.value.string else {
                     // ops.example.com = "u" is TOML for three nested tables: say how to write the name.
-                    let hint = dottedName(entry.key, entry.value).map { "; quote a hostname key: \"\($0.name)\" = \"\($0.upstream)\"" } ?? ""
-                    errors.add("expected an upstream name (a string), found \(entry.value.typeName)\(hint)", at: entry.value.position, path: path)
+                    let expected = "an upstream name (a string)"
+                    if let dotted = dottedName(entry.key, entry.value) {
+                        errors.add("expected \(expected), found \(entry.value.typeName); quote a hostname key: \"\(dotted.name)\" = \"\(dotted.upstream)\"",
+                                   at: entry.value.position, path: path)
+                    } else {
+                        errors.add("expected \(expected) or { upstream = \"…\", allow = […] }, found \(entry.value.typeName)", at: entry.value.position, path: path)
+                    }
                     continue
                 }
                 if let upstream = checkUpstream(Located(target, at: entry.value.position), path) {
@@ -239,7 +269,9 @@ public enum ConfigurationLoader {
         let proxyFrom = reader.array("proxy_protocol_from", of: "address prefixes like \"100.64.0.0/10\"") { value, path -> IPNetwork? in
             parseNetwork(value, path: path, errors: errors)
         }
-        let listener = ListenerConfiguration(
+        let allow = readAccessEntries(&reader, "allow", lists: lists, errors: errors)
+        let deny = readAccessEntries(&reader, "deny", lists: lists, errors: errors) ?? []
+        var listener = ListenerConfiguration(
             name: name,
             listenerProtocol: listenerProtocol,
             binds: binds ?? [],
@@ -249,6 +281,9 @@ public enum ConfigurationLoader {
             maxConnections: reader.integer("max_connections", in: 1...1_000_000)?.value ?? ConfigurationDefaults.maxConnections,
             proxyProtocolFrom: proxyFrom ?? []
         )
+        listener.access = AccessRule(scope: "listener", allow: allow, deny: deny)
+        listener.routeAccess = routeAccess
+        warnAboutAccess(listener, positions: routePositions, listenerPosition: table.position, errors: errors)
         reader.reportUnknownKeys(expected: listenerKeys)
         return listener
     }

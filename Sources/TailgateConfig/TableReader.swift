@@ -17,6 +17,10 @@ final class ErrorCollector {
     func add(_ message: String, at position: SourcePosition, path: String) {
         errors.append(ConfigurationError(file: file, position: position, keyPath: path, message: message))
     }
+
+    func appendError(_ error: ConfigurationError) {
+        errors.append(error)
+    }
 }
 
 /// Reads typed keys from one TOML table, reporting wrong types and, at the end, unknown keys.

@@ -68,6 +68,10 @@ public struct ListenerConfiguration: Sendable {
     public var maxConnections: Int
     /// Peers that must send a PROXY header; empty means no peer may.
     public var proxyProtocolFrom: [IPNetwork]
+    /// The listener's `allow` and `deny` (open when absent).
+    public var access = AccessRule(scope: "listener")
+    /// Routes' own `allow` and `deny`, by route pattern as written (`ops.example.com`, `*.example.com`).
+    public var routeAccess: [String: AccessRule] = [:]
 }
 
 /// How to speak PROXY protocol to an upstream.

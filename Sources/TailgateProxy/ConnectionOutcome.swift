@@ -14,6 +14,8 @@ public enum ConnectionOutcome: String, Sendable, CaseIterable {
     case clientClosedEarly = "client_closed_early"
     /// No route matched and the listener has no default.
     case noRoute = "no_route"
+    /// The client's address is refused by the listener's or the route's allow/deny lists.
+    case denied
     /// Every server of the upstream refused or timed out.
     case upstreamUnavailable = "upstream_unavailable"
     /// Nothing moved for idle_timeout.

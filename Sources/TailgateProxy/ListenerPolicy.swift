@@ -17,6 +17,10 @@ public final class ListenerPolicy: Sendable {
     public let trustedProxies: [IPNetwork]
     /// The configuration generation this policy came from (for logs).
     public let generation: Int
+    /// The listener's allow/deny; nil when open (the usual case costs one check).
+    let access: AccessRule?
+    /// Routes' own allow/deny, by route label as the log shows it (`ops.example.com`, `*.example.com`).
+    let routeAccess: [String: AccessRule]
 
     public init(configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int) {
         self.name = configuration.name
@@ -27,6 +31,16 @@ public final class ListenerPolicy: Sendable {
         self.isPlainTCP = configuration.listenerProtocol == .tcp
         self.trustedProxies = configuration.proxyProtocolFrom
         self.generation = generation
+        self.access = configuration.access.isOpen ? nil : configuration.access
+        self.routeAccess = configuration.routeAccess
+    }
+
+    /// Why the client at `address` may not use `route` (a route label); nil when it may.
+    func refusal(_ address: IPAddress?, route: String?) -> String? {
+        guard access != nil || !routeAccess.isEmpty else { return nil }
+        guard let address else { return access == nil && route.flatMap({ routeAccess[$0] }) == nil ? nil : "no client address" }
+        if let refusal = access?.refusal(address) { return refusal }
+        return route.flatMap { routeAccess[$0] }?.refusal(address)
     }
 
     /// Whether `peer` is a trusted PROXY protocol sender.

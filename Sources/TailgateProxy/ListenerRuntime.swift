@@ -11,6 +11,7 @@ public final class ListenerRuntime: Sendable {
     private let active = Atomic<Int>(0)
     private let refusedOverLimit = Atomic<Int>(0)
     private let accepted = Atomic<Int>(0)
+    private let denied = Atomic<Int>(0)
     /// Uptime nanoseconds of the last over-limit warning, to log it at most once a second.
     private let lastLimitWarning = Atomic<Int64>(Int64.min / 2)
 
@@ -42,6 +43,13 @@ public final class ListenerRuntime: Sendable {
 
     /// Connections accepted since start.
     public var acceptedConnections: Int { accepted.load(ordering: .relaxed) }
+
+    /// Connections refused by the listener's or a route's allow/deny lists since start.
+    public var deniedConnections: Int { denied.load(ordering: .relaxed) }
+
+    func countDenied() {
+        denied.add(1, ordering: .relaxed)
+    }
 
     /// Connections refused because the listener was at max_connections (outcomes are in the metrics).
     public var refusedOverLimitCount: Int { refusedOverLimit.load(ordering: .relaxed) }

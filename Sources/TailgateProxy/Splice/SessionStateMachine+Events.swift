@@ -179,6 +179,11 @@ extension SessionStateMachine {
     mutating func notRouted() -> Action {
         fail(.noRoute, detail: nil)
     }
+
+    /// The client's address is refused by an allow or deny list (`reason` names the entry).
+    mutating func denied(_ reason: String) -> Action {
+        fail(.denied, detail: reason)
+    }
 }
 
 extension SessionStateMachine {

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateConfig
 import TailgateSystem
 import TailgateWire
 
@@ -151,6 +152,11 @@ final class SpliceSession {
     /// and the bytes read so far.
     private func route(_ hello: ClientHelloInfo, received: ByteBuffer, loop: SpliceLoop) -> Action {
         guard let policy, let pool = policy.route(hello, record: record) else { return machine.notRouted() }
+        // Judged on the client's address: the trusted PROXY header's source when there was one.
+        if let refusal = policy.refusal(record.client.flatMap(IPAddress.init), route: record.route) {
+            record.listener.countDenied()
+            return machine.denied(refusal)
+        }
         self.pool = pool
         self.policy = nil
         let servers = policy.servers(of: pool, record: record)
