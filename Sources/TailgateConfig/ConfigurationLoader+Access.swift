@@ -126,6 +126,35 @@ extension ConfigurationLoader {
     }
 }
 
+extension ConfigurationLoader {
+    /// `redirect = "https"` (http listeners only): true when set.
+    static func readRedirect(_ reader: inout TableReader, _ listenerProtocol: ListenerProtocol, errors: ErrorCollector) -> Bool {
+        guard let value = reader.string("redirect") else { return false }
+        guard value.value == "https" else {
+            errors.add("unknown value \"\(value.value)\"; expected \"https\"", at: value.position, path: reader.keyPath("redirect"))
+            return false
+        }
+        guard listenerProtocol == .http else {
+            errors.add("a redirect needs protocol = \"http\" (a TLS or TCP client cannot be answered with one)", at: value.position, path: reader.keyPath("redirect"))
+            return false
+        }
+        return true
+    }
+
+    /// `client_hello_timeout` (tls, and a tcp listener's PROXY header), or `request_timeout` (http): how long
+    /// a client has to send what routing needs.
+    static func readAdmissionTimeout(_ reader: inout TableReader, _ listenerProtocol: ListenerProtocol, errors: ErrorCollector) -> Duration {
+        let hello = reader.duration("client_hello_timeout"), request = reader.duration("request_timeout")
+        if listenerProtocol == .http, let position = reader.table["client_hello_timeout"]?.position {
+            errors.add("an http listener reads a request, not a ClientHello: use 'request_timeout'", at: position, path: reader.keyPath("client_hello_timeout"))
+        }
+        if listenerProtocol != .http, let position = reader.table["request_timeout"]?.position {
+            errors.add("'request_timeout' is for protocol = \"http\"; this listener's is 'client_hello_timeout'", at: position, path: reader.keyPath("request_timeout"))
+        }
+        return (listenerProtocol == .http ? request : hello) ?? (listenerProtocol == .http ? ConfigurationDefaults.requestTimeout : ConfigurationDefaults.clientHelloTimeout)
+    }
+}
+
 extension ErrorCollector {
     /// An error located in another file (a list file).
     func addElsewhere(file: String, _ message: String, at position: SourcePosition) {

@@ -5,7 +5,8 @@ import TailgateTOML
 public enum ConfigurationLoader {
     static let topLevelKeys = ["global", "lists", "listeners", "upstreams", "log", "firewall", "health"]
     static let listenerKeys = [
-        "bind", "protocol", "routes", "default", "client_hello_timeout", "max_connections", "proxy_protocol_from", "allow", "deny",
+        "bind", "protocol", "routes", "default", "client_hello_timeout", "request_timeout", "max_connections", "proxy_protocol_from", "allow",
+        "deny", "redirect",
     ]
     static let upstreamKeys = [
         "servers", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
@@ -203,6 +204,7 @@ public enum ConfigurationLoader {
         var routes: [(pattern: HostnamePattern, upstream: String)] = []
         var routeAccess: [String: AccessRule] = [:]
         var routePositions: [String: SourcePosition] = [:]
+        var redirects: Set<String> = []
         if let routeTable = reader.table("routes") {
             var seen: [HostnamePattern: SourcePosition] = [:]
             for entry in routeTable.value.entries {
@@ -229,16 +231,17 @@ public enum ConfigurationLoader {
                     errors.warn("clients never send an IP address as SNI (RFC 6066), so this route never matches", at: entry.keyPosition, path: path)
                 }
                 routePositions[pattern.description] = entry.keyPosition
-                if let body = entry.value.table, ["upstream", "allow", "deny"].contains(where: { body[$0] != nil }) {
-                    // { upstream = "ops", allow = ["@admins"], deny = [...] }
+                if let body = entry.value.table, ["upstream", "allow", "deny", "redirect"].contains(where: { body[$0] != nil }) {
+                    // { upstream = "ops", allow = ["@admins"], deny = [...], redirect = "https" }
                     var routeReader = TableReader(body, path: path, errors: errors)
                     let target = routeReader.string("upstream")
-                    if target == nil, body["upstream"] == nil {
+                    if readRedirect(&routeReader, listenerProtocol, errors: errors) { redirects.insert(pattern.description) }
+                    if target == nil, body["upstream"] == nil, body["redirect"] == nil {
                         errors.add("missing 'upstream': where the route's connections go", at: entry.value.position, path: path)
                     }
                     let allow = readAccessEntries(&routeReader, "allow", lists: lists, errors: errors)
                     let deny = readAccessEntries(&routeReader, "deny", lists: lists, errors: errors) ?? []
-                    routeReader.reportUnknownKeys(expected: ["upstream", "allow", "deny"])
+                    routeReader.reportUnknownKeys(expected: ["upstream", "allow", "deny", "redirect"])
                     if allow != nil || !deny.isEmpty {
                         routeAccess[pattern.description] = AccessRule(scope: "route \(pattern)", allow: allow, deny: deny)
                     }
@@ -263,7 +266,7 @@ public enum ConfigurationLoader {
                 }
             }
         }
-        if listenerProtocol == .tls, reader.table["routes"] == nil, reader.table["default"] == nil {
+        if listenerProtocol != .tcp, reader.table["routes"] == nil, reader.table["default"] == nil, reader.table["redirect"] == nil {
             errors.add("listener has neither 'routes' nor 'default'; every connection would be closed", at: table.position, path: reader.path)
         }
         let proxyFrom = reader.array("proxy_protocol_from", of: "address prefixes like \"100.64.0.0/10\"") { value, path -> IPNetwork? in
@@ -277,11 +280,16 @@ public enum ConfigurationLoader {
             binds: binds ?? [],
             routes: RouteTable(routes: routes.map { ($0.pattern, $0.upstream) }, defaultUpstream: defaultUpstream),
             routeList: routes,
-            clientHelloTimeout: reader.duration("client_hello_timeout") ?? ConfigurationDefaults.clientHelloTimeout,
+            clientHelloTimeout: readAdmissionTimeout(&reader, listenerProtocol, errors: errors),
             maxConnections: reader.integer("max_connections", in: 1...1_000_000)?.value ?? ConfigurationDefaults.maxConnections,
             proxyProtocolFrom: proxyFrom ?? []
         )
         listener.access = AccessRule(scope: "listener", allow: allow, deny: deny)
+        if readRedirect(&reader, listenerProtocol, errors: errors) {
+            // The whole listener: every route, and connections without one (the default's upstream takes ACME).
+            redirects.formUnion(routes.map(\.pattern.description) + ["default", "none"])
+        }
+        listener.redirectsToHTTPS = redirects
         listener.routeAccess = routeAccess
         warnAboutAccess(listener, positions: routePositions, listenerPosition: table.position, errors: errors)
         reader.reportUnknownKeys(expected: listenerKeys)

@@ -53,6 +53,9 @@ public enum ListenerProtocol: String, Sendable, CaseIterable {
     /// Any TCP stream (SSH, MQTT, a game server): nothing is read; every connection goes to `default`, at
     /// once (a protocol whose server speaks first, as SSH's, must not wait for the client).
     case tcp
+    /// HTTP/1.x: the request head is read (never changed) and its Host chooses the route; a route may answer
+    /// with a redirect to https instead (`redirect = "https"`), except for ACME HTTP-01 challenges.
+    case http
 }
 
 /// One `[listeners.NAME]` table.
@@ -72,6 +75,9 @@ public struct ListenerConfiguration: Sendable {
     public var access = AccessRule(scope: "listener")
     /// Routes' own `allow` and `deny`, by route pattern as written (`ops.example.com`, `*.example.com`).
     public var routeAccess: [String: AccessRule] = [:]
+    /// `protocol = "http"`: routes (by pattern; `default`, and `none` for a Host no route takes) that answer
+    /// with a redirect to https, but for `/.well-known/acme-challenge/`, which goes to their upstream.
+    public var redirectsToHTTPS: Set<String> = []
 }
 
 /// How to speak PROXY protocol to an upstream.
@@ -126,6 +132,7 @@ extension Located: Hashable where Value: Hashable {}
 /// Defaults an operator can rely on; documented in docs/config.md.
 public enum ConfigurationDefaults {
     public static let clientHelloTimeout: Duration = .seconds(5)
+    public static let requestTimeout: Duration = .seconds(10)
     public static let maxConnections = 4_096
     public static let connectTimeout: Duration = .seconds(3)
     public static let idleTimeout: Duration = .seconds(600)

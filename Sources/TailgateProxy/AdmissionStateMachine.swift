@@ -17,6 +17,10 @@ struct AdmissionStateMachine {
         case needMoreData
         /// Route on this ClientHello; the buffer now starts with it (any PROXY header consumed).
         case admit(ClientHelloInfo)
+        /// Route on this request head (an http listener); the buffer starts with it.
+        case admitRequest(HTTPRequestHead)
+        /// Answer the client with the error's status and close (an http listener).
+        case refuseRequest(HTTPRequestHeadError)
         case reject(ConnectionOutcome, reason: String)
     }
 
@@ -28,16 +32,22 @@ struct AdmissionStateMachine {
     private let decoder: ProxyHeaderDecoder
     /// A plain TCP listener: admitted once the PROXY header (if any) is in, without a ClientHello.
     private let plainTCP: Bool
+    /// An http listener's request head reader; nil on tls and tcp listeners.
+    private let requestParser: HTTPRequestHeadParser?
 
     init(
-        expectProxyHeader: Bool, plainTCP: Bool = false, sniffer: ClientHelloSniffer = ClientHelloSniffer(),
+        expectProxyHeader: Bool, plainTCP: Bool = false, http: Bool = false, sniffer: ClientHelloSniffer = ClientHelloSniffer(),
         decoder: ProxyHeaderDecoder = ProxyHeaderDecoder()
     ) {
         self.state = expectProxyHeader ? .awaitingProxyHeader : plainTCP ? .decided : .awaitingClientHello
         self.sniffer = sniffer
         self.decoder = decoder
         self.plainTCP = plainTCP
+        self.requestParser = http ? HTTPRequestHeadParser() : nil
     }
+
+    /// Whether this admission reads an HTTP request (and answers its refusals with a status).
+    var readsHTTP: Bool { requestParser != nil }
 
     /// A plain TCP connection without a PROXY header to wait for: admitted before anything is read.
     var admitsAtOnce: Bool {
@@ -62,6 +72,16 @@ struct AdmissionStateMachine {
             }
         }
         guard case .awaitingClientHello = state else { return .needMoreData }
+        if let requestParser {
+            do {
+                guard let head = try requestParser.parse(buffer) else { return .needMoreData }
+                state = .decided
+                return .admitRequest(head)
+            } catch {
+                state = .decided
+                return .refuseRequest(error)
+            }
+        }
         // Sniff once the handshake header is in (an oversized or wrong message is refused right away),
         // then only when a record completes.
         let headerJustArrived = !sniffedHandshakeHeader && buffer.readableBytes >= 9
@@ -99,7 +119,7 @@ struct AdmissionStateMachine {
     var timeoutReason: String {
         switch state {
         case .awaitingProxyHeader: return "waiting_for_proxy_header"
-        case .awaitingClientHello, .decided: return "waiting_for_client_hello"
+        case .awaitingClientHello, .decided: return readsHTTP ? "waiting_for_request_head" : "waiting_for_client_hello"
         }
     }
 }

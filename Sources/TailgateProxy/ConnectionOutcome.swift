@@ -16,6 +16,12 @@ public enum ConnectionOutcome: String, Sendable, CaseIterable {
     case noRoute = "no_route"
     /// The client's address is refused by the listener's or the route's allow/deny lists.
     case denied
+    /// An http listener answered with a redirect to https (not an error).
+    case redirected
+    /// An http listener answered 400 or 431: no usable request head; the reason says why.
+    case badRequest = "bad_request"
+    /// An http listener answered 408: no whole request head within request_timeout.
+    case requestTimeout = "request_timeout"
     /// Every server of the upstream refused or timed out.
     case upstreamUnavailable = "upstream_unavailable"
     /// Nothing moved for idle_timeout.

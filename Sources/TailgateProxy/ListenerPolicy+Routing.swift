@@ -6,18 +6,28 @@ extension ListenerPolicy {
     /// Routes a complete ClientHello: records the SNI, ALPN, the route label and the upstream. Nil when
     /// nothing matches and the listener has no default.
     func route(_ hello: ClientHelloInfo, record: ConnectionRecord) -> UpstreamPool? {
-        record.serverName = hello.serverName
         record.alpn = hello.alpn
-        let match = routes.route(serverName: hello.serverName)
+        return route(name: hello.serverName, record: record).pool
+    }
+
+    /// Routes a server name (SNI or Host): records it, the route label and the upstream.
+    private func route(name: String?, record: ConnectionRecord) -> (match: RouteTable.Match, pool: UpstreamPool?) {
+        record.serverName = name
+        let match = routes.route(serverName: name)
         switch match {
-        case .exact(let upstream): record.route = hello.serverName ?? upstream
+        case .exact(let upstream): record.route = name ?? upstream
         case .wildcard(let pattern, _): record.route = pattern
         case .fallback: record.route = "default"
         case .none: record.route = "none"
         }
-        guard let name = match.upstream, let pool = upstreams[name] else { return nil }
-        record.upstream = name
-        return pool
+        guard let upstream = match.upstream, let pool = upstreams[upstream] else { return (match, nil) }
+        record.upstream = upstream
+        return (match, pool)
+    }
+
+    /// Routes an HTTP request by its Host, with the rules SNI follows; records the Host where the SNI goes.
+    func route(request head: HTTPRequestHead, record: ConnectionRecord) -> (RouteTable.Match, UpstreamPool?) {
+        route(name: head.host, record: record)
     }
 
     /// The servers to try, in order; warns (rate-limited) when every one is marked down.

@@ -13,6 +13,10 @@ public final class ListenerPolicy: Sendable {
     public let maxConnections: Int
     /// `protocol = "tcp"`: nothing is read but a trusted PROXY header; every connection goes to `default`.
     public let isPlainTCP: Bool
+    /// `protocol = "http"`: the request head is read and its Host routes.
+    public let isHTTP: Bool
+    /// Route labels (and `default`) answered with a redirect to https, ACME challenges excepted.
+    let redirectsToHTTPS: Set<String>
     /// Peers that must send a PROXY header; nobody else may.
     public let trustedProxies: [IPNetwork]
     /// The configuration generation this policy came from (for logs).
@@ -29,6 +33,8 @@ public final class ListenerPolicy: Sendable {
         self.clientHelloTimeout = .milliseconds(configuration.clientHelloTimeout.wholeMilliseconds)
         self.maxConnections = configuration.maxConnections
         self.isPlainTCP = configuration.listenerProtocol == .tcp
+        self.isHTTP = configuration.listenerProtocol == .http
+        self.redirectsToHTTPS = configuration.redirectsToHTTPS
         self.trustedProxies = configuration.proxyProtocolFrom
         self.generation = generation
         self.access = configuration.access.isOpen ? nil : configuration.access

@@ -13,14 +13,12 @@ struct NginxUpstream {
     let process: ChildProcess
     let root: String
 
-    static func start(_ name: String, in sandbox: Sandbox, certificate: String = "server") throws -> NginxUpstream {
-        guard let nginx = Command.executable(named: "nginx") else { throw SandboxError.missingTool("nginx") }
-        let proxyPort = TestPort.free(), plainPort = TestPort.free()
-        let root = sandbox.path("www-\(name)")
-        try FileManager.default.createDirectory(atPath: "\(root)/files", withIntermediateDirectories: true)
+    /// The start of an nginx configuration run by a test: no daemon, files in the sandbox, and an open
+    /// `http {` block (the caller adds its servers and closes it).
+    static func preamble(_ name: String, in sandbox: Sandbox) throws -> String {
         let temp = sandbox.path("tmp-\(name)")
         try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
-        try sandbox.write("nginx-\(name).conf", """
+        return """
             master_process off;
             daemon off;
             pid \(sandbox.path("nginx-\(name).pid"));
@@ -33,6 +31,16 @@ struct NginxUpstream {
                 fastcgi_temp_path \(temp)/fastcgi;
                 uwsgi_temp_path \(temp)/uwsgi;
                 scgi_temp_path \(temp)/scgi;
+
+            """
+    }
+
+    static func start(_ name: String, in sandbox: Sandbox, certificate: String = "server") throws -> NginxUpstream {
+        guard let nginx = Command.executable(named: "nginx") else { throw SandboxError.missingTool("nginx") }
+        let proxyPort = TestPort.free(), plainPort = TestPort.free()
+        let root = sandbox.path("www-\(name)")
+        try FileManager.default.createDirectory(atPath: "\(root)/files", withIntermediateDirectories: true)
+        try sandbox.write("nginx-\(name).conf", try preamble(name, in: sandbox) + """
                 server {
                     listen 127.0.0.1:\(proxyPort) ssl proxy_protocol;
                     listen 127.0.0.1:\(plainPort) ssl;

@@ -404,5 +404,45 @@ func errors(_ text: String) -> [String] {
         default = "u"
         [upstreams.u]
         servers = ["127.0.0.1:2"]
-        """) == ["t.toml:3:12: listeners.web.protocol: unknown value \"smtp\"; expected one of \"tls\", \"tcp\""])
+        """) == ["t.toml:3:12: listeners.web.protocol: unknown value \"smtp\"; expected one of \"tls\", \"tcp\", \"http\""])
+}
+
+@Test func anHTTPListenerTakesRedirectsAndARequestTimeout() throws {
+    let configuration = try ConfigurationLoader.load(text: """
+        [listeners.web]
+        bind = ["0.0.0.0:80"]
+        protocol = "http"
+        request_timeout = "15s"
+        default = "home"
+        [listeners.web.routes]
+        "app.example.com" = { upstream = "home", redirect = "https" }
+        "*.example.org" = "home"
+        [upstreams.home]
+        servers = ["100.101.1.5:80"]
+        """, file: "t.toml")
+    let listener = try #require(configuration.listeners.first)
+    #expect(listener.listenerProtocol == .http && listener.clientHelloTimeout == .seconds(15))
+    #expect(listener.redirectsToHTTPS == ["app.example.com"])
+    let everything = try ConfigurationLoader.load(text: """
+        [listeners.web]
+        bind = ["0.0.0.0:80"]
+        protocol = "http"
+        redirect = "https"
+        default = "home"
+        [upstreams.home]
+        servers = ["100.101.1.5:80"]
+        """, file: "t.toml")
+    #expect(everything.listeners.first?.redirectsToHTTPS == ["default", "none"])
+    #expect(errors("""
+        [listeners.tls]
+        bind = ["0.0.0.0:443"]
+        request_timeout = "5s"
+        [listeners.tls.routes]
+        "app.example.com" = { upstream = "home", redirect = "https" }
+        [upstreams.home]
+        servers = ["100.101.1.5:80"]
+        """) == [
+        "t.toml:3:19: listeners.tls.request_timeout: 'request_timeout' is for protocol = \"http\"; this listener's is 'client_hello_timeout'",
+        "t.toml:5:53: listeners.tls.routes.\"app.example.com\".redirect: a redirect needs protocol = \"http\" (a TLS or TCP client cannot be answered with one)",
+    ])
 }

@@ -25,6 +25,7 @@ import Testing
         case .wait: return "wait"
         case .receiveFromClient: return "receive"
         case .route(let hello, let received): return "route \(hello.serverName ?? "-") \(received.readableBytes)"
+        case .routeRequest(let head, let received): return "routeRequest \(head.host ?? "-") \(received.readableBytes)"
         case .connect(let server): return "connect \(server.port ?? 0)"
         case .abandonAttempt(let server, let reason): return "abandon \(server.port ?? 0): \(reason)"
         case .fetchError(let side): return "fetchError \(side)"

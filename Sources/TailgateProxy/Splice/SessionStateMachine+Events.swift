@@ -86,6 +86,9 @@ extension SessionStateMachine {
         switch state {
         case .admitting(let admitting):
             guard now >= admitting.deadline else { return .wait }
+            if admitting.decision.readsHTTP {
+                return fail(.requestTimeout, detail: admitting.decision.timeoutReason, response: HTTPAnswer.status(408))
+            }
             return fail(.clientHelloTimeout, detail: admitting.decision.timeoutReason)
         case .connecting(let connecting):
             guard now >= connecting.deadline else { return .wait }
@@ -132,6 +135,10 @@ extension SessionStateMachine {
             return fail(outcome, detail: reason)
         case .admit(let hello):
             return .route(hello, received: buffer)
+        case .admitRequest(let head):
+            return .routeRequest(head, received: buffer)
+        case .refuseRequest(let error):
+            return fail(.badRequest, detail: error.rawValue, response: HTTPAnswer.status(error.status))
         }
     }
 
@@ -180,9 +187,15 @@ extension SessionStateMachine {
         fail(.noRoute, detail: nil)
     }
 
-    /// The client's address is refused by an allow or deny list (`reason` names the entry).
-    mutating func denied(_ reason: String) -> Action {
-        fail(.denied, detail: reason)
+    /// The client's address is refused by an allow or deny list (`reason` names the entry); an http client
+    /// is told 403.
+    mutating func denied(_ reason: String, http: Bool = false) -> Action {
+        fail(.denied, detail: reason, response: http ? HTTPAnswer.status(403) : nil)
+    }
+
+    /// An http listener answers the request itself (a redirect, or 404 for a Host without a route).
+    mutating func answered(_ outcome: ConnectionOutcome, detail: String?, response: [UInt8]) -> Action {
+        fail(outcome, detail: detail, response: response)
     }
 }
 

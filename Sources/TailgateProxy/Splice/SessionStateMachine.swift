@@ -115,6 +115,8 @@ struct SessionStateMachine {
         var pipes: [(pipe: SplicePipe, pending: Int)] = []
         /// A trusted peer's PROXY header, when the connection ends during admission after it was read.
         var proxyHeader: ProxyHeader?
+        /// What an http listener answers before closing (a redirect, or 400/403/404/408/431).
+        var response: [UInt8]?
     }
 
     enum Action {
@@ -125,6 +127,8 @@ struct SessionStateMachine {
         /// Route this ClientHello; answer `routed` or `notRouted`. `received` holds the ClientHello and
         /// whatever followed it (a trusted peer's PROXY header is `proxyHeader` until the answer).
         case route(ClientHelloInfo, received: ByteBuffer)
+        /// Route this request head (an http listener); answer `routed`, `answered` or `notRouted`.
+        case routeRequest(HTTPRequestHead, received: ByteBuffer)
         /// Open a socket to `server` and start connecting; answer `connectStarted` or `connectFailed`.
         case connect(SocketAddress)
         /// Close the upstream socket of a failed attempt, then answer `connectFailed(reason)`.
@@ -168,8 +172,8 @@ struct SessionStateMachine {
         return nil
     }
 
-    init(expectProxyHeader: Bool, plainTCP: Bool = false, helloDeadline: NIODeadline) {
-        let decision = AdmissionStateMachine(expectProxyHeader: expectProxyHeader, plainTCP: plainTCP)
+    init(expectProxyHeader: Bool, plainTCP: Bool = false, http: Bool = false, helloDeadline: NIODeadline) {
+        let decision = AdmissionStateMachine(expectProxyHeader: expectProxyHeader, plainTCP: plainTCP, http: http)
         state = .admitting(Admitting(decision: decision, deadline: helloDeadline))
     }
 
@@ -190,8 +194,8 @@ struct SessionStateMachine {
     }
 
     /// Ends the connection now (the I/O layer's own failures: epoll_ctl, pipe2; the drain deadline).
-    mutating func fail(_ outcome: ConnectionOutcome, detail: String?, quiet: Bool = false) -> Action {
-        var closing = Closing(outcome: outcome, detail: detail, quiet: quiet)
+    mutating func fail(_ outcome: ConnectionOutcome, detail: String?, quiet: Bool = false, response: [UInt8]? = nil) -> Action {
+        var closing = Closing(outcome: outcome, detail: detail, quiet: quiet, response: response)
         switch state {
         case .admitting(let admitting):
             closing.proxyHeader = admitting.decision.proxyHeader

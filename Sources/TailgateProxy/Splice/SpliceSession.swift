@@ -44,7 +44,8 @@ final class SpliceSession {
         self.policy = policy
         self.localAddress = localAddress
         self.machine = SessionStateMachine(
-            expectProxyHeader: policy.trusts(record.peer), plainTCP: policy.isPlainTCP, helloDeadline: now + policy.clientHelloTimeout
+            expectProxyHeader: policy.trusts(record.peer), plainTCP: policy.isPlainTCP, http: policy.isHTTP,
+            helloDeadline: now + policy.clientHelloTimeout
         )
     }
 
@@ -102,6 +103,8 @@ final class SpliceSession {
                 action = receiveFromClient(loop: loop)
             case .route(let hello, let received):
                 action = route(hello, received: received, loop: loop)
+            case .routeRequest(let head, let received):
+                action = routeRequest(head, received: received, loop: loop)
             case .connect(let server):
                 action = connect(to: server, loop: loop)
             case .abandonAttempt(let server, let reason):
@@ -157,6 +160,34 @@ final class SpliceSession {
             record.listener.countDenied()
             return machine.denied(refusal)
         }
+        return connect(to: pool, policy: policy, received: received, loop: loop)
+    }
+
+    /// Routes an HTTP request by its Host: to the route's upstream, or answered here with a redirect to https
+    /// (ACME HTTP-01 challenges excepted), 403 for a refused client, 404 for a Host without a route.
+    private func routeRequest(_ head: HTTPRequestHead, received: ByteBuffer, loop: SpliceLoop) -> Action {
+        guard let policy else { return machine.notRouted() }
+        let (match, pool) = policy.route(request: head, record: record)
+        if let refusal = policy.refusal(record.client.flatMap(IPAddress.init), route: record.route) {
+            record.listener.countDenied()
+            return machine.denied(refusal, http: true)
+        }
+        let challenge = head.pathAndQuery.hasPrefix("/.well-known/acme-challenge/")
+        if policy.redirectsToHTTPS.contains(record.route ?? ""), !(challenge && pool != nil) {
+            guard let host = head.host else { return machine.answered(.badRequest, detail: "missing_host", response: HTTPAnswer.status(400)) }
+            let location = "https://\(host)\(head.pathAndQuery)"
+            let (status, bytes) = HTTPAnswer.redirect(to: location, method: head.method)
+            return machine.answered(.redirected, detail: "\(status) \(location)", response: bytes)
+        }
+        guard let pool else {
+            return machine.answered(.noRoute, detail: match == .none ? nil : "upstream", response: HTTPAnswer.status(404))
+        }
+        return connect(to: pool, policy: policy, received: received, loop: loop)
+    }
+
+    /// Prepares the greeting (the PROXY header when the upstream wants one, then the bytes read so far) and
+    /// starts connecting to the routed upstream.
+    private func connect(to pool: UpstreamPool, policy: ListenerPolicy, received: ByteBuffer, loop: SpliceLoop) -> Action {
         self.pool = pool
         self.policy = nil
         let servers = policy.servers(of: pool, record: record)
@@ -225,6 +256,7 @@ final class SpliceSession {
     /// Closes both sockets, returns or closes the pipes, and writes the connection's log line.
     private func close(_ closing: SessionStateMachine.Closing, loop: SpliceLoop) {
         if closing.quiet { record.quiet = true }
+        if let response = closing.response { answer(response) }
         record.adoptSource(of: closing.proxyHeader)
         record.end(closing.outcome, detail: closing.detail)
         loop.forget(client)
@@ -237,6 +269,20 @@ final class SpliceSession {
         loop.sessionClosed(self)
         registry.remove(connection)
         record.finish()
+    }
+}
+
+extension SpliceSession {
+    /// Writes an http listener's own response and half-closes, then reads what the client had already sent
+    /// (up to 64 KiB): closing with unread input would reset the connection, and the client could lose the
+    /// response before reading it. One write: the response is small and the socket's buffer empty.
+    fileprivate func answer(_ response: [UInt8]) {
+        _ = response.withUnsafeBytes { send(client, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+        shutdown(client, CInt(SHUT_WR))
+        var scratch = [UInt8](repeating: 0, count: 16_384)
+        for _ in 0..<4 {
+            guard scratch.withUnsafeMutableBytes({ recv(client, $0.baseAddress, $0.count, CInt(MSG_DONTWAIT)) }) > 0 else { break }
+        }
     }
 }
 
