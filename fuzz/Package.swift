@@ -1,6 +1,6 @@
 // swift-tools-version:6.1
 // libFuzzer targets for tailgate's parsers of untrusted input: the ClientHello sniffer, the
-// PROXY protocol decoder and the config loader (with its TOML parser). A package of its own so
+// PROXY protocol decoder, the HTTP request head reader and the config loader (with its TOML parser). A package of its own so
 // that it and its dependencies (NIOCore among them) are built with the sanitizers and coverage
 // instrumentation, in a scratch folder of their own; `fuzz/run` builds and runs it.
 import PackageDescription
@@ -34,6 +34,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "FuzzProxyHeader",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "TailgateWire", package: "tailgate"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FuzzHTTPRequestHead",
             dependencies: [
                 "FuzzSupport",
                 .product(name: "TailgateWire", package: "tailgate"),

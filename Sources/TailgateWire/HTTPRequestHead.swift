@@ -87,7 +87,9 @@ public struct HTTPRequestHeadParser: Sendable {
             if view.count >= limit { throw .tooLarge }
             // A request line already complete and without a version is HTTP/0.9, which has no head to wait for.
             if let newline = view.firstIndex(of: UInt8(ascii: "\n")) {
-                try Self.requestLine(view[view.startIndex..<newline])
+                var line = view[view.startIndex..<newline]
+                if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+                try Self.requestLine(line)
             }
             return nil
         }
@@ -118,9 +120,9 @@ public struct HTTPRequestHeadParser: Sendable {
     }
 
     @discardableResult
+    /// The request line, without its line ending.
     private static func requestLine<C: Collection<UInt8>>(_ raw: C) throws(HTTPRequestHeadError) -> (String, String, String) {
-        var line = Array(raw)
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        let line = Array(raw)
         let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard let method = parts.first, !method.isEmpty, method.allSatisfy(isTokenByte) else { throw .malformed }
         if parts.count == 2 { throw .http09 }
@@ -143,6 +145,8 @@ public struct HTTPRequestHeadParser: Sendable {
             host = host[..<colon]
         }
         if host.hasSuffix(".") { host = host.dropLast() }
+        // No empty label: "a..b", ".a" and "a.." (after the one trailing dot) name nothing.
+        guard !host.hasPrefix("."), !host.hasSuffix("."), !host.contains("..") else { throw .badHost }
         guard !host.isEmpty, host.utf8.count <= 255,
               host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._[]:".contains($0)) })
         else { throw .badHost }
