@@ -446,3 +446,14 @@ func errors(_ text: String) -> [String] {
         "t.toml:5:53: listeners.tls.routes.\"app.example.com\".redirect: a redirect needs protocol = \"http\" (a TLS or TCP client cannot be answered with one)",
     ])
 }
+
+/// Every configuration in docs/deployment.md loads: the guide an operator copies from stays true.
+@Test func theDeploymentGuidesConfigurationsLoad() throws {
+    let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+    let text = try String(contentsOfFile: "/\(root)/docs/deployment.md", encoding: .utf8)
+    let blocks = text.components(separatedBy: "```toml\n").dropFirst().map { $0.components(separatedBy: "\n```")[0] }
+    #expect(blocks.count >= 2)
+    for block in blocks {
+        #expect(throws: Never.self, "\(block)") { _ = try ConfigurationLoader.load(text: block, file: "deployment.md") }
+    }
+}
