@@ -64,93 +64,123 @@ public struct HTTPRequestHeadParser: Sendable {
     }
 
     public func parse(_ buffer: ByteBuffer) throws(HTTPRequestHeadError) -> HTTPRequestHead? {
-        let view = buffer.readableBytesView
-        if view.first == 0x16 { throw .tls }
-        // The end of the head: an empty line.
-        var end: Int?
-        var lineStart = view.startIndex
-        var index = view.startIndex
-        let scanEnd = min(view.endIndex, view.startIndex + limit)
-        while index < scanEnd {
-            if view[index] == UInt8(ascii: "\n") {
-                let length = index - lineStart - (index > lineStart && view[index - 1] == UInt8(ascii: "\r") ? 1 : 0)
-                if length == 0, lineStart > view.startIndex {
-                    end = index + 1
-                    break
-                }
-                if length == 0 { throw .malformed }  // an empty first line
-                lineStart = index + 1
-            }
-            index += 1
+        // Bytes, not Strings, until the few values kept: this runs for every connection of an http listener.
+        try buffer.withUnsafeReadableBytes { (bytes: UnsafeRawBufferPointer) throws(HTTPRequestHeadError) -> HTTPRequestHead? in
+            try Self.parse(bytes, limit: limit)
         }
-        guard let end else {
-            if view.count >= limit { throw .tooLarge }
-            // A request line already complete and without a version is HTTP/0.9, which has no head to wait for.
-            if let newline = view.firstIndex(of: UInt8(ascii: "\n")) {
-                var line = view[view.startIndex..<newline]
-                if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-                try Self.requestLine(line)
-            }
-            return nil
-        }
-        var lines: [ArraySlice<UInt8>] = []
-        var start = view.startIndex
-        for position in view.startIndex..<end where view[position] == UInt8(ascii: "\n") {
-            var line = Array(view[start..<position])[...]
-            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            lines.append(line)
-            start = position + 1
-        }
-        let (method, target, version) = try Self.requestLine(ArraySlice(lines[0]))
-        var host: String?
-        var hosts = 0
-        for line in lines.dropFirst() where !line.isEmpty {
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
-                  line[line.startIndex..<colon].allSatisfy(Self.isTokenByte)
-            else { throw .malformed }
-            let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
-            guard name.lowercased() == "host" else { continue }
-            hosts += 1
-            guard hosts == 1 else { throw .duplicateHost }
-            let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingSpaces()
-            host = try Self.normalizeHost(value)
-        }
-        if host == nil, version == "HTTP/1.1" { throw .missingHost }
-        return HTTPRequestHead(method: method, target: target, version: version, host: host, byteCount: end - view.startIndex)
     }
 
-    @discardableResult
+    private static func parse(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(HTTPRequestHeadError) -> HTTPRequestHead? {
+        if bytes.first == 0x16 { throw .tls }
+        let newline = UInt8(ascii: "\n"), carriageReturn = UInt8(ascii: "\r")
+        /// The line from `start` up to the line feed at `lineFeed`, without a CR before it.
+        func line(_ start: Int, _ lineFeed: Int) -> Range<Int> {
+            start..<(lineFeed > start && bytes[lineFeed - 1] == carriageReturn ? lineFeed - 1 : lineFeed)
+        }
+        var requestLine: Range<Int>?  // nil until the first line is complete
+        var method = "", target = "", version = ""
+        var host: String?
+        var hostSeen = false
+        var lineStart = 0
+        var index = 0
+        let scanEnd = min(bytes.count, limit)
+        while index < scanEnd {
+            defer { index += 1 }
+            guard bytes[index] == newline else { continue }
+            let current = line(lineStart, index)
+            lineStart = index + 1
+            guard requestLine != nil else {
+                if current.isEmpty { throw .malformed }  // an empty first line
+                requestLine = current
+                (method, target, version) = try Self.requestLine(bytes, current)
+                continue
+            }
+            if current.isEmpty {
+                if host == nil, version == "HTTP/1.1" { throw .missingHost }
+                return HTTPRequestHead(method: method, target: target, version: version, host: host, byteCount: index + 1)
+            }
+            guard let colon = bytes[current].firstIndex(of: UInt8(ascii: ":")), colon > current.lowerBound,
+                  bytes[current.lowerBound..<colon].allSatisfy(Self.isTokenByte)
+            else { throw .malformed }
+            guard colon - current.lowerBound == 4, Self.isHost(bytes, at: current.lowerBound) else { continue }
+            guard !hostSeen else { throw .duplicateHost }
+            hostSeen = true
+            host = try Self.normalizeHost(bytes, (colon + 1)..<current.upperBound)
+        }
+        // (Every complete line was judged above: a request line without a version, HTTP/0.9, is refused as soon
+        // as it ends, as it has no head to wait for.)
+        if bytes.count >= limit { throw .tooLarge }
+        return nil
+    }
+
     /// The request line, without its line ending.
-    private static func requestLine<C: Collection<UInt8>>(_ raw: C) throws(HTTPRequestHeadError) -> (String, String, String) {
-        let line = Array(raw)
-        let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard let method = parts.first, !method.isEmpty, method.allSatisfy(isTokenByte) else { throw .malformed }
-        if parts.count == 2 { throw .http09 }
-        guard parts.count == 3, !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .malformed }
-        let version = String(decoding: parts[2], as: UTF8.self)
-        guard version == "HTTP/1.1" || version == "HTTP/1.0" else { throw .malformed }
-        return (String(decoding: method, as: UTF8.self), String(decoding: parts[1], as: UTF8.self), version)
+    @discardableResult
+    private static func requestLine(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPRequestHeadError) -> (String, String, String) {
+        let line = bytes[range]
+        guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")), firstSpace > range.lowerBound,
+              line[range.lowerBound..<firstSpace].allSatisfy(isTokenByte)
+        else { throw .malformed }
+        let rest = line[(firstSpace + 1)...]
+        guard let secondSpace = rest.firstIndex(of: UInt8(ascii: " ")) else {
+            // "GET /index.html": HTTP/0.9 (a method and a target, nothing else).
+            if !rest.isEmpty, rest.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) { throw .http09 }
+            throw .malformed
+        }
+        let target = line[(firstSpace + 1)..<secondSpace], versionBytes = line[(secondSpace + 1)...]
+        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .malformed }
+        guard versionBytes.count == 8, versionBytes.elementsEqual("HTTP/1.1".utf8) || versionBytes.elementsEqual("HTTP/1.0".utf8) else {
+            throw .malformed
+        }
+        return (
+            String(decoding: line[range.lowerBound..<firstSpace], as: UTF8.self), String(decoding: target, as: UTF8.self),
+            versionBytes.last == UInt8(ascii: "1") ? "HTTP/1.1" : "HTTP/1.0"
+        )
+    }
+
+    /// Whether the four bytes at `start` spell "host" in any case.
+    private static func isHost(_ bytes: UnsafeRawBufferPointer, at start: Int) -> Bool {
+        (bytes[start] | 0x20) == UInt8(ascii: "h") && (bytes[start + 1] | 0x20) == UInt8(ascii: "o")
+            && (bytes[start + 2] | 0x20) == UInt8(ascii: "s") && (bytes[start + 3] | 0x20) == UInt8(ascii: "t")
     }
 
     /// `Example.COM.:8080` → `example.com`; `[2001:db8::1]:80` → `[2001:db8::1]`.
-    static func normalizeHost(_ value: String) throws(HTTPRequestHeadError) -> String {
-        var host = Substring(value.lowercased())
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { throw .badHost }
-            let rest = host[host.index(after: close)...]
-            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { throw .badHost }
-            host = host[...close]
-        } else if let colon = host.lastIndex(of: ":") {
-            guard host[host.index(after: colon)...].allSatisfy(\.isNumber) else { throw .badHost }
-            host = host[..<colon]
+    private static func normalizeHost(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPRequestHeadError) -> String {
+        var lower = range.lowerBound, upper = range.upperBound
+        while lower < upper, bytes[lower] == UInt8(ascii: " ") || bytes[lower] == UInt8(ascii: "\t") { lower += 1 }
+        while upper > lower, bytes[upper - 1] == UInt8(ascii: " ") || bytes[upper - 1] == UInt8(ascii: "\t") { upper -= 1 }
+        var end = upper
+        if lower < upper, bytes[lower] == UInt8(ascii: "[") {
+            guard let close = bytes[lower..<upper].firstIndex(of: UInt8(ascii: "]")) else { throw .badHost }
+            let port = bytes[(close + 1)..<upper]
+            guard port.isEmpty || (port.first == UInt8(ascii: ":") && port.dropFirst().allSatisfy(isDigit)) else { throw .badHost }
+            end = close + 1
+        } else if let colon = bytes[lower..<upper].lastIndex(of: UInt8(ascii: ":")) {
+            guard bytes[(colon + 1)..<upper].allSatisfy(isDigit) else { throw .badHost }
+            end = colon
         }
-        if host.hasSuffix(".") { host = host.dropLast() }
-        // No empty label: "a..b", ".a" and "a.." (after the one trailing dot) name nothing.
-        guard !host.hasPrefix("."), !host.hasSuffix("."), !host.contains("..") else { throw .badHost }
-        guard !host.isEmpty, host.utf8.count <= 255,
-              host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._[]:".contains($0)) })
-        else { throw .badHost }
-        return String(host)
+        if end > lower, bytes[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        guard end > lower, end - lower <= 255 else { throw .badHost }
+        var previous: UInt8 = UInt8(ascii: ".")
+        var host = [UInt8]()
+        host.reserveCapacity(end - lower)
+        for byte in bytes[lower..<end] {
+            // No empty label: "a..b", ".a" and "a.." (after the one trailing dot) name nothing.
+            if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { throw .badHost }
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): host.append(byte | 0x20)
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: ":"):
+                host.append(byte)
+            default: throw .badHost
+            }
+            previous = byte
+        }
+        if previous == UInt8(ascii: ".") { throw .badHost }
+        return String(decoding: host, as: UTF8.self)
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }
 
     private static func isTokenByte(_ byte: UInt8) -> Bool {
@@ -158,14 +188,5 @@ public struct HTTPRequestHeadParser: Sendable {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
         default: return "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        var view = Substring(self)
-        while let first = view.first, first == " " || first == "\t" { view.removeFirst() }
-        while let last = view.last, last == " " || last == "\t" { view.removeLast() }
-        return String(view)
     }
 }

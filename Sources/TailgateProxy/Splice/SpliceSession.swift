@@ -172,8 +172,8 @@ final class SpliceSession {
             record.listener.countDenied()
             return machine.denied(refusal, http: true)
         }
-        let challenge = head.pathAndQuery.hasPrefix("/.well-known/acme-challenge/")
-        if policy.redirectsToHTTPS.contains(record.route ?? ""), !(challenge && pool != nil) {
+        if !policy.redirectsToHTTPS.isEmpty, policy.redirectsToHTTPS.contains(record.route ?? ""),
+           !(pool != nil && head.pathAndQuery.hasPrefix("/.well-known/acme-challenge/")) {
             guard let host = head.host else { return machine.answered(.badRequest, detail: "missing_host", response: HTTPAnswer.status(400)) }
             let location = "https://\(host)\(head.pathAndQuery)"
             let (status, bytes) = HTTPAnswer.redirect(to: location, method: head.method)
