@@ -45,7 +45,9 @@ struct RelayEngineTests {
         for client in connections { client.send("bye\n") }
         #expect(Poll.until(timeout: 10) { server.completed == clients }, "\(server.completed) of \(clients) conversations ended cleanly")
         connections.forEach { $0.close() }
-        #expect(Poll.until(timeout: 10) { engine.acceptingThreads == 1 }, "still \(engine.acceptingThreads) threads accepting")
+        // Generous: an idle thread's load decays over a few seconds, and on a busy machine (the rest of the
+        // suite, CI) its wait for a CPU counts as load too.
+        #expect(Poll.until(timeout: 45) { engine.acceptingThreads == 1 }, "still \(engine.acceptingThreads) threads accepting")
         await socket.close()
     }
 

@@ -13,6 +13,7 @@ public final class ConversationServer: @unchecked Sendable {
     private let lock = NSLock()
     private var _completed = 0
     private var running: Int
+    private var listenerClosed = false
 
     public var completed: Int { lock.lock(); defer { lock.unlock() }; return _completed }
 
@@ -33,8 +34,14 @@ public final class ConversationServer: @unchecked Sendable {
                 while true {
                     let connection = accept(fd, nil, nil)
                     guard connection >= 0 else {  // the listener was shut down
-                        self.lock.lock(); self.running -= 1; let last = self.running == 0; self.lock.unlock()
-                        if last { close(fd) }
+                        self.lock.lock()
+                        self.running -= 1
+                        if self.running == 0 {
+                            // Under the lock: `stop` must not shut down a number that is closed and maybe reused.
+                            close(fd)
+                            self.listenerClosed = true
+                        }
+                        self.lock.unlock()
                         return
                     }
                     _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
@@ -52,7 +59,9 @@ public final class ConversationServer: @unchecked Sendable {
     /// Ends the accepting threads: their `accept` fails once the listener is shut down, and the last one to
     /// leave closes it (closing it here could hand its number to another socket while a thread still accepts).
     public func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
+        lock.lock()
+        if !listenerClosed { shutdown(listener, Int32(SHUT_RDWR)) }
+        lock.unlock()
     }
 }
 

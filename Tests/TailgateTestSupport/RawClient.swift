@@ -16,7 +16,7 @@ public final class RawClient {
             let result = withUnsafePointer(to: &local) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            guard result == 0 else { Glibc.close(fd); throw ClientError.socket("bind \(source)") }
+            guard result == 0 else { abandon(); throw ClientError.socket("bind \(source)") }
         }
         var remote = sockaddr_in()
         remote.sin_family = sa_family_t(AF_INET)
@@ -25,9 +25,22 @@ public final class RawClient {
         let result = withUnsafePointer(to: &remote) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else { Glibc.close(fd); throw ClientError.socket("connect \(host):\(port): errno \(errno)") }
+        guard result == 0 else {
+            let code = errno
+            abandon()
+            throw ClientError.socket("connect \(host):\(port): errno \(code)")
+        }
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Closes the socket of an initializer that is about to throw. The descriptor is forgotten first: a class
+    /// whose initializer throws once its properties are set is deinitialized, and `deinit` closing the number
+    /// again would close whatever another thread opened under it meanwhile (a probe's socket, once).
+    private func abandon() {
+        let descriptor = fd
+        fd = -1
+        Glibc.close(descriptor)
     }
 
     /// The client's own port.
