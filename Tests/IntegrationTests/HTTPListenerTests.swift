@@ -97,6 +97,44 @@ struct HTTPListenerTests {
         #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.63:", "sni=admin.example.com", "outcome=denied"]) != nil)
     }
 
+    /// Behind a trusted PROXY hop (the home host behind the cloud VM): the header's client is the one passed
+    /// on, and the one an access list judges; a header from an untrusted peer is not HTTP and is refused.
+    @Test func aTrustedHopsClientIsPassedOnAndJudged() throws {
+        let sandbox = try Sandbox("http-hop")
+        defer { sandbox.tearDown() }
+        let home = try PlainNginx.start("home", in: sandbox)
+        let port = TestPort.free()
+        let tailgate = try TailgateInstance.start(config: """
+            [listeners.from_cloud]
+            bind = ["127.0.0.1:\(port)"]
+            protocol = "http"
+            proxy_protocol_from = ["127.0.0.90"]
+            default = "home"
+            [listeners.from_cloud.routes]
+            "admin.example.com" = { upstream = "home", allow = ["198.51.100.0/24"] }
+            [upstreams.home]
+            servers = ["127.0.0.1:\(home.proxyPort)"]
+            send_proxy = "v1"
+            """, in: sandbox)
+        func ask(_ header: String, host: String, from source: String) throws -> String {
+            let client = try RawClient(host: "127.0.0.1", port: port, source: source)
+            defer { client.close() }
+            _ = client.send(header + "GET /x HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            return String(decoding: client.receive(atLeast: Int.max, timeout: 10), as: UTF8.self)
+        }
+        let passed = try ask("PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n", host: "admin.example.com", from: "127.0.0.90")
+        #expect(passed.hasSuffix("home host=admin.example.com client=198.51.100.7 uri=/x\n"), "\(passed)")
+        let refused = try ask("PROXY TCP4 203.0.113.9 127.0.0.1 40001 80\r\n", host: "admin.example.com", from: "127.0.0.90")
+        #expect(refused.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(refused)")
+        let other = try ask("PROXY TCP4 203.0.113.9 127.0.0.1 40002 80\r\n", host: "www.example.com", from: "127.0.0.90")
+        #expect(other.hasSuffix("client=203.0.113.9 uri=/x\n"), "\(other)")
+        // Not from the trusted hop: a PROXY line is not an HTTP request line.
+        let spoofed = try ask("PROXY TCP4 198.51.100.7 127.0.0.1 40003 80\r\n", host: "admin.example.com", from: "127.0.0.91")
+        #expect(spoofed.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(spoofed)")
+        #expect(tailgate.waitForConnectionLine(containing: ["client=203.0.113.9:40001", "peer=127.0.0.90:", "outcome=denied"]) != nil)
+        #expect(tailgate.waitForConnectionLine(containing: ["client=127.0.0.91:", "outcome=bad_request", "reason=malformed_request"]) != nil)
+    }
+
     /// Each bad head: its status, `Connection: close`, a reason in the log; the agent answers the next.
     @Test func badRequestHeadsAreAnsweredWithTheirStatusAndTheAgentServesOn() throws {
         let sandbox = try Sandbox("http-hostile")
