@@ -67,17 +67,9 @@ struct FirewallService: Service {
     let supervisor: Supervisor
 
     func run() async throws {
-        let bell = supervisor.parts.firewallBell
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                let interval = await supervisor.firewallCheckInterval
-                let woken = await bell.wait(until: interval.map { ContinuousClock.now + $0 })
-                if !woken, !Task.isShuttingDownGracefully {
-                    supervisor.parts.firewall.verifyAndRepair()
-                }
-            }
-        } onGracefulShutdown: {
-            bell.ring()
+        let supervisor = supervisor
+        await supervisor.parts.firewallBell.serveUntilShutdown(every: { await supervisor.firewallCheckInterval }) {
+            supervisor.parts.firewall.verifyAndRepair()
         }
     }
 }
@@ -88,17 +80,9 @@ struct ResolverService: Service {
     let supervisor: Supervisor
 
     func run() async throws {
-        let bell = supervisor.parts.resolverBell
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                let interval = await supervisor.nextResolution
-                let woken = await bell.wait(until: interval.map { ContinuousClock.now + $0 })
-                if !woken, !Task.isShuttingDownGracefully {
-                    await supervisor.resolveAgain()
-                }
-            }
-        } onGracefulShutdown: {
-            bell.ring()
+        let supervisor = supervisor
+        await supervisor.parts.resolverBell.serveUntilShutdown(every: { await supervisor.nextResolution }) {
+            await supervisor.resolveAgain()
         }
     }
 }

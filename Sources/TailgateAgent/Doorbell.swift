@@ -1,3 +1,4 @@
+import ServiceLifecycle
 import Synchronization
 
 /// Lets a background service sleep until its next deadline, or until what it works from has changed
@@ -28,6 +29,21 @@ final class Doorbell: Sendable {
         }
         woken?.1?.cancel()
         woken?.0.resume(returning: true)
+    }
+
+    /// Runs `work` each time `interval` (asked anew after every wait; nil: no deadline) passes without a ring,
+    /// until graceful shutdown, which rings the bell to end the wait at once. A ring (a new configuration) only
+    /// makes it ask for the interval again.
+    func serveUntilShutdown(every interval: @escaping @Sendable () async -> Duration?, _ work: @escaping @Sendable () async -> Void) async {
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                let period = await interval()
+                let woken = await wait(until: period.map { ContinuousClock.now + $0 })
+                if !woken, !Task.isShuttingDownGracefully { await work() }
+            }
+        } onGracefulShutdown: {
+            self.ring()
+        }
     }
 
     /// Returns at `deadline` (false), or earlier when rung or when the task is cancelled (true). With no

@@ -24,8 +24,7 @@ struct HealthService: Service {
 
     func run() async throws {
         guard let health = supervisor.initialHealth else {
-            // A health socket passed in (the file had [health] before this restart) is not wanted now.
-            for socket in supervisor.inherited.closeUnclaimed(.health) { supervisor.store.forget(socket.name) }
+            supervisor.closeUnclaimedHealthSockets()  // the file had [health] before this restart
             try? await gracefulShutdown()
             return
         }
@@ -75,9 +74,7 @@ struct HealthService: Service {
                 await supervisor.noteHealthBindFailure("\(address.value.endpointDescription): \(reason)")
             }
         }
-        for socket in supervisor.inherited.closeUnclaimed(.health) {
-            supervisor.store.forget(socket.name)
-        }
+        supervisor.closeUnclaimedHealthSockets()
         try? await gracefulShutdown()
         for channel in channels { try? await channel.close() }
     }

@@ -206,14 +206,17 @@ actor ListenerSet: ReloadStep {
     }
 
     /// Closes the sockets passed in at start that no listener claimed (the configuration no longer names
-    /// their binds), so that exactly the configured ones are open; they leave the store too.
-    func closeUnclaimedInherited() {
-        for socket in inherited.closeUnclaimed(.listener) {
+    /// their binds), so that exactly the configured ones are open; they leave the store too. Returns how many.
+    @discardableResult
+    func closeUnclaimedInherited() -> Int {
+        let unclaimed = inherited.closeUnclaimed(.listener)
+        for socket in unclaimed {
             store.forget(socket.name)
             logger.info("closed a listening socket passed in that the configuration no longer names", metadata: [
                 "bind": .string(socket.address.endpointDescription), "name": .string(socket.name),
             ])
         }
+        return unclaimed.count
     }
 
     /// The open listening sockets with their store names (for an upgrade hand-over).

@@ -18,8 +18,8 @@ struct ProxyPlan: Sendable {
     let generation: Int
     /// The addresses the servers' names had when this plan was made.
     let names: ResolvedNames
-    /// Every upstream's servers in file order, resolved or not (for /status and warnings).
-    let servers: [String: [Server]]
+    /// Every upstream's servers in file order, resolved or not (for /status).
+    let serverEntries: [String: [Server]]
 
     /// Builds the plan from addresses already resolved (`ResolvedNames.resolve`). A server whose name has no
     /// address yet is left out of its pool (an upstream with none refuses connections) and is not an error:
@@ -59,7 +59,9 @@ struct ProxyPlan: Sendable {
         for listener in configuration.listeners {
             policies[listener.name] = ListenerPolicy(configuration: listener, upstreams: pools, generation: generation)
         }
-        return ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation, names: names, servers: servers)
+        return ProxyPlan(
+            configuration: configuration, policies: policies, pools: pools, generation: generation, names: names, serverEntries: servers
+        )
     }
 
     /// The same configuration with the names resolved anew (`resolve_interval`): new pools and policies,
@@ -70,7 +72,9 @@ struct ProxyPlan: Sendable {
 
     /// This plan with `names` remembered (the addresses unchanged, only why lookups failed).
     func with(names: ResolvedNames) -> ProxyPlan {
-        ProxyPlan(configuration: configuration, policies: policies, pools: pools, generation: generation, names: names, servers: servers)
+        ProxyPlan(
+            configuration: configuration, policies: policies, pools: pools, generation: generation, names: names, serverEntries: serverEntries
+        )
     }
 
     /// One warning per server whose name has no address, at the line that names it.

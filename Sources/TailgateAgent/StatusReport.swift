@@ -75,7 +75,7 @@ struct StatusReport: Sendable {
             }
             // Servers whose names have not resolved yet: down, and why.
             let plan = await supervisor.plan
-            for server in plan?.servers[name] ?? [] where server.address == nil {
+            for server in plan?.serverEntries[name] ?? [] where server.address == nil {
                 guard case .hostname(let host, let port) = server.written else { continue }
                 let reason = plan?.names.failures[ResolvedNames.Name(host: host, port: port)] ?? "not resolved yet"
                 json += (firstServer ? "" : ",") + "{\"address\":\(q(server.written.description)),\"state\":\"unresolved\",\"active_connections\":0"

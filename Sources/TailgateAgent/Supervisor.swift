@@ -105,12 +105,12 @@ actor Supervisor {
         } catch {
             throw error.underlying
         }
-        let unclaimed = inherited.count
-        await listeners.closeUnclaimedInherited()
+        let closed = await listeners.closeUnclaimedInherited()
         if inherited.passedIn > 0 {
+            // (The health endpoint's sockets are claimed by its own service, which may not have run yet.)
             logger.info("took over listening sockets", metadata: [
                 "from": .string(predecessor != nil ? "the previous process (upgrade)" : "systemd (LISTEN_FDS)"),
-                "passed_in": .stringConvertible(inherited.passedIn), "listeners": .stringConvertible(inherited.passedIn - unclaimed),
+                "passed_in": .stringConvertible(inherited.passedIn), "closed_unconfigured": .stringConvertible(closed),
             ])
         }
         self.plan = plan
@@ -325,6 +325,11 @@ actor Supervisor {
         self.plan = next
         parts.checker.configure(next.configuration, plan: next)
         parts.checkerBell.ring()
+    }
+
+    /// Closes the health sockets passed in at start that `[health] listen` no longer names; they leave the store.
+    nonisolated func closeUnclaimedHealthSockets() {
+        for socket in inherited.closeUnclaimed(.health) { store.forget(socket.name) }
     }
 
     /// Keeps a duplicate of a health endpoint socket for the store and the next hand-over.

@@ -15,7 +15,7 @@ public struct SystemdNotifier: Sendable {
     private let path: [UInt8]?
     private let silenced = SilenceSwitch()
 
-    public init(environment value: String? = Self.environment("NOTIFY_SOCKET")) {
+    public init(environment value: String? = SystemEnvironment.value("NOTIFY_SOCKET")) {
         guard let value, value.hasPrefix("/") || value.hasPrefix("@"), value.utf8.count < 108 else {
             path = nil
             return
@@ -68,8 +68,8 @@ public struct SystemdNotifier: Sendable {
     /// started by an upgrade hand-over has no WATCHDOG_PID: its predecessor removed it, as the pid is not known
     /// before the spawn, and the successor becomes the main process.)
     public static func watchdogInterval() -> Duration? {
-        guard let text = environment("WATCHDOG_USEC"), let microseconds = Int64(text), microseconds > 0 else { return nil }
-        if let pidText = environment("WATCHDOG_PID"), let pid = Int32(pidText), pid != getpid() { return nil }
+        guard let text = SystemEnvironment.value("WATCHDOG_USEC"), let microseconds = Int64(text), microseconds > 0 else { return nil }
+        if let pidText = SystemEnvironment.value("WATCHDOG_PID"), let pid = Int32(pidText), pid != getpid() { return nil }
         return .microseconds(microseconds)
     }
 
@@ -78,9 +78,5 @@ public struct SystemdNotifier: Sendable {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return UInt64(spec.tv_sec) * 1_000_000 + UInt64(spec.tv_nsec) / 1_000
-    }
-
-    public static func environment(_ name: String) -> String? {
-        getenv(name).map { String(cString: $0) }
     }
 }

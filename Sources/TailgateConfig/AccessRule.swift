@@ -40,9 +40,4 @@ public struct AccessRule: Sendable {
         for entry in deny { result = result.subtracting(entry.addresses) }
         return result
     }
-
-    /// All addresses of the deny entries.
-    public var denied: AddressSet {
-        AddressSet.union(deny.map(\.addresses))
-    }
 }

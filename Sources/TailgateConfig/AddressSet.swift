@@ -72,11 +72,6 @@ public struct AddressSet: Sendable, Equatable {
         return result
     }
 
-    /// Whether every address of this set is also in `other`.
-    public func isCovered(by other: AddressSet) -> Bool {
-        intersection(other) == self
-    }
-
     private static func find<T: FixedWidthInteger>(_ value: T, _ starts: [T], _ ends: [T]) -> Bool {
         // The last range starting at or before `value`.
         var low = 0, high = starts.count

@@ -22,7 +22,7 @@ extension ConfigurationLoader {
         var named = NamedLists()
         for entry in table.entries {
             let path = "lists.\(entry.key)"
-            guard HostnamePattern.isValidListName(entry.key) else {
+            guard isValidListName(entry.key) else {
                 errors.add("invalid list name \"\(entry.key)\"; use letters, digits, '_' and '-'", at: entry.keyPosition, path: path)
                 continue
             }
@@ -56,6 +56,11 @@ extension ConfigurationLoader {
             }
         }
         return named
+    }
+
+    /// A name `@name` can refer to: letters, digits, '_' and '-', at most 64.
+    static func isValidListName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
     }
 
     /// One prefix per line; `#` starts a comment; blank lines are skipped. Errors name the file's own line.
@@ -168,11 +173,5 @@ extension String {
         while let first = view.first, first == " " || first == "\t" || first == "\r" { view.removeFirst() }
         while let last = view.last, last == " " || last == "\t" || last == "\r" { view.removeLast() }
         return String(view)
-    }
-}
-
-extension HostnamePattern {
-    static func isValidListName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
     }
 }

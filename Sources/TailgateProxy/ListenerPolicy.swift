@@ -41,12 +41,14 @@ public final class ListenerPolicy: Sendable {
         self.routeAccess = configuration.routeAccess
     }
 
-    /// Why the client at `address` may not use `route` (a route label); nil when it may.
-    func refusal(_ address: IPAddress?, route: String?) -> String? {
+    /// Why the client at `client` may not use `route` (a route label); nil when it may. Without lists (the
+    /// usual listener) this is one check per connection, and the address is not even converted.
+    func refusal(_ client: SocketAddress?, route: String?) -> String? {
         guard access != nil || !routeAccess.isEmpty else { return nil }
-        guard let address else { return access == nil && route.flatMap({ routeAccess[$0] }) == nil ? nil : "no client address" }
-        if let refusal = access?.refusal(address) { return refusal }
-        return route.flatMap { routeAccess[$0] }?.refusal(address)
+        let routeRule = route.flatMap { routeAccess[$0] }
+        guard access != nil || routeRule != nil else { return nil }
+        guard let address = client.flatMap(IPAddress.init) else { return "no client address" }
+        return access?.refusal(address) ?? routeRule?.refusal(address)
     }
 
     /// Whether `peer` is a trusted PROXY protocol sender.

@@ -1,7 +1,6 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
-import TailgateConfig
 import TailgateSystem
 import TailgateWire
 
@@ -156,7 +155,7 @@ final class SpliceSession {
     private func route(_ hello: ClientHelloInfo, received: ByteBuffer, loop: SpliceLoop) -> Action {
         guard let policy, let pool = policy.route(hello, record: record) else { return machine.notRouted() }
         // Judged on the client's address: the trusted PROXY header's source when there was one.
-        if let refusal = policy.refusal(record.client.flatMap(IPAddress.init), route: record.route) {
+        if let refusal = policy.refusal(record.client, route: record.route) {
             record.listener.countDenied()
             return machine.denied(refusal)
         }
@@ -168,7 +167,7 @@ final class SpliceSession {
     private func routeRequest(_ head: HTTPRequestHead, received: ByteBuffer, loop: SpliceLoop) -> Action {
         guard let policy else { return machine.notRouted() }
         let (match, pool) = policy.route(request: head, record: record)
-        if let refusal = policy.refusal(record.client.flatMap(IPAddress.init), route: record.route) {
+        if let refusal = policy.refusal(record.client, route: record.route) {
             record.listener.countDenied()
             return machine.denied(refusal, http: true)
         }
