@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 _Static_assert(EPOLLIN == 0x001 && EPOLLOUT == 0x004 && EPOLLERR == 0x008 && EPOLLHUP == 0x010 && EPOLLRDHUP == 0x2000 &&
@@ -24,7 +25,23 @@ int tailgate_pipe(int fds[2]) {
 }
 
 ssize_t tailgate_splice(int from, int to, size_t length) {
-    return splice(from, NULL, to, NULL, length, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    return syscall(SYS_splice, from, NULL, to, NULL, length, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+}
+
+ssize_t tailgate_recv(int socket, void *buffer, size_t length, int flags) {
+    return syscall(SYS_recvfrom, socket, buffer, length, flags, NULL, NULL);
+}
+
+ssize_t tailgate_send(int socket, const void *buffer, size_t length, int flags) {
+    return syscall(SYS_sendto, socket, buffer, length, flags, NULL, 0);
+}
+
+int tailgate_connect(int socket, const void *address, unsigned int length) {
+    return (int)syscall(SYS_connect, socket, address, (socklen_t)length);
+}
+
+int tailgate_close(int descriptor) {
+    return (int)syscall(SYS_close, descriptor);
 }
 
 int tailgate_eventfd(void) {
@@ -47,7 +64,7 @@ int tailgate_epoll_control(int epoll, int operation, int fd, uint32_t events, ui
 int tailgate_epoll_wait(int epoll, uint32_t *events, uint64_t *tokens, int capacity, int timeout_ms) {
     struct epoll_event ready[256];
     if (capacity > 256) capacity = 256;
-    int count = epoll_wait(epoll, ready, capacity, timeout_ms);
+    int count = (int)syscall(SYS_epoll_pwait, epoll, ready, capacity, timeout_ms, NULL, (size_t)8);
     for (int i = 0; i < count; i++) {
         events[i] = ready[i].events;
         tokens[i] = ready[i].data.u64;
@@ -60,7 +77,7 @@ void tailgate_name_thread(const char *name) {
 }
 
 int tailgate_accept(int listener, void *address, unsigned int *length) {
-    return accept4(listener, (struct sockaddr *)address, (socklen_t *)length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return (int)syscall(SYS_accept4, listener, (struct sockaddr *)address, (socklen_t *)length, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
 ssize_t tailgate_send_with_descriptors(int socket, const void *path, size_t path_length, const void *message, size_t length,

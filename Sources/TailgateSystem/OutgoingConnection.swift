@@ -1,3 +1,4 @@
+import CTailgateLinux
 import Glibc
 import NIOCore
 
@@ -14,7 +15,7 @@ public enum OutgoingConnection {
         guard descriptor >= 0 else { throw SystemCallError("socket") }
         var one: CInt = 1
         _ = setsockopt(descriptor, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
-        let result = address.withSockAddr { pointer, length in Glibc.connect(descriptor, pointer, socklen_t(length)) }
+        let result = address.withSockAddr { pointer, length in tailgate_connect(descriptor, pointer, socklen_t(length)) }
         if result == 0 { return (descriptor, false) }
         // A non-blocking connect interrupted by a signal goes on in the background, as one in progress.
         let error = errno

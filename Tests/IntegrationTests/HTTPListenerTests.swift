@@ -47,6 +47,22 @@ struct HTTPListenerTests {
         return Command.run("/usr/bin/curl", arguments + ["http://127.0.0.1:\(port)\(path)"]).output
     }
 
+    /// An http listener whose every request goes to the plain nginx "home"; `extra` adds listener keys.
+    static func startWebListener(in sandbox: Sandbox, extra: String = "") throws -> (port: Int, tailgate: TailgateInstance) {
+        let home = try PlainNginx.start("home", in: sandbox)
+        let port = TestPort.free()
+        let tailgate = try TailgateInstance.start(config: """
+            [listeners.web]
+            bind = ["127.0.0.1:\(port)"]
+            protocol = "http"
+            default = "home"
+            \(extra)
+            [upstreams.home]
+            servers = ["127.0.0.1:\(home.port)"]
+            """, in: sandbox)
+        return (port, tailgate)
+    }
+
     @Test func hostsRouteRedirectToHTTPSAndLetACMEChallengesThrough() throws {
         let sandbox = try Sandbox("http-routes")
         defer { sandbox.tearDown() }
@@ -139,17 +155,7 @@ struct HTTPListenerTests {
     @Test func badRequestHeadsAreAnsweredWithTheirStatusAndTheAgentServesOn() throws {
         let sandbox = try Sandbox("http-hostile")
         defer { sandbox.tearDown() }
-        let home = try PlainNginx.start("home", in: sandbox)
-        let port = TestPort.free()
-        let tailgate = try TailgateInstance.start(config: """
-            [listeners.web]
-            bind = ["127.0.0.1:\(port)"]
-            protocol = "http"
-            request_timeout = "2s"
-            default = "home"
-            [upstreams.home]
-            servers = ["127.0.0.1:\(home.port)"]
-            """, in: sandbox)
+        let (port, tailgate) = try Self.startWebListener(in: sandbox, extra: "request_timeout = \"2s\"")
         let hello = try Captures.load("openssl-sni-alpn.bin")
         let cases: [(name: String, bytes: [UInt8], status: String, reason: String)] = [
             ("no Host", Array("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n".utf8), "400", "missing_host"),
@@ -187,5 +193,23 @@ struct HTTPListenerTests {
         // Still serving.
         #expect(Self.curl(port, host: "a.example", path: "/ok").hasSuffix("home host=a.example client= uri=/ok\n"))
         #expect(tailgate.process.isRunning)
+    }
+
+    /// Once the server has answered and closed, the connection ends at once, as nginx's and HAProxy's do:
+    /// it does not wait for the client's own FIN (no wake-up and no socket held for it). The response arrives
+    /// whole and ends in a FIN, not a reset; a tls or tcp listener still passes half-closes on.
+    @Test func aConnectionEndsOnceTheServerHasAnsweredAndClosed() throws {
+        let sandbox = try Sandbox("http-close")
+        defer { sandbox.tearDown() }
+        let (port, tailgate) = try Self.startWebListener(in: sandbox)
+        let client = try RawClient(host: "127.0.0.1", port: port, source: "127.0.0.95")
+        defer { client.close() }
+        _ = client.send("GET /once HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+        let answer = String(decoding: client.receive(atLeast: Int.max, timeout: 10), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.hasSuffix("home host=a.example client= uri=/once\n"), "\(answer.debugDescription)")
+        // The client has not closed, and the connection is over: logged, and its socket gone from the agent.
+        let line = tailgate.waitForConnectionLine(containing: ["client=127.0.0.95:", "outcome=closed"], timeout: 10)
+        #expect(line != nil, "\(tailgate.process.output.suffix(1_500))")
+        #expect(line?.contains("reason=") == false, "\(line ?? "")")
     }
 }

@@ -25,6 +25,20 @@ int tailgate_epoll_wait(int epoll, uint32_t *events, uint64_t *tokens, int capac
 /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
 int tailgate_accept(int listener, void *address, unsigned int *length);
 
+// The relay threads' socket calls, made with syscall(2) rather than through glibc's wrappers: those are
+// thread cancellation points, and in a process with more than one thread each of them turns asynchronous
+// cancellation on and off around the call (two atomic operations). tailgate never cancels a thread; on the
+// benchmark's port-80 run that was ~0.9 % of the CPU per connection (docs/performance.md).
+
+/// recv(2) (recvfrom without an address).
+ssize_t tailgate_recv(int socket, void *buffer, size_t length, int flags);
+/// send(2) (sendto without an address).
+ssize_t tailgate_send(int socket, const void *buffer, size_t length, int flags);
+/// connect(2).
+int tailgate_connect(int socket, const void *address, unsigned int length);
+/// close(2).
+int tailgate_close(int descriptor);
+
 /// Names the calling thread (at most 15 bytes are kept), as ps and top show it.
 void tailgate_name_thread(const char *name);
 

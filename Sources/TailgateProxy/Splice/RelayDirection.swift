@@ -233,4 +233,10 @@ struct RelayDirection {
     mutating func passedFIN() {
         source = .finished
     }
+
+    /// The connection ends without this direction's end of stream (an http response was delivered and
+    /// the client had nothing more queued): nothing more is read, what is in flight is dropped at the close.
+    mutating func abandon() {
+        source = .finished
+    }
 }

@@ -317,7 +317,7 @@ final class SpliceLoop {
         let listener = socket.listener
         let policy = listener.policy
         guard socket.admitOrRefuse(listener: listener, policy: policy) else {
-            Glibc.close(descriptor)
+            tailgate_close(descriptor)
             return
         }
         let record = ConnectionRecord(listener: listener, logger: socket.logger, lineWriter: socket.lineWriter, peer: peer)

@@ -13,6 +13,9 @@ extension SpliceSession {
         if report.failure == nil {
             report.failure = pump(&toClient, from: upstream, to: client, towardUpstream: false, otherFinished: toUpstream.isFinished, loop: loop, moved: &report.moved)
         }
+        if responseDelivered {
+            toUpstream.abandon()
+        }
         return report
     }
 
@@ -28,7 +31,7 @@ extension SpliceSession {
                 return nil
             case .flushHeld:
                 guard case .held(let bytes) = direction.inFlight else { return nil }
-                let sent = bytes.withUnsafeBytes { send(destination, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+                let sent = bytes.withUnsafeBytes { tailgate_send(destination, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
                 guard sent >= 0 || errno == EAGAIN else { return writeFailure(towardUpstream: towardUpstream, call: "send") }
                 direction.flushedHeld(sent: max(0, sent))
             case .flushPipe(let count):
@@ -38,13 +41,13 @@ extension SpliceSession {
                 direction.flushedPipe(sent: max(0, sent))
             case .copy:
                 let scratch = loop.scratch
-                let received = recv(source, scratch.baseAddress, scratch.count, 0)
+                let received = tailgate_recv(source, scratch.baseAddress, scratch.count, 0)
                 guard received > 0 else {
                     if let failure = endOfRead(received, &direction, towardUpstream: towardUpstream, call: "recv") { return failure }
                     continue
                 }
                 noteRead(received, towardUpstream: towardUpstream, moved: &moved)
-                let sent = send(destination, scratch.baseAddress, received, CInt(MSG_NOSIGNAL))
+                let sent = tailgate_send(destination, scratch.baseAddress, received, CInt(MSG_NOSIGNAL))
                 let failure = sent < 0 && errno != EAGAIN ? writeFailure(towardUpstream: towardUpstream, call: "send") : nil
                 let written = max(0, sent)
                 direction.copied(received: received, capacity: scratch.count, leftover: written < received ? Self.bytes(scratch, written..<received) : [])
@@ -68,11 +71,25 @@ extension SpliceSession {
                 if let (pipe, _) = direction.pipe { loop.pipes.give(pipe) }
                 direction.releasedPipe()
             case .passFIN:
+                if !towardUpstream, endsWithResponse, clientIsQuiet(loop: loop) {
+                    // HTTP: the server ended the connection and the response is out; as nginx and HAProxy
+                    // do, the close follows now (it sends the FIN) instead of after the client's own FIN.
+                    responseDelivered = true
+                    direction.passedFIN()
+                    continue
+                }
                 // The FIN goes on; when the other way is done too, the close that follows sends it.
                 shutdown(destination, CInt(SHUT_WR))
                 direction.passedFIN()
             }
         }
+    }
+
+    /// The client has sent nothing that is still unread: a close then sends a FIN, not a reset that could
+    /// destroy the response on its way. (Its FIN may be queued: a close is clean then too.)
+    private func clientIsQuiet(loop: SpliceLoop) -> Bool {
+        let peeked = tailgate_recv(client, loop.scratch.baseAddress, 1, CInt(MSG_PEEK | MSG_DONTWAIT))
+        return peeked == 0 || (peeked < 0 && errno == EAGAIN)
     }
 
     private static func bytes(_ scratch: UnsafeMutableRawBufferPointer, _ range: Range<Int>) -> ArraySlice<UInt8> {

@@ -28,6 +28,11 @@ final class SpliceSession {
     private let localAddress: SocketAddress?
     /// Queued on the loop to be served again after this turn (see `SessionStateMachine.Action.resumeLater`).
     var postedAgain = false
+    /// An http listener's connection ends when the server's response has gone out and the client has
+    /// nothing more queued (see `SpliceSession+Pump`).
+    let endsWithResponse: Bool
+    /// The response went out and the client was quiet: the connection closes without waiting for its FIN.
+    var responseDelivered = false
     private var connectStarted = NIODeadline.uptimeNanoseconds(0)
 
     /// A connection the relay thread accepted: admission (PROXY header, ClientHello, route) happens here too.
@@ -42,6 +47,7 @@ final class SpliceSession {
         self.registry = registry
         self.policy = policy
         self.localAddress = localAddress
+        self.endsWithResponse = policy.isHTTP
         self.machine = SessionStateMachine(
             expectProxyHeader: policy.trusts(record.peer), plainTCP: policy.isPlainTCP, http: policy.isHTTP,
             helloDeadline: now + policy.clientHelloTimeout
@@ -138,7 +144,7 @@ final class SpliceSession {
 
     private func receiveFromClient(loop: SpliceLoop) -> Action {
         let scratch = loop.scratch
-        let received = recv(client, scratch.baseAddress, scratch.count, 0)
+        let received = tailgate_recv(client, scratch.baseAddress, scratch.count, 0)
         if received > 0 {
             record.bytesFromClient += received
             let action = machine.received(UnsafeRawBufferPointer(rebasing: scratch[0..<received]), capacity: scratch.count)
@@ -222,7 +228,7 @@ final class SpliceSession {
     private func closeUpstream(loop: SpliceLoop) {
         guard upstream >= 0 else { return }
         loop.forget(upstream)
-        Glibc.close(upstream)
+        tailgate_close(upstream)
         upstream = -1
     }
 
@@ -246,7 +252,7 @@ final class SpliceSession {
     }
 
     private func sendGreeting(_ bytes: ByteBuffer, loop: SpliceLoop) -> Action {
-        let written = bytes.withUnsafeReadableBytes { send(upstream, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+        let written = bytes.withUnsafeReadableBytes { tailgate_send(upstream, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
         if written >= 0 { return machine.greetingSent(written, now: loop.now) }
         let error = SystemCallError("write")
         return error.errno == EAGAIN ? machine.greetingSent(0, now: loop.now) : machine.greetingFailed(error)
@@ -259,7 +265,7 @@ final class SpliceSession {
         record.adoptSource(of: closing.proxyHeader)
         record.end(closing.outcome, detail: closing.detail)
         loop.forget(client)
-        Glibc.close(client)
+        tailgate_close(client)
         closeUpstream(loop: loop)
         for (pipe, pending) in closing.pipes {
             // A pipe with bytes still in it cannot be reused.
