@@ -146,6 +146,29 @@ extension ConfigurationLoader {
         return true
     }
 
+    /// `max_connections_per_source`, `connection_rate_per_source` and the prefixes that name a source.
+    static func readSourceLimits(_ reader: inout TableReader, errors: ErrorCollector) -> SourceLimits {
+        var limits = SourceLimits()
+        limits.maxConnections = reader.integer("max_connections_per_source", in: 1...1_000_000)?.value
+        if let text = reader.string("connection_rate_per_source") {
+            switch SourceLimits.parseRate(text.value) {
+            case .success(let rate): limits.rate = rate
+            case .failure(let error): errors.add("invalid rate \"\(text.value)\": \(error.message)", at: text.position, path: reader.keyPath("connection_rate_per_source"))
+            }
+        }
+        limits.ipv4Prefix = reader.integer("source_prefix_ipv4", in: 8...32)?.value ?? 32
+        limits.ipv6Prefix = reader.integer("source_prefix_ipv6", in: 16...128)?.value ?? 64
+        if !limits.isEnabled {
+            for key in ["source_prefix_ipv4", "source_prefix_ipv6"] {
+                if let position = reader.table[key]?.position {
+                    errors.warn("no per-source limit is set on this listener (max_connections_per_source, connection_rate_per_source), so '\(key)' does nothing",
+                                at: position, path: reader.keyPath(key))
+                }
+            }
+        }
+        return limits
+    }
+
     /// `client_hello_timeout` (tls, and a tcp listener's PROXY header), or `request_timeout` (http): how long
     /// a client has to send what routing needs.
     static func readAdmissionTimeout(_ reader: inout TableReader, _ listenerProtocol: ListenerProtocol, errors: ErrorCollector) -> Duration {

@@ -6,7 +6,7 @@ public enum ConfigurationLoader {
     static let topLevelKeys = ["global", "lists", "listeners", "upstreams", "log", "firewall", "health"]
     static let listenerKeys = [
         "bind", "protocol", "routes", "default", "client_hello_timeout", "request_timeout", "max_connections", "proxy_protocol_from", "allow",
-        "deny", "redirect",
+        "deny", "redirect", "max_connections_per_source", "connection_rate_per_source", "source_prefix_ipv4", "source_prefix_ipv6",
     ]
     static let upstreamKeys = [
         "servers", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
@@ -285,6 +285,12 @@ public enum ConfigurationLoader {
             proxyProtocolFrom: proxyFrom ?? []
         )
         listener.access = AccessRule(scope: "listener", allow: allow, deny: deny)
+        listener.sourceLimits = readSourceLimits(&reader, errors: errors)
+        if let perSource = listener.sourceLimits.maxConnections, perSource >= listener.maxConnections,
+           let position = reader.table["max_connections_per_source"]?.position {
+            errors.warn("max_connections_per_source \(perSource) is not below the listener's max_connections \(listener.maxConnections): one source can still take every slot",
+                        at: position, path: reader.keyPath("max_connections_per_source"))
+        }
         if readRedirect(&reader, listenerProtocol, errors: errors) {
             // The whole listener: every route, and connections without one (the default's upstream takes ACME).
             redirects.formUnion(routes.map(\.pattern.description) + ["default", "none"])

@@ -78,6 +78,8 @@ public struct ListenerConfiguration: Sendable {
     /// `protocol = "http"`: routes (by pattern; `default`, and `none` for a Host no route takes) that answer
     /// with a redirect to https, but for `/.well-known/acme-challenge/`, which goes to their upstream.
     public var redirectsToHTTPS: Set<String> = []
+    /// Limits per client address (off unless a key sets one).
+    public var sourceLimits = SourceLimits()
 }
 
 /// How to speak PROXY protocol to an upstream.

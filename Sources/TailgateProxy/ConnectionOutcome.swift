@@ -4,6 +4,9 @@ public enum ConnectionOutcome: String, Sendable, CaseIterable {
     case closed
     /// The listener was at max_connections.
     case overLimit = "over_limit"
+    /// The client's source was over `max_connections_per_source` or `connection_rate_per_source`; the reason
+    /// says which (`connections`, `rate`).
+    case overSourceLimit = "over_source_limit"
     /// No whole ClientHello within client_hello_timeout.
     case clientHelloTimeout = "client_hello_timeout"
     /// The first bytes were not a usable ClientHello; the sniffer's reason is logged alongside.

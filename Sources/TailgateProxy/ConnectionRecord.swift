@@ -27,6 +27,11 @@ final class ConnectionRecord {
     var bytesFromServer = 0
     /// A probe (connected, sent nothing but perhaps a PROXY header, left): logged at debug level only.
     var quiet = false
+    /// The listener's per-source table as of the accept, when it limits sources and the client is not known
+    /// yet (a trusted peer's PROXY header will name it).
+    var sourceTracker: SourceTracker?
+    /// Where this connection is counted per source, given back when it ends.
+    var sourceCount: (tracker: SourceTracker, key: SourceKey)?
     private(set) var outcome: ConnectionOutcome?
     private(set) var detail: String?
     private var finished = false
@@ -63,11 +68,13 @@ final class ConnectionRecord {
         finished = true
         let outcome = self.outcome ?? .closed
         listener.release()
+        if let sourceCount { sourceCount.tracker.release(sourceCount.key) }
         if let connectedServer { connectedServer.usage.release(connectedServer.address) }
         listener.metrics.ended(self, outcome: outcome)
         // A peer that connects and leaves without a byte (a port scan, a load balancer's TCP check)
-        // is counted but logged only at debug level, so probes cannot flood the log.
-        let level: Logger.Level = quiet && outcome == .clientClosedEarly ? .debug : .info
+        // is counted but logged only at debug level, so probes cannot flood the log; so is a client refused
+        // for its source's limits (a warning names the source once a minute).
+        let level: Logger.Level = quiet && (outcome == .clientClosedEarly || outcome == .overSourceLimit) ? .debug : .info
         guard logger.logLevel <= level else { return }
         let line = ConnectionLogLine(
             listener: listener.name, client: client, peer: peer != client ? peer : nil, serverName: serverName, alpn: alpn,

@@ -1,5 +1,5 @@
 /// The responses an http listener writes itself, always with `Connection: close`: redirects to https and
-/// the refusals (400, 403, 404, 408, 431). Small enough for one write into an empty socket buffer.
+/// the refusals (400, 403, 404, 408, 429, 431). Small enough for one write into an empty socket buffer.
 enum HTTPAnswer {
     static func reason(_ status: Int) -> String {
         switch status {
@@ -9,6 +9,7 @@ enum HTTPAnswer {
         case 403: return "Forbidden"
         case 404: return "Not Found"
         case 408: return "Request Timeout"
+        case 429: return "Too Many Requests"
         case 431: return "Request Header Fields Too Large"
         default: return "Error"
         }

@@ -25,6 +25,8 @@ public final class ListenerPolicy: Sendable {
     let access: AccessRule?
     /// Routes' own allow/deny, by route label as the log shows it (`ops.example.com`, `*.example.com`).
     let routeAccess: [String: AccessRule]
+    /// Limits per client source (`max_connections_per_source`, `connection_rate_per_source`).
+    public let sourceLimits: SourceLimits
 
     public init(configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int) {
         self.name = configuration.name
@@ -39,6 +41,7 @@ public final class ListenerPolicy: Sendable {
         self.generation = generation
         self.access = configuration.access.isOpen ? nil : configuration.access
         self.routeAccess = configuration.routeAccess
+        self.sourceLimits = configuration.sourceLimits
     }
 
     /// Why the client at `client` may not use `route` (a route label); nil when it may. Without lists (the

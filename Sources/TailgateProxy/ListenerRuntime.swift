@@ -7,13 +7,18 @@ import Synchronization
 /// Survives reloads; only the policy inside is replaced.
 public final class ListenerRuntime: Sendable {
     public let name: String
-    private let policyBox: NIOLockedValueBox<ListenerPolicy>
+    /// The policy new connections use, and the per-source table when the policy limits sources (kept across
+    /// reloads, so that a reload does not forget who has connections open; one lock for both).
+    private let policyBox: NIOLockedValueBox<(policy: ListenerPolicy, sources: SourceTracker?)>
     private let active = Atomic<Int>(0)
     private let refusedOverLimit = Atomic<Int>(0)
     private let accepted = Atomic<Int>(0)
     private let denied = Atomic<Int>(0)
     /// Uptime nanoseconds of the last over-limit warning, to log it at most once a second.
     private let lastLimitWarning = Atomic<Int64>(Int64.min / 2)
+    private let refusedForSource = Atomic<Int>(0)
+    /// Uptime nanoseconds of the last per-source warning, to log at most twenty a second.
+    private let lastSourceWarning = Atomic<Int64>(Int64.min / 2)
 
     let metrics: ProxyMetrics
     let counters: ListenerCounters
@@ -25,17 +30,39 @@ public final class ListenerRuntime: Sendable {
         self.name = policy.name
         metrics.initialize(listener: policy.name)
         self.counters = ListenerCounters(listener: policy.name, metrics: metrics)
-        self.policyBox = NIOLockedValueBox(policy)
+        self.policyBox = NIOLockedValueBox((policy, Self.sources(for: policy, keeping: nil)))
     }
 
     /// The policy new connections use.
     public var policy: ListenerPolicy {
+        policyBox.withLockedValue { $0.policy }
+    }
+
+    /// The policy and the per-source table, read together at accept.
+    var current: (policy: ListenerPolicy, sources: SourceTracker?) {
         policyBox.withLockedValue { $0 }
     }
 
     /// Publishes a new policy for connections accepted from now on.
     public func publish(_ policy: ListenerPolicy) {
-        policyBox.withLockedValue { $0 = policy }
+        policyBox.withLockedValue { $0 = (policy, Self.sources(for: policy, keeping: $0.sources)) }
+    }
+
+    /// The per-source table `policy` needs: the one in use when it is large enough for the listener's
+    /// `max_connections` (its counts go on), a larger one when a reload raised it (connections open then
+    /// give back to the table they were counted in), none when nothing is limited per source.
+    private static func sources(for policy: ListenerPolicy, keeping tracker: SourceTracker?) -> SourceTracker? {
+        guard policy.sourceLimits.isEnabled else { return nil }
+        let capacity = SourceTracker.capacity(forListenerLimit: policy.maxConnections)
+        if let tracker, tracker.capacity >= capacity { return tracker }
+        return SourceTracker(capacity: capacity)
+    }
+
+    /// The per-source table in use (nil when the listener limits no source).
+    public var sourceStatistics: (sources: Int, capacity: Int, evictions: Int, untracked: Int)? {
+        guard let tracker = policyBox.withLockedValue({ $0.sources }) else { return nil }
+        let statistics = tracker.statistics
+        return (statistics.sources, tracker.capacity, statistics.evictions, statistics.untracked)
     }
 
     /// Connections currently open on this listener.
@@ -84,6 +111,20 @@ public final class ListenerRuntime: Sendable {
     func release() {
         active.subtract(1, ordering: .relaxed)
         budget.give()
+    }
+
+    /// Connections refused for their source's limits since start.
+    public var refusedForSourceCount: Int { refusedForSource.load(ordering: .relaxed) }
+
+    func countSourceRefusal() {
+        refusedForSource.add(1, ordering: .relaxed)
+    }
+
+    /// True at most twenty times a second (per-source warnings of many sources at once).
+    func shouldWarnSourceLimit(now: Int64) -> Bool {
+        let last = lastSourceWarning.load(ordering: .relaxed)
+        guard now - last >= 50_000_000 else { return false }
+        return lastSourceWarning.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
     }
 
     func countRefusedOverLimit() {

@@ -104,6 +104,19 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
+    /// A connection refused for its source's limit (`limit`: `connections` or `rate`).
+    func overSourceLimit(listener: String, limit: String, beforeRoute: Bool) {
+        counter(Names.sourceRefusals, [("listener", listener), ("limit", limit)]).increment()
+        if beforeRoute {
+            counter(Names.ended, [("listener", listener), ("route", "none"), ("outcome", ConnectionOutcome.overSourceLimit.rawValue)]).increment()
+        }
+    }
+
+    /// A connection let in without being counted per source: its group of the table was full.
+    func sourceUntracked(listener: String) {
+        counter(Names.sourceUntracked, [("listener", listener)]).increment()
+    }
+
     func overLimit(listener: String) {
         counter(Names.ended, [("listener", listener), ("route", "none"), ("outcome", ConnectionOutcome.overLimit.rawValue)]).increment()
     }
@@ -124,6 +137,12 @@ public final class ProxyMetrics: Sendable {
         }
         static var sniffFailures: MetricNameDescriptor { total("tailgate_client_hello_failures", "Connections closed because no usable ClientHello arrived, by reason.") }
         static var proxyRejections: MetricNameDescriptor { total("tailgate_proxy_header_rejections", "Trusted peers refused for a missing or bad PROXY header, by reason.") }
+        static var sourceRefusals: MetricNameDescriptor {
+            total("tailgate_source_limit_refusals", "Connections closed because their client source was over a per-source limit, by listener and limit.")
+        }
+        static var sourceUntracked: MetricNameDescriptor {
+            total("tailgate_source_limit_untracked", "Connections let in without a per-source count because the listener's source table had no room.")
+        }
         static var connectFailures: MetricNameDescriptor { total("tailgate_upstream_connect_failures", "Failed connects to upstream servers.") }
     }
 }

@@ -193,6 +193,12 @@ extension SessionStateMachine {
         fail(.denied, detail: reason, response: http ? HTTPAnswer.status(403) : nil)
     }
 
+    /// The client's source is over a per-source limit (`limit`: `connections` or `rate`): closed, and logged
+    /// at debug level only (the warning about the source says it once a minute); an http client is told 429.
+    mutating func overSourceLimit(_ limit: String, http: Bool = false) -> Action {
+        fail(.overSourceLimit, detail: limit, quiet: true, response: http ? HTTPAnswer.status(429) : nil)
+    }
+
     /// An http listener answers the request itself (a redirect, or 404 for a Host without a route).
     mutating func answered(_ outcome: ConnectionOutcome, detail: String?, response: [UInt8]) -> Action {
         fail(outcome, detail: detail, response: response)

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateConfig
 import TailgateSystem
 
 /// The event loop of one relay thread: an epoll loop over the sockets of its sessions, edge-triggered for
@@ -315,12 +316,31 @@ final class SpliceLoop {
 
     private func admit(_ descriptor: CInt, peer: SocketAddress?, on socket: BoundSocket) {
         let listener = socket.listener
-        let policy = listener.policy
+        let (policy, sources) = listener.current
+        var counted: (tracker: SourceTracker, key: SourceKey)?
+        var trusted = false
+        if let sources {
+            // A direct client is judged now, before a byte is read; a trusted peer's client once its PROXY
+            // header has named it (the peer itself, which carries everyone, never is).
+            trusted = policy.trusts(peer)
+            if !trusted {
+                switch listener.judgeSource(peer, limits: policy.sourceLimits, tracker: sources, now: now, logger: socket.logger, beforeRoute: true) {
+                case .admitted(let count):
+                    counted = count
+                case .refused:
+                    tailgate_close(descriptor)
+                    return
+                }
+            }
+        }
         guard socket.admitOrRefuse(listener: listener, policy: policy) else {
+            if let counted { counted.tracker.release(counted.key) }
             tailgate_close(descriptor)
             return
         }
         let record = ConnectionRecord(listener: listener, logger: socket.logger, lineWriter: socket.lineWriter, peer: peer)
+        record.sourceCount = counted
+        if trusted { record.sourceTracker = sources }
         let connection = SpliceConnection(id: worker.nextSessionID(), worker: worker)
         socket.connections.add(connection)
         let session = SpliceSession(

@@ -159,7 +159,9 @@ final class SpliceSession {
     /// Routes the ClientHello and prepares the greeting: the PROXY header (when the upstream wants one)
     /// and the bytes read so far.
     private func route(_ hello: ClientHelloInfo, received: ByteBuffer, loop: SpliceLoop) -> Action {
-        guard let policy, let pool = policy.route(hello, record: record) else { return machine.notRouted() }
+        guard let policy else { return machine.notRouted() }
+        if let refused = judgeSourceAfterHeader(policy, loop: loop) { return refused }
+        guard let pool = policy.route(hello, record: record) else { return machine.notRouted() }
         // Judged on the client's address: the trusted PROXY header's source when there was one.
         if let refusal = policy.refusal(record.client, route: record.route) {
             record.listener.countDenied()
@@ -172,6 +174,7 @@ final class SpliceSession {
     /// (ACME HTTP-01 challenges excepted), 403 for a refused client, 404 for a Host without a route.
     private func routeRequest(_ head: HTTPRequestHead, received: ByteBuffer, loop: SpliceLoop) -> Action {
         guard let policy else { return machine.notRouted() }
+        if let refused = judgeSourceAfterHeader(policy, loop: loop, http: true) { return refused }
         let (match, pool) = policy.route(request: head, record: record)
         if let refusal = policy.refusal(record.client, route: record.route) {
             record.listener.countDenied()
@@ -188,6 +191,24 @@ final class SpliceSession {
             return machine.answered(.noRoute, detail: match == .none ? nil : "upstream", response: HTTPAnswer.status(404))
         }
         return connect(to: pool, policy: policy, received: received, loop: loop)
+    }
+
+    /// A trusted peer's client, named by its PROXY header, against the listener's per-source limits: nil when
+    /// let in (counted until the connection ends), else the close (an http client is told 429). A LOCAL header
+    /// (the peer's own health check) is not judged.
+    private func judgeSourceAfterHeader(_ policy: ListenerPolicy, loop: SpliceLoop, http: Bool = false) -> Action? {
+        guard let tracker = record.sourceTracker, record.sourceCount == nil, record.client != record.peer else { return nil }
+        record.sourceTracker = nil
+        let judgement = record.listener.judgeSource(
+            record.client, limits: policy.sourceLimits, tracker: tracker, now: loop.now, logger: record.logger, beforeRoute: false
+        )
+        switch judgement {
+        case .admitted(let counted):
+            record.sourceCount = counted
+            return nil
+        case .refused(let limit):
+            return machine.overSourceLimit(limit, http: http)
+        }
     }
 
     /// Prepares the greeting (the PROXY header when the upstream wants one, then the bytes read so far) and
