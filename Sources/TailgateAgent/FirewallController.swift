@@ -84,7 +84,7 @@ final class FirewallController: ReloadStep, Sendable {
             switch error {
             case .permissionDenied, .unavailable:
                 throw FirewallUnavailable(underlying: error)
-            case .rejected, .system:
+            case .rejected, .system, .notFound:
                 throw error
             }
         }

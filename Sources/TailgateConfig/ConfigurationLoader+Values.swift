@@ -33,16 +33,11 @@ extension ConfigurationLoader {
             errors.add("expected an address prefix string like \"100.64.0.0/10\", found \(value.typeName)", at: value.position, path: path)
             return nil
         }
-        do {
-            return try IPNetwork.parse(text)
-        } catch {
-            let message: String
-            switch error {
-            case .badAddress: message = "\"\(text)\" is not a valid address or prefix (e.g. \"100.64.0.0/10\", \"fd7a:115c:a1e0::/48\")"
-            case .badPrefixLength(let max): message = "\"\(text)\" has an invalid prefix length (0–\(max))"
-            case .hostBitsSet(let suggestion): message = "\"\(text)\" has bits set beyond the prefix length; did you mean \"\(suggestion)\"?"
-            }
-            errors.add(message, at: value.position, path: path)
+        switch IPNetwork.parsing(text) {
+        case .success(let network):
+            return network
+        case .failure(let message):
+            errors.add(message.text, at: value.position, path: path)
             return nil
         }
     }

@@ -114,6 +114,50 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
         self.prefixLength = prefixLength
     }
 
+    /// Why a prefix written as text was refused, as a sentence.
+    public struct ParseError: Error, Equatable {
+        public let text: String
+    }
+
+    /// Parses `address/len` (a bare address is one host), or says why not.
+    public static func parsing(_ text: String) -> Result<IPNetwork, ParseError> {
+        do {
+            return .success(try parse(text))
+        } catch {
+            switch error {
+            case .badAddress: return .failure(ParseError(text: "\"\(text)\" is not a valid address or prefix (e.g. \"100.64.0.0/10\", \"fd7a:115c:a1e0::/48\")"))
+            case .badPrefixLength(let max): return .failure(ParseError(text: "\"\(text)\" has an invalid prefix length (0–\(max))"))
+            case .hostBitsSet(let suggestion): return .failure(ParseError(text: "\"\(text)\" has bits set beyond the prefix length; did you mean \"\(suggestion)\"?"))
+            }
+        }
+    }
+
+    /// The prefix of `prefixLength` bits starting at `bytes` (4 or 16, network order); nil for another length.
+    public init?(bytes: [UInt8], prefixLength: Int) {
+        switch bytes.count {
+        case 4:
+            self.init(address: IPAddress(v4: bytes.reduce(0) { $0 << 8 | UInt32($1) }), prefixLength: min(32, max(0, prefixLength)))
+        case 16:
+            let high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+            let address = IPAddress(v6: high, low)
+            // An IPv4-mapped address reads as IPv4: its prefix shrinks by the 96 bits of the mapping.
+            self.init(address: address, prefixLength: address.family == .v4 ? max(0, prefixLength - 96) : min(128, max(0, prefixLength)))
+        default:
+            return nil
+        }
+    }
+
+    /// The address itself, or `address/len` when it is a shorter prefix.
+    public var compactDescription: String {
+        prefixLength == (address.family == .v4 ? 32 : 128) ? address.description : description
+    }
+
+    /// Whether this prefix and `other` share an address.
+    public func overlaps(_ other: IPNetwork) -> Bool {
+        guard address.family == other.address.family else { return false }
+        return contains(other.address) || other.contains(address)
+    }
+
     private var masked: IPAddress {
         switch address.family {
         case .v4:

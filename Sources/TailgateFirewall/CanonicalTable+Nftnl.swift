@@ -10,7 +10,7 @@ extension CanonicalTable {
         for model in ruleset.sets {
             let set = try NftnlObjects.set(table: table, model)
             defer { nftnl_set_free(set) }
-            sets[model.name] = CanonicalSet(header: Self.setHeader(set), elements: Self.elements(of: set))
+            sets[model.name] = CanonicalSet(header: Self.setHeader(set), elements: Self.elements(of: set), isManaged: model.isManaged)
         }
         for model in ruleset.chains {
             let chain = try NftnlObjects.chain(table: table, model)
@@ -29,7 +29,9 @@ extension CanonicalTable {
     static func setHeader(_ set: OpaquePointer) -> String {
         let length = nftnl_set_get_u32(set, attribute(NFTNL_SET_KEY_LEN))
         let flags = nftnl_set_get_u32(set, attribute(NFTNL_SET_FLAGS))
-        return "key length \(length), flags 0x\(String(flags, radix: 16))"
+        let sizeAttribute = attribute(NFTNL_SET_DESC_SIZE)
+        let size = nftnl_set_is_set(set, sizeAttribute) ? ", size \(nftnl_set_get_u32(set, sizeAttribute))" : ""
+        return "key length \(length), flags 0x\(String(flags, radix: 16))\(size)"
     }
 
     /// `key-hex flags N` for each element, sorted (interval sets include the leading `0 END`).

@@ -8,6 +8,8 @@ struct CanonicalTable {
         var header: String
         /// `key-hex flags N`, sorted.
         var elements: [String]
+        /// Desired side: the elements are managed at run time (the ban sets) and not compared.
+        var isManaged = false
     }
 
     /// Table flags: 0 as applied; NFT_TABLE_F_DORMANT (1) would switch the whole table off.
@@ -46,7 +48,7 @@ struct CanonicalTable {
             case (_?, nil): found.append("unexpected set \(name)")
             case let (live?, wanted?):
                 if live.header != wanted.header { found.append("set \(name): key or flags differ (\(live.header), expected \(wanted.header))") }
-                if live.elements != wanted.elements {
+                if !wanted.isManaged, live.elements != wanted.elements {
                     let unexpected = Set(live.elements).subtracting(wanted.elements).count
                     let missing = Set(wanted.elements).subtracting(live.elements).count
                     found.append("set \(name): elements differ (\(unexpected) unexpected, \(missing) missing)")

@@ -10,6 +10,8 @@ public enum FirewallError: Error, Sendable, CustomStringConvertible {
     case rejected(String)
     /// A system call failed.
     case system(call: String, errno: Int32)
+    /// What the batch deletes is not there (ENOENT): a ban that expired meanwhile. Nothing was changed.
+    case notFound(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,8 @@ public enum FirewallError: Error, Sendable, CustomStringConvertible {
             return "the kernel refused the firewall batch, nothing was changed: \(details)"
         case .system(let call, let errno):
             return "\(call) failed: \(FirewallError.errorText(errno)) (errno \(errno))"
+        case .notFound(let details):
+            return "\(details): no such element (it may have expired)"
         }
     }
 

@@ -3,14 +3,40 @@ import Glibc
 import TailgateConfig
 
 extension FirewallRuleset {
-    /// `meta l4proto tcp th dport @tcp_ports jump guard` (nft lists it as `tcp dport @tcp_ports jump guard`).
+    /// `meta l4proto tcp th dport @shield_tcp_ports jump shield` first, then `… @tcp_ports jump guard` (nft
+    /// lists them as `tcp dport @… jump …`). A packet the shield does not drop comes back and goes on.
     static func preroutingRules() -> [NftRule] {
-        [(UInt8(IPPROTO_TCP), "tcp"), (UInt8(IPPROTO_UDP), "udp")].map { proto, name in
-            NftRule(
-                chain: "prerouting", text: "\(name) dport @\(name)_ports jump guard",
-                expressions: transportProtocol(proto) + [destinationPort, .lookup(set: "\(name)_ports"), .verdict(.jump("guard"))]
-            )
+        let protocols = [(UInt8(IPPROTO_TCP), "tcp"), (UInt8(IPPROTO_UDP), "udp")]
+        return [("shield_", "shield"), ("", "guard")].flatMap { prefix, chain in
+            protocols.map { proto, name in
+                NftRule(
+                    chain: "prerouting", text: "\(name) dport @\(prefix)\(name)_ports jump \(chain)",
+                    expressions: transportProtocol(proto) + [destinationPort, .lookup(set: "\(prefix)\(name)_ports"), .verdict(.jump(chain))]
+                )
+            }
         }
+    }
+
+    /// The shield chain: trusted interfaces return at once; a source in a ban set is dropped.
+    static func shieldRules() -> [NftRule] {
+        var rules = [
+            NftRule(
+                chain: "shield", text: "iifname @trusted_ifaces return",
+                expressions: [.meta(.iifname), .lookup(set: "trusted_ifaces"), .verdict(.return)]
+            ),
+        ]
+        for set in BanSet.allCases {
+            let (family, name, offset, length) = set.family == .v4 ? (NFPROTO_IPV4, "ip", 12, 4) : (NFPROTO_IPV6, "ip6", 8, 16)
+            rules.append(NftRule(
+                chain: "shield", text: "\(name) saddr @\(set.rawValue) counter name \"banned\" drop",
+                expressions: [
+                    .meta(.nfproto), .compare(.equal, [UInt8(family)]),
+                    .payload(.network, offset: UInt32(offset), length: UInt32(length)), .lookup(set: set.rawValue),
+                    .counter(name: "banned"), .verdict(.drop),
+                ]
+            ))
+        }
+        return rules
     }
 
     /// The guard chain, in evaluation order (see the type's documentation).

@@ -5,7 +5,8 @@ extension FirewallRuleset {
         var blocks: [String] = counterNames.map { "\tcounter \($0) {\n\t\tpackets 0 bytes 0\n\t}\n" }
         for set in sets {
             var block = "\tset \(set.name) {\n\t\ttype \(set.keyType.nftName)\n"
-            if set.isInterval { block += "\t\tflags interval\n" }
+            if let size = set.size { block += "\t\tsize \(size)\n" }
+            if let flags = set.flagsText { block += "\t\tflags \(flags)\n" }
             if !set.ranges.isEmpty { block += "\t\telements = { \(set.elementsText) }\n" }
             blocks.append(block + "\t}\n")
         }

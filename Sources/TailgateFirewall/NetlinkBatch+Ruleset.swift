@@ -3,7 +3,7 @@ import CNftables
 extension NetlinkBatch {
     /// The atomic replace: NEWTABLE (create if missing, so the delete cannot fail), DELTABLE,
     /// NEWTABLE (exclusive), counters, each set with its elements, chains, then rules in order.
-    static func replacing(with ruleset: FirewallRuleset, beginSequence: UInt32) throws(FirewallError) -> NetlinkBatch {
+    static func replacing(with ruleset: FirewallRuleset, keeping bans: [BanEntry] = [], beginSequence: UInt32) throws(FirewallError) -> NetlinkBatch {
         var batch = NetlinkBatch(beginSequence: beginSequence)
         let table = ruleset.tableName
         try batch.appendTableReset(table)
@@ -22,6 +22,7 @@ extension NetlinkBatch {
                 batch.appendElements(of: set, named: model.name, count: model.elements.count)
             }
         }
+        try batch.appendBans(bans, table: table)
         for model in ruleset.chains {
             try batch.appendObject(NftnlObjects.chain(table: table, model), free: nftnl_chain_free) { batch, chain in
                 batch.append(NFT_MSG_NEWCHAIN, flags: createExclusive, "add chain \(model.name)") { nftnl_chain_nlmsg_build_payload($0, chain) }

@@ -9,11 +9,16 @@ public struct NetlinkFirewall: Sendable {
     public init() {}
 
     /// Replaces the whole table in one batch: NEWTABLE (create if missing), DELTABLE, NEWTABLE and the
-    /// contents. On failure the kernel keeps the old table intact. Counters restart at zero.
-    public func apply(_ ruleset: FirewallRuleset) throws(FirewallError) {
+    /// contents. On failure the kernel keeps the old table intact. Counters restart at zero; the bans in
+    /// the ban sets are read first and written again in the same batch, each with the time it had left,
+    /// so a reload, a restart or a drift repair never lifts one. Returns how many bans were kept.
+    @discardableResult
+    public func apply(_ ruleset: FirewallRuleset) throws(FirewallError) -> Int {
+        let bans = (try? self.bans(tableName: ruleset.tableName)).flatMap { $0 } ?? []
         let socket = try NetlinkSocket(operation: "applying table inet \(ruleset.tableName)")
-        let batch = try NetlinkBatch.replacing(with: ruleset, beginSequence: socket.reserveSequences(100_000))
+        let batch = try NetlinkBatch.replacing(with: ruleset, keeping: bans, beginSequence: socket.reserveSequences(100_000))
         try socket.commit(batch)
+        return bans.count
     }
 
     /// Removes the table (NEWTABLE create + DELTABLE in one batch): idempotent, no error if it is absent.

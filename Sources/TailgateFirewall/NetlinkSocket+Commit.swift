@@ -53,6 +53,8 @@ extension NetlinkSocket {
             guard failure.sequence != batch.beginSequence else { return .permissionDenied(operation) }
             return .rejected("\(operation): \(batch.describe(failure.sequence)) failed: \(FirewallError.errorText(failure.code)); "
                 + "the table is owned by another process (NFT_TABLE_F_OWNER), stop it or remove its table")
+        case ENOENT where failure.sequence != batch.beginSequence:
+            return .notFound("\(operation): \(batch.describe(failure.sequence))")
         case EOPNOTSUPP where failure.sequence == batch.beginSequence, EAFNOSUPPORT, EPROTONOSUPPORT:
             return .unavailable("\(operation): \(batch.describe(failure.sequence)) failed: \(FirewallError.errorText(failure.code))")
         default:

@@ -5,6 +5,8 @@ enum NftExpression: Sendable, Equatable {
     enum PayloadBase: Sendable, Equatable { case network, transport }
     enum Verdict: Sendable, Equatable {
         case accept, drop
+        /// Back to the calling chain (`return`).
+        case `return`
         case jump(String)
     }
     enum Reject: Sendable, Equatable {

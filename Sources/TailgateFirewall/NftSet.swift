@@ -62,6 +62,23 @@ struct NftSet: Sendable, Equatable {
     let id: UInt32
     /// In the order `nft list` prints them.
     let ranges: [KeyRange]
+    /// NFT_SET_TIMEOUT: elements may carry a timeout (the ban sets).
+    var hasTimeouts = false
+    /// The most elements the kernel takes (`size`); nil: no limit.
+    var size: UInt32?
+    /// Elements are added and removed at run time (the ban sets): apply keeps those in the kernel, and
+    /// drift is judged on the set's definition only.
+    var isManaged = false
+
+    /// The `flags` line of `nft list`, if any.
+    var flagsText: String? {
+        switch (isInterval, hasTimeouts) {
+        case (false, false): nil
+        case (true, false): "interval"
+        case (false, true): "timeout"
+        case (true, true): "interval,timeout"
+        }
+    }
 
     /// The elements as nft writes them: for interval sets `[0 END]` unless the first range starts at 0,
     /// then `[start]` and `[last+1 END]` per range (no END when a range reaches the top of the key space).
@@ -126,6 +143,15 @@ extension NftSet {
         }
         let keyType: KeyType = family == .v4 ? .ipv4Address : .ipv6Address
         return NftSet(name: name, keyType: keyType, isInterval: true, id: id, ranges: merged)
+    }
+
+    /// A ban set: addresses of one family with timeouts, single addresses (a hash) or prefixes (`interval`),
+    /// at most `size` of them; its elements are managed at run time.
+    static func bans(_ name: String, id: UInt32, family: IPAddress.Family, prefixes: Bool, size: UInt32) -> NftSet {
+        NftSet(
+            name: name, keyType: family == .v4 ? .ipv4Address : .ipv6Address, isInterval: prefixes, id: id, ranges: [],
+            hasTimeouts: true, size: size, isManaged: true
+        )
     }
 
     /// A set of ports in network byte order; an interval set only when a range is present.

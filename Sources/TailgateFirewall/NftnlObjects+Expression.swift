@@ -38,6 +38,7 @@ extension NftnlObjects {
             setU32(NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT.rawValue)
             switch verdict {
             case .accept: setU32(NFTNL_EXPR_IMM_VERDICT, UInt32(NF_ACCEPT))
+            case .return: setU32(NFTNL_EXPR_IMM_VERDICT, UInt32(bitPattern: NFT_RETURN.rawValue))
             case .drop: setU32(NFTNL_EXPR_IMM_VERDICT, UInt32(NF_DROP))
             case .jump(let chain):
                 setU32(NFTNL_EXPR_IMM_VERDICT, UInt32(bitPattern: NFT_JUMP.rawValue))

@@ -30,7 +30,9 @@ enum NftnlObjects {
         nftnl_set_set_str(set, attribute(NFTNL_SET_NAME), model.name)
         nftnl_set_set_u32(set, attribute(NFTNL_SET_KEY_TYPE), model.keyType.datatype)
         nftnl_set_set_u32(set, attribute(NFTNL_SET_KEY_LEN), UInt32(model.keyType.length))
-        nftnl_set_set_u32(set, attribute(NFTNL_SET_FLAGS), model.isInterval ? NFT_SET_INTERVAL.rawValue : 0)
+        let flags = (model.isInterval ? NFT_SET_INTERVAL.rawValue : 0) | (model.hasTimeouts ? NFT_SET_TIMEOUT.rawValue : 0)
+        nftnl_set_set_u32(set, attribute(NFTNL_SET_FLAGS), flags)
+        if let size = model.size { nftnl_set_set_u32(set, attribute(NFTNL_SET_DESC_SIZE), size) }
         nftnl_set_set_u32(set, attribute(NFTNL_SET_ID), model.id)
         if let userdata = nftnl_udata_buf_alloc(64) {
             _ = nftnl_udata_put_u32(userdata, UInt8(NFTNL_UDATA_SET_KEYBYTEORDER.rawValue), model.keyType.byteOrder)

@@ -7,7 +7,8 @@ import Testing
     #expect(desired.differences(from: desired).isEmpty)
     #expect(desired.rules["guard"]?.count == 17)
     #expect(desired.rules["prerouting"]?.first == "[meta load l4proto => reg 1 ] [cmp eq reg 1 0x00000006 ] "
-        + "[payload load 2b @ transport header + 2 => reg 1 ] [lookup reg 1 set tcp_ports 0x0 ] [immediate reg 0 jump -> guard ]")
+        + "[payload load 2b @ transport header + 2 => reg 1 ] [lookup reg 1 set shield_tcp_ports 0x0 ] [immediate reg 0 jump -> shield ]")
+    #expect(desired.rules["shield"]?.count == 5)
 }
 
 @Test func differencesAreReportedOnePerLine() throws {

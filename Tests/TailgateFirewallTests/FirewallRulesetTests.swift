@@ -14,6 +14,10 @@ import Testing
         \t\tpackets 0 bytes 0
         \t}
 
+        \tcounter banned {
+        \t\tpackets 0 bytes 0
+        \t}
+
         \tcounter dropped_tcp_5432 {
         \t\tpackets 0 bytes 0
         \t}
@@ -58,10 +62,52 @@ import Testing
         \t\telements = { 9000 }
         \t}
 
+        \tset shield_tcp_ports {
+        \t\ttype inet_service
+        \t}
+
+        \tset shield_udp_ports {
+        \t\ttype inet_service
+        \t}
+
+        \tset ban4 {
+        \t\ttype ipv4_addr
+        \t\tsize 65536
+        \t\tflags timeout
+        \t}
+
+        \tset ban4_net {
+        \t\ttype ipv4_addr
+        \t\tsize 65536
+        \t\tflags interval,timeout
+        \t}
+
+        \tset ban6 {
+        \t\ttype ipv6_addr
+        \t\tsize 65536
+        \t\tflags timeout
+        \t}
+
+        \tset ban6_net {
+        \t\ttype ipv6_addr
+        \t\tsize 65536
+        \t\tflags interval,timeout
+        \t}
+
         \tchain prerouting {
         \t\ttype filter hook prerouting priority mangle; policy accept;
+        \t\ttcp dport @shield_tcp_ports jump shield
+        \t\tudp dport @shield_udp_ports jump shield
         \t\ttcp dport @tcp_ports jump guard
         \t\tudp dport @udp_ports jump guard
+        \t}
+
+        \tchain shield {
+        \t\tiifname @trusted_ifaces return
+        \t\tip saddr @ban4 counter name "banned" drop
+        \t\tip saddr @ban4_net counter name "banned" drop
+        \t\tip6 saddr @ban6 counter name "banned" drop
+        \t\tip6 saddr @ban6_net counter name "banned" drop
         \t}
 
         \tchain guard {
@@ -89,7 +135,7 @@ import Testing
         PortCounter(name: "dropped_tcp_5432", proto: "tcp", ports: "5432"),
         PortCounter(name: "dropped_udp_53", proto: "udp", ports: "53"),
     ])
-    #expect(ruleset.counterNames == ["allowed", "dropped", "dropped_tcp_3000_3010", "dropped_tcp_5432", "dropped_udp_53"])
+    #expect(ruleset.counterNames == ["allowed", "dropped", "banned", "dropped_tcp_3000_3010", "dropped_tcp_5432", "dropped_udp_53"])
 }
 
 @Test func aPortRangeMakesThePortSetAnIntervalSetAndRejectAnswersPerProtocol() {
