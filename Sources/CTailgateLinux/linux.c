@@ -72,6 +72,15 @@ int tailgate_epoll_wait(int epoll, uint32_t *events, uint64_t *tokens, int capac
     return count;
 }
 
+int tailgate_peer_credentials(int socket, uint32_t *uid, int32_t *pid) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *uid = credentials.uid;
+    *pid = credentials.pid;
+    return 0;
+}
+
 void tailgate_name_thread(const char *name) {
     prctl(PR_SET_NAME, name, 0, 0, 0);
 }

@@ -25,6 +25,8 @@ final class AgentParts: Sendable {
     let gaugeSweep = GaugeSweep()
     let checker: UpstreamChecker
     let firewall: FirewallController
+    /// Bans asked for through the control socket.
+    let bans: BanDesk
     /// Rung when a configuration is applied, so that the checker and firewall services, which sleep until
     /// their next deadline, look at it at once.
     let checkerBell = Doorbell()
@@ -42,6 +44,7 @@ final class AgentParts: Sendable {
         openFileLimit = OpenFileLimit.raise()
         budget = ConnectionBudget(limit: ConnectionBudget.defaultLimit(openFileLimit: openFileLimit))
         firewall = FirewallController(logger: logger)
+        bans = BanDesk(logger: logger)
     }
 
     /// Wakes the services that sleep until their next deadline: a new configuration may change it.

@@ -34,16 +34,37 @@ final class FirewallController: ReloadStep, Sendable {
     var snapshot: State { state.withLockedValue { $0 } }
 
     func prepare(_ plan: ProxyPlan) async throws -> PreparedStep {
-        try prepare(plan.configuration.firewall)
+        try prepare(Self.effective(plan.configuration), shield: Self.shield(plan.configuration))
+    }
+
+    /// `[firewall]` as configured; with `[bans]` enabled and no firewall enabled, a table that restricts no
+    /// port (its guard matches nothing) so that the shield and the ban sets exist.
+    static func effective(_ configuration: TailgateConfiguration) -> FirewallConfiguration? {
+        if configuration.bans.enabled, configuration.firewall?.enabled != true {
+            var firewall = configuration.firewall ?? FirewallConfiguration()
+            firewall.enabled = true
+            firewall.tcpPorts = []
+            firewall.udpPorts = []
+            return firewall
+        }
+        return configuration.firewall
+    }
+
+    /// The shielded ports when `[bans]` is enabled (none otherwise: the ban sets then guard nothing).
+    static func shield(_ configuration: TailgateConfiguration) -> ShieldPorts {
+        let capacity = UInt32(configuration.bans.capacity)
+        guard configuration.bans.enabled else { return ShieldPorts(capacity: capacity) }
+        let ports = configuration.shieldedPorts
+        return ShieldPorts(tcp: ports.tcp, udp: ports.udp, capacity: capacity)
     }
 
     /// Applies the table before anything else at start: it needs neither DNS nor a bind, and a host whose
     /// upstream names do not resolve yet, or whose listener cannot be bound, must still not stay open.
     func applyFirst(_ configuration: TailgateConfiguration) async throws {
-        await (try prepare(configuration.firewall)).commit()
+        await (try prepare(Self.effective(configuration), shield: Self.shield(configuration))).commit()
     }
 
-    private func prepare(_ configured: FirewallConfiguration?) throws -> PreparedStep {
+    private func prepare(_ configured: FirewallConfiguration?, shield: ShieldPorts) throws -> PreparedStep {
         let previous = state.withLockedValue { $0 }
         guard let configuration = configured, configuration.enabled else {
             let wasEnabled = previous.enabled
@@ -74,12 +95,13 @@ final class FirewallController: ReloadStep, Sendable {
                 rollback: {}
             )
         }
-        let ruleset = FirewallRuleset(configuration)
+        let ruleset = FirewallRuleset(configuration, shield: shield)
         if previous.enabled, previous.desired == ruleset, previous.inSync {
             return PreparedStep(commit: {}, rollback: {})
         }
+        var keptBans = 0
         do {
-            try replace(with: ruleset)
+            keptBans = try replace(with: ruleset)
         } catch {
             switch error {
             case .permissionDenied, .unavailable:
@@ -89,12 +111,18 @@ final class FirewallController: ReloadStep, Sendable {
             }
         }
         return PreparedStep(
-            commit: { [self] in
+            commit: { [self, keptBans] in
                 state.withLockedValue { $0.enabled = true; $0.desired = ruleset }
-                logger.info("firewall applied", metadata: [
+                var metadata: Logger.Metadata = [
                     "tcp_ports": .string(configuration.tcpPorts.map(\.description).joined(separator: ",")),
                     "udp_ports": .string(configuration.udpPorts.map(\.description).joined(separator: ",")),
-                ])
+                ]
+                if !shield.tcp.isEmpty || !shield.udp.isEmpty {
+                    metadata["shielded_tcp_ports"] = .string(shield.tcp.map(\.description).joined(separator: ","))
+                    metadata["shielded_udp_ports"] = .string(shield.udp.map(\.description).joined(separator: ","))
+                    metadata["bans_kept"] = .stringConvertible(keptBans)
+                }
+                logger.info("firewall applied", metadata: metadata)
             },
             rollback: { [self] in
                 // A later step failed: put the previous table back (or remove ours if there was none).
@@ -108,15 +136,17 @@ final class FirewallController: ReloadStep, Sendable {
     }
 
     /// Replaces the kernel's table, first folding the current counters into the carried totals.
-    private func replace(with ruleset: FirewallRuleset) throws(FirewallError) {
+    @discardableResult
+    private func replace(with ruleset: FirewallRuleset) throws(FirewallError) -> Int {
         if let current = try? kernel.counters(ruleset) {
             state.withLockedValue { state in
                 for (name, value) in current.named { state.carried[name, default: .zero] += value }
             }
         }
-        try kernel.apply(ruleset)
+        let kept = try kernel.apply(ruleset)
         let generation = try? kernel.generation()
         state.withLockedValue { $0.inSync = true; $0.lastGeneration = generation; $0.lastError = nil }
+        return kept
     }
 
     /// Stops verifying and repairing: the process handed over to a successor, which owns the table now (and
@@ -185,6 +215,7 @@ extension FirewallCounters {
         var result = perPort
         result["allowed"] = allowed
         result["dropped"] = dropped
+        result["banned"] = banned
         return result
     }
 }

@@ -59,6 +59,8 @@ actor Supervisor {
     private var healthSockets: [(name: String, descriptor: CInt)] = []
     /// Set while a hand-over to a new process is under way (a second SIGUSR2 meanwhile is ignored).
     private var handingOver = false
+    /// The control socket, once `[bans]` enabled it.
+    private var control: ControlSocket?
 
     /// Throws when the kernel refuses the relay threads' descriptors (epoll, eventfd) or threads.
     init(
@@ -83,8 +85,9 @@ actor Supervisor {
 
     /// How often the firewall is verified (nil when it is not enabled).
     var firewallCheckInterval: Duration? {
-        guard let firewall = current?.configuration.firewall, firewall.enabled else { return nil }
-        return firewall.checkInterval
+        guard let configuration = current?.configuration else { return nil }
+        if let firewall = configuration.firewall, firewall.enabled { return firewall.checkInterval }
+        return configuration.bans.enabled ? (configuration.firewall?.checkInterval ?? .seconds(30)) : nil
     }
 
     /// Applies the first configuration: the firewall first, then the names are resolved, then the listeners
@@ -115,6 +118,7 @@ actor Supervisor {
         }
         self.plan = plan
         parts.checker.configure(configuration, plan: plan)
+        configureBans(configuration)
         let generation = ConfigurationGeneration(number: 1, hash: ContentHash.sha256Hex(bytes), configuration: configuration)
         current = generation
         parts.ringBells()
@@ -206,6 +210,7 @@ actor Supervisor {
             parts.healthBoard.reviseFailures(plan.pools.mapValues(\.failTimeout))
             self.plan = plan
             parts.checker.configure(configuration, plan: plan)
+            configureBans(configuration)
             parts.ringBells()
             if (configuration.health?.listen.map(\.value) ?? []) != (initialHealth?.listen.map(\.value) ?? []) {
                 logger.warning("[health] listen changed; the health endpoint keeps its addresses until tailgate restarts", metadata: [
@@ -262,6 +267,25 @@ actor Supervisor {
 
     /// Sets the global connection limit; warns when the descriptors cannot carry it (each relayed connection
     /// holds two sockets, and the splice relay a pipe pair while it moves bulk data).
+    /// Hands `[bans]` and who is never banned to the ban desk, and opens the control socket the first time
+    /// bans are enabled (its path follows a restart, not a reload, as `[health] listen` does).
+    private func configureBans(_ configuration: TailgateConfiguration) {
+        parts.bans.configure(configuration)
+        guard configuration.bans.enabled else { return }
+        if let control {
+            if control.path != configuration.bans.controlSocket {
+                logger.warning("[bans] control_socket changed; the control socket stays where it is until tailgate restarts", metadata: ["listening": .string(control.path)])
+            }
+            return
+        }
+        do {
+            control = try ControlSocket(path: configuration.bans.controlSocket, desk: parts.bans, logger: logger)
+            logger.info("control socket listening", metadata: ["path": .string(configuration.bans.controlSocket)])
+        } catch {
+            logger.warning("control socket not available; `tailgate ban` and fail2ban's action cannot reach this agent", metadata: ["error": .string(error.description)])
+        }
+    }
+
     private func applyConnectionLimit(_ configuration: TailgateConfiguration) {
         let limit = configuration.maxConnections ?? ConnectionBudget.defaultLimit(openFileLimit: parts.openFileLimit)
         if let configured = configuration.maxConnections, configured > ConnectionBudget.defaultLimit(openFileLimit: parts.openFileLimit), configured != parts.budget.limit {

@@ -61,7 +61,7 @@ extension ConfigurationLoader {
         return name
     }
 
-    private static func parsePorts(_ value: TOMLValue, path: String, errors: ErrorCollector) -> FirewallConfiguration.PortRange? {
+    static func parsePorts(_ value: TOMLValue, path: String, errors: ErrorCollector) -> FirewallConfiguration.PortRange? {
         if let number = value.integer {
             guard (1...65_535).contains(number) else {
                 errors.add("port \(number) is out of range 1–65535", at: value.position, path: path)
@@ -89,7 +89,7 @@ extension ConfigurationLoader {
         return .init(lower, upper)
     }
 
-    private static func reportOverlaps(_ ports: [Located<FirewallConfiguration.PortRange>], path: String, errors: ErrorCollector) {
+    static func reportOverlaps(_ ports: [Located<FirewallConfiguration.PortRange>], path: String, errors: ErrorCollector) {
         let sorted = ports.sorted { ($0.value, $0.position) < ($1.value, $1.position) }
         for (previous, next) in zip(sorted, sorted.dropFirst()) where next.value.lower <= previous.value.upper {
             let later = previous.position > next.position ? previous : next

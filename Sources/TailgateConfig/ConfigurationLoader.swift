@@ -3,7 +3,7 @@ import TailgateTOML
 
 /// Turns the text of a config file into a validated `TailgateConfiguration`, or every error in it.
 public enum ConfigurationLoader {
-    static let topLevelKeys = ["global", "lists", "listeners", "upstreams", "log", "firewall", "health"]
+    static let topLevelKeys = ["global", "lists", "listeners", "upstreams", "log", "firewall", "bans", "health"]
     static let listenerKeys = [
         "bind", "protocol", "routes", "default", "client_hello_timeout", "request_timeout", "max_connections", "proxy_protocol_from", "allow",
         "deny", "redirect", "max_connections_per_source", "connection_rate_per_source", "source_prefix_ipv4", "source_prefix_ipv6",
@@ -98,6 +98,10 @@ public enum ConfigurationLoader {
         if let table = root.table("firewall") {
             firewall = readFirewall(table.value, errors: errors)
         }
+        var bans = BanConfiguration()
+        if let table = root.table("bans") {
+            bans = readBans(table.value, lists: lists, errors: errors)
+        }
         var upstreams: [String: UpstreamConfiguration] = [:]
         if let table = root.table("upstreams") {
             for entry in table.value.entries {
@@ -129,9 +133,11 @@ public enum ConfigurationLoader {
         root.reportUnknownKeys(expected: topLevelKeys)
         checkBindConflicts(listeners, health: health, errors: errors)
         applyCheckServerNames(&upstreams, listeners: listeners, document: document, errors: errors)
-        return TailgateConfiguration(
+        var configuration = TailgateConfiguration(
             listeners: listeners, upstreams: upstreams, log: log, drainTimeout: drainTimeout, relay: relay, acceptSpread: acceptSpread, maxConnections: maxConnections, resolveInterval: resolveInterval, firewall: firewall, health: health
         )
+        configuration.bans = bans
+        return configuration
     }
 
     private static func readUpstream(_ name: String, _ table: TOMLTable, errors: ErrorCollector) -> UpstreamConfiguration {

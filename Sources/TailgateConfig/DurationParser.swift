@@ -1,8 +1,8 @@
 /// Parses operator-written durations such as `"5s"`, `"250ms"`, `"1h30m"`.
 ///
 /// Units: `ms`, `s`, `m`, `h`, `d`. A bare number is refused: it is ambiguous.
-enum DurationParser {
-    enum Failure: Error, Equatable {
+public enum DurationParser {
+    public enum Failure: Error, Equatable {
         case empty
         case missingUnit
         case unknownUnit(String)
@@ -10,7 +10,7 @@ enum DurationParser {
         case overflow
     }
 
-    static func parse(_ text: String) throws(Failure) -> Duration {
+    public static func parse(_ text: String) throws(Failure) -> Duration {
         let bytes = Array(text.utf8)
         guard !bytes.isEmpty else { throw .empty }
         var index = 0

@@ -22,6 +22,8 @@ public struct TailgateConfiguration: Sendable {
     public var resolveInterval: Duration = ConfigurationDefaults.resolveInterval
     /// The `[firewall]` table; nil when absent (tailgate then leaves nftables alone).
     public var firewall: FirewallConfiguration?
+    /// The `[bans]` table (disabled when absent).
+    public var bans = BanConfiguration()
     /// The `[health]` table; nil when absent (no HTTP endpoint).
     public var health: HealthConfiguration?
     /// What the file says that is valid but probably not meant, in file order; `check` prints these and the

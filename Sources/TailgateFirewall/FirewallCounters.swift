@@ -9,6 +9,8 @@ public struct FirewallCounters: Sendable, Equatable {
     public var dropped: CounterValue
     /// The per-port drop counters, keyed by `PortCounter.name` (e.g. `dropped_tcp_5432`).
     public var perPort: [String: CounterValue]
+    /// Packets from banned sources dropped by the shield (counter `banned`; not part of `dropped`).
+    public var banned = CounterValue()
 
     /// Counters; all zero by default.
     public init(allowed: CounterValue = CounterValue(), dropped: CounterValue = CounterValue(), perPort: [String: CounterValue] = [:]) {

@@ -33,7 +33,8 @@ extension NetlinkFirewall {
         var batch = NetlinkBatch(beginSequence: socket.reserveSequences(8))
         let entry = BanEntry(network: network, timeout: .zero)
         try batch.appendElements(NFT_MSG_DELSETELEM, flags: 0, set: entry.set.rawValue, table: tableName,
-                                 elements: entry.elements().map { ($0.key, $0.isIntervalEnd, nil) }, description: "delete element \(entry)")
+                                 elements: entry.elements().map { ElementSpec(key: $0.key, isIntervalEnd: $0.isIntervalEnd) },
+                                 description: "delete element \(entry)")
         batch.finish()
         do {
             try socket.commit(batch)
@@ -49,7 +50,9 @@ extension NetlinkFirewall {
         let width = set.family == .v4 ? 32 : 128
         guard set.holdsPrefixes else {
             return elements.filter { !$0.isIntervalEnd }.compactMap { element in
-                IPNetwork(bytes: element.key, prefixLength: width).map { BanEntry(network: $0, timeout: element.timeout, expires: element.expires) }
+                IPNetwork(bytes: element.key, prefixLength: width).map {
+                    BanEntry(network: $0, timeout: element.timeout, expires: element.expires, comment: element.comment)
+                }
             }
         }
         let sorted = elements.sorted { ByteKey.precedes($0.key, $1.key) }
@@ -58,7 +61,7 @@ extension NetlinkFirewall {
             let end = sorted[(index + 1)...].first { $0.isIntervalEnd }?.key
             let length = Self.prefixLength(from: element.key, toBefore: end)
             if let network = IPNetwork(bytes: element.key, prefixLength: length) {
-                entries.append(BanEntry(network: network, timeout: element.timeout, expires: element.expires))
+                entries.append(BanEntry(network: network, timeout: element.timeout, expires: element.expires, comment: element.comment))
             }
         }
         return entries
@@ -90,6 +93,7 @@ struct TimedElement {
     var isIntervalEnd: Bool
     var timeout: Duration
     var expires: Duration?
+    var comment: String?
 }
 
 extension NetlinkSocket {
@@ -119,12 +123,26 @@ extension NetlinkSocket {
             let timeout = nftnl_set_elem_is_set(element, timeoutAttribute) ? Int64(nftnl_set_elem_get_u64(element, timeoutAttribute)) : 0
             let expires: Duration? = nftnl_set_elem_is_set(element, expirationAttribute)
                 ? .milliseconds(Int64(nftnl_set_elem_get_u64(element, expirationAttribute))) : nil
+            var comment: String?
+            var userdataLength: UInt32 = 0
+            if let userdata = nftnl_set_elem_get(element, attribute(NFTNL_SET_ELEM_USERDATA), &userdataLength) {
+                comment = BanEntry.comment(fromUserdata: Array(UnsafeRawBufferPointer(start: userdata, count: Int(userdataLength))))
+            }
             elements.append(TimedElement(
-                key: key, isIntervalEnd: flags & NFT_SET_ELEM_INTERVAL_END.rawValue != 0, timeout: .milliseconds(timeout), expires: expires
+                key: key, isIntervalEnd: flags & NFT_SET_ELEM_INTERVAL_END.rawValue != 0, timeout: .milliseconds(timeout), expires: expires,
+                comment: comment
             ))
         }
         return elements
     }
+}
+
+/// One element to write: key, interval-end flag, and for a ban's start its timeout and comment.
+struct ElementSpec {
+    var key: [UInt8]
+    var isIntervalEnd: Bool
+    var timeout: Duration?
+    var userdata: [UInt8]?
 }
 
 extension NetlinkBatch {
@@ -134,13 +152,16 @@ extension NetlinkBatch {
         for set in BanSet.allCases {
             let mine = entries.filter { $0.set == set }
             guard !mine.isEmpty else { continue }
-            var elements: [(key: [UInt8], isIntervalEnd: Bool, timeout: Duration?)] = []
+            var elements: [ElementSpec] = []
             if set.holdsPrefixes {
-                elements.append(([UInt8](repeating: 0, count: set.family == .v4 ? 4 : 16), true, nil))
+                elements.append(ElementSpec(key: [UInt8](repeating: 0, count: set.family == .v4 ? 4 : 16), isIntervalEnd: true))
             }
             for entry in mine {
                 let timeout = max(entry.expires ?? entry.timeout, .milliseconds(1))
-                elements += entry.elements().map { ($0.key, $0.isIntervalEnd, $0.isIntervalEnd ? nil : timeout) }
+                elements += entry.elements().map {
+                    $0.isIntervalEnd ? ElementSpec(key: $0.key, isIntervalEnd: true)
+                        : ElementSpec(key: $0.key, isIntervalEnd: false, timeout: timeout, userdata: entry.commentUserdata)
+                }
             }
             try appendElements(NFT_MSG_NEWSETELEM, flags: NLM_F_CREATE, set: set.rawValue, table: table, elements: elements,
                                description: "add \(mine.count) element(s) to set \(set.rawValue)")
@@ -150,7 +171,7 @@ extension NetlinkBatch {
     /// One message of `type` for `elements` of set `name` (a few hundred at most: well under 64 KiB).
     mutating func appendElements(
         _ type: nf_tables_msg_types, flags: Int32, set name: String, table: String,
-        elements: [(key: [UInt8], isIntervalEnd: Bool, timeout: Duration?)], description: String
+        elements: [ElementSpec], description: String
     ) throws(FirewallError) {
         for chunk in stride(from: 0, to: elements.count, by: 256) {
             guard let set = nftnl_set_alloc() else { throw NftnlObjects.outOfMemory("nftnl_set_alloc") }
@@ -166,6 +187,9 @@ extension NetlinkBatch {
                 }
                 if let timeout = element.timeout {
                     nftnl_set_elem_set_u64(item, attribute(NFTNL_SET_ELEM_TIMEOUT), UInt64(max(1, timeout.wholeMilliseconds)))
+                }
+                if let userdata = element.userdata {
+                    _ = userdata.withUnsafeBytes { nftnl_set_elem_set(item, attribute(NFTNL_SET_ELEM_USERDATA), $0.baseAddress, UInt32($0.count)) }
                 }
                 nftnl_set_elem_add(set, item)
             }

@@ -55,6 +55,7 @@ public struct NetlinkFirewall: Sendable {
         guard try socket.tableExists(ruleset.tableName) else { return nil }
         guard let values = try socket.counterValues(ruleset.tableName) else { return nil }
         var counters = FirewallCounters(allowed: values["allowed"] ?? CounterValue(), dropped: values["dropped"] ?? CounterValue())
+        counters.banned = values["banned"] ?? CounterValue()
         for port in ruleset.portCounters {
             let value = values[port.name] ?? CounterValue()
             counters.perPort[port.name] = value

@@ -11,7 +11,7 @@ struct Tailgate: ParsableCommand {
         commandName: "tailgate",
         abstract: "TLS-passthrough SNI proxy with PROXY protocol, for hosts on a tailnet.",
         version: TailgateVersion.current,
-        subcommands: [Run.self, Check.self, Reload.self, Status.self, Firewall.self]
+        subcommands: [Run.self, Check.self, Reload.self, Status.self, Firewall.self, Ban.self]
     )
 }
 
@@ -139,5 +139,66 @@ struct Status: ParsableCommand {
             TailgateMain.writeToStandardError("\(error)\n")
             throw ExitCode.failure
         }
+    }
+}
+
+struct Ban: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ban sources in the kernel's ban sets through the agent's control socket (needs [bans] enabled = true).",
+        subcommands: [Add.self, Remove.self, List.self]
+    )
+
+    struct SocketOptions: ParsableArguments {
+        @Option(help: "The control socket (default: [bans] control_socket of the configuration, else /run/tailgate/control.sock).")
+        var socket: String?
+
+        @Option(name: [.short, .long], help: "Configuration whose [bans] control_socket to use.")
+        var config: String = "/etc/tailgate/tailgate.toml"
+
+        var path: String { BanClient.socketPath(explicit: socket, configPath: config) }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ban an address or prefix (dropped before tailgate sees it, Docker ports included).")
+        @Argument(help: "An address (203.0.113.7, 2001:db8::1) or prefix (198.51.100.0/24, 2001:db8:1::/48).")
+        var address: String
+        @Option(name: .customLong("for"), help: "How long: 90s, 10m, 1h, 7d (default: [bans] default_duration).")
+        var duration: String?
+        @Option(help: "Why, and who asks (kept with the ban; `tailgate ban list` and `nft list` show it).")
+        var reason: String?
+        @OptionGroup var options: SocketOptions
+
+        func run() throws {
+            var seconds: Int64?
+            if let duration {
+                guard let parsed = BanClient.seconds(duration) else {
+                    throw ValidationError("--for \(duration): expected a duration such as 90s, 10m, 1h or 7d")
+                }
+                seconds = parsed
+            }
+            try finish(BanClient.add(address, seconds: seconds, reason: reason, socket: options.path))
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lift the ban of an address or prefix (exactly as it was banned).")
+        @Argument var address: String
+        @OptionGroup var options: SocketOptions
+        func run() throws { try finish(BanClient.remove(address, socket: options.path)) }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the bans: address, time left, duration, reason.")
+        @OptionGroup var options: SocketOptions
+        func run() throws { try finish(BanClient.list(socket: options.path)) }
+    }
+}
+
+private func finish(_ outcome: BanClient.Outcome) throws {
+    if outcome.exitCode == 0 {
+        print(outcome.text, terminator: "")
+    } else {
+        TailgateMain.writeToStandardError(outcome.text)
+        throw ExitCode(outcome.exitCode)
     }
 }

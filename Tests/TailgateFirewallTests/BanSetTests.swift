@@ -42,9 +42,9 @@ struct BanSetTests {
         #expect(try await Self.connects(peer, from: "192.0.2.2", to: "192.0.2.1"), "nobody is banned yet")
 
         let bans = [
-            BanEntry(network: Self.network("192.0.2.2"), timeout: .seconds(3_600)),
+            BanEntry(network: Self.network("192.0.2.2"), timeout: .seconds(3_600), comment: "fail2ban: sshd \"x\""),
             BanEntry(network: Self.network("100.64.0.0/24"), timeout: .seconds(600)),
-            BanEntry(network: Self.network("2001:db8:1::/48"), timeout: .seconds(60)),
+            BanEntry(network: Self.network("2001:db8:1::/48"), timeout: .seconds(3_600)),
         ]
         try await host.perform { try NetlinkFirewall().addBans(bans) }
         #expect(try await !Self.connects(peer, from: "192.0.2.2", to: "192.0.2.1"), "a banned address")
@@ -53,12 +53,16 @@ struct BanSetTests {
         #expect(Set(listed.map(\.network)) == Set(bans.map(\.network)), "\(listed)")
         let address = try #require(listed.first { $0.network == Self.network("192.0.2.2") })
         #expect(address.timeout == .seconds(3_600) && (address.expires ?? .zero) > .seconds(3_500), "\(address)")
+        #expect(address.comment == "fail2ban: sshd _x_")
+        #expect(try host.check(["nft", "list", "set", "inet", "tailgate", "ban4"]).contains("192.0.2.2 timeout 1h expires"))
+        #expect(try host.check(["nft", "list", "set", "inet", "tailgate", "ban4"]).contains("comment \"fail2ban: sshd _x_\""))
         let nftText = try host.check(["nft", "list", "set", "inet", "tailgate", "ban4_net"])
         #expect(nftText.contains("100.64.0.0/24 timeout 10m expires"), "\(nftText)")
 
         // A reapply (a reload, a restart) keeps every ban with the time it had left.
         let kept = try await host.perform { try NetlinkFirewall().apply(Self.ruleset) }
         #expect(kept == 3)
+        #expect(try await host.perform { try NetlinkFirewall().bans() }?.first { $0.network == Self.network("192.0.2.2") }?.comment == "fail2ban: sshd _x_")
         #expect(try await !Self.connects(peer, from: "192.0.2.2", to: "192.0.2.1"))
         // Someone flushes the shield chain: drift, and the repair (an apply) keeps the bans too.
         _ = try host.check(["nft", "flush", "chain", "inet", "tailgate", "shield"])

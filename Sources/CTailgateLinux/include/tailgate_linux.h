@@ -39,6 +39,9 @@ int tailgate_connect(int socket, const void *address, unsigned int length);
 /// close(2).
 int tailgate_close(int descriptor);
 
+/// SO_PEERCRED of a Unix socket: the peer's uid and pid; -1 on failure.
+int tailgate_peer_credentials(int socket, uint32_t *uid, int32_t *pid);
+
 /// Names the calling thread (at most 15 bytes are kept), as ps and top show it.
 void tailgate_name_thread(const char *name);
 

@@ -1,0 +1,37 @@
+import TailgateTOML
+
+extension ConfigurationLoader {
+    static let banKeys = ["enabled", "tcp_ports", "udp_ports", "never", "default_duration", "max_duration", "capacity", "control_socket"]
+
+    static func readBans(_ table: TOMLTable, lists: NamedLists, errors: ErrorCollector) -> BanConfiguration {
+        var reader = TableReader(table, path: "bans", errors: errors)
+        var bans = BanConfiguration()
+        if let enabled = reader.typed("enabled", "true or false", \.bool) { bans.enabled = enabled.value }
+        for (key, keyPath) in [("tcp_ports", \BanConfiguration.tcpPorts), ("udp_ports", \.udpPorts)] {
+            if let ports = reader.array(key, of: "ports or \"low-high\" ranges", { value, path in
+                parsePorts(value, path: path, errors: errors).map { Located($0, at: value.position) }
+            }) {
+                bans[keyPath: keyPath] = ports.map(\.value).sorted()
+                reportOverlaps(ports, path: reader.keyPath(key), errors: errors)
+            }
+        }
+        if let never = readAccessEntries(&reader, "never", lists: lists, errors: errors) {
+            bans.never = AddressSet.union(never.map(\.addresses))
+        }
+        bans.defaultDuration = reader.duration("default_duration", minimum: .seconds(1)) ?? bans.defaultDuration
+        bans.maxDuration = reader.duration("max_duration", minimum: .seconds(1)) ?? bans.maxDuration
+        if bans.defaultDuration > bans.maxDuration, let position = reader.table["default_duration"]?.position {
+            errors.add("default_duration is longer than max_duration", at: position, path: reader.keyPath("default_duration"))
+        }
+        bans.capacity = reader.integer("capacity", in: 16...1_000_000)?.value ?? bans.capacity
+        if let socket = reader.string("control_socket") {
+            if socket.value.hasPrefix("/"), socket.value.utf8.count < 100 {
+                bans.controlSocket = socket.value
+            } else {
+                errors.add("expected an absolute path of at most 99 bytes (a Unix socket's limit)", at: socket.position, path: reader.keyPath("control_socket"))
+            }
+        }
+        reader.reportUnknownKeys(expected: banKeys)
+        return bans
+    }
+}
