@@ -25,8 +25,10 @@ final class AgentParts: Sendable {
     let gaugeSweep = GaugeSweep()
     let checker: UpstreamChecker
     let firewall: FirewallController
-    /// Bans asked for through the control socket.
+    /// Bans asked for through the control socket and by listeners' ban rules.
     let bans: BanDesk
+    /// Where the relay threads ask for bans and look up banned clients behind trusted hops.
+    let banBoard = BanBoard()
     /// Rung when a configuration is applied, so that the checker and firewall services, which sleep until
     /// their next deadline, look at it at once.
     let checkerBell = Doorbell()

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import TailgateConfig
 import TailgateFirewall
+import TailgateProxy
 
 /// Bans asked for from outside (`tailgate ban`, fail2ban's action, later CrowdSec): checked against who is
 /// never banned, bounded, and written to the kernel's ban sets. The kernel is the record: the sets hold each
@@ -17,9 +18,9 @@ final class BanDesk: Sendable {
         var capacity = 65_536
     }
 
-    private let kernel: NetlinkFirewall
+    let kernel: NetlinkFirewall
     private let logger: Logger
-    private let settings = NIOLockedValueBox(Settings())
+    let settings = NIOLockedValueBox(Settings())
     /// One change at a time (a read of the sets, then a batch).
     private let changes = NIOLock()
 
@@ -146,5 +147,37 @@ final class BanDesk: Sendable {
             seconds %= size
         }
         return parts.joined()
+    }
+}
+
+extension BanDesk {
+    /// The ban thread: writes what listeners' ban rules ask for, and every five seconds (and after each
+    /// change) gives the board the bans the kernel holds, so that banned clients behind a trusted hop are
+    /// refused and expired bans are let go. A refused request (a source never banned, a full set) is logged
+    /// at most once a minute.
+    static func serve(_ board: BanBoard, desk: BanDesk, logger: Logger) {
+        var lastRefusalLog = ContinuousClock.now - .seconds(120)
+        while true {
+            let requests = board.takeRequests(waitingAtMost: 5_000)
+            for request in requests {
+                do {
+                    _ = try desk.ban(request.source.description, for: request.duration, comment: request.comment)
+                } catch {
+                    if ContinuousClock.now - lastRefusalLog >= .seconds(60) {
+                        lastRefusalLog = .now
+                        logger.warning("automatic ban refused (said at most once a minute)", metadata: [
+                            "source": .stringConvertible(request.source), "error": .string("\(error)"), "rule": .string(request.comment),
+                        ])
+                    }
+                }
+            }
+            desk.refresh(board)
+        }
+    }
+
+    /// Gives the board the bans as the kernel holds them now.
+    func refresh(_ board: BanBoard) {
+        guard settings.withLockedValue({ $0.enabled }), let entries = try? kernel.bans() else { return }
+        board.publish(AddressSet(entries.map(\.network)))
     }
 }

@@ -19,14 +19,17 @@ actor ListenerSet: ReloadStep {
 
     private let metrics: ProxyMetrics
     private let budget: ConnectionBudget
+    private let banBoard: BanBoard?
     /// Sockets passed in at start (systemd's store, or the tailgate this one took over from).
     private let inherited: InheritedSockets
     private let store: SocketStore
 
     init(
         relay: SpliceRelayEngine, logger: Logger, metrics: ProxyMetrics, budget: ConnectionBudget,
-        inherited: InheritedSockets = InheritedSockets(), store: SocketStore = SocketStore(notifier: SystemdNotifier(environment: nil))
+        inherited: InheritedSockets = InheritedSockets(), store: SocketStore = SocketStore(notifier: SystemdNotifier(environment: nil)),
+        banBoard: BanBoard? = nil
     ) {
+        self.banBoard = banBoard
         self.inherited = inherited
         self.store = store
         self.budget = budget
@@ -69,7 +72,7 @@ actor ListenerSet: ReloadStep {
                 nextRuntimes[listener.name] = existing
                 publish.append((existing, policy))
             } else {
-                nextRuntimes[listener.name] = ListenerRuntime(policy: policy, metrics: metrics, budget: budget)
+                nextRuntimes[listener.name] = ListenerRuntime(policy: policy, metrics: metrics, budget: budget, banBoard: banBoard)
             }
             for (index, bind) in listener.binds.enumerated() {
                 desired[bind.value] = listener.name

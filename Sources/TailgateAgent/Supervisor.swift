@@ -61,6 +61,8 @@ actor Supervisor {
     private var handingOver = false
     /// The control socket, once `[bans]` enabled it.
     private var control: ControlSocket?
+    /// The thread that writes the relay's ban requests and keeps the board's view of the bans fresh.
+    private var banThreadStarted = false
 
     /// Throws when the kernel refuses the relay threads' descriptors (epoll, eventfd) or threads.
     init(
@@ -76,7 +78,8 @@ actor Supervisor {
         self.notifier = notifier
         self.parts = try AgentParts(logger: logger)
         self.listeners = ListenerSet(
-            relay: parts.relay, logger: logger, metrics: parts.metrics, budget: parts.budget, inherited: inherited, store: store
+            relay: parts.relay, logger: logger, metrics: parts.metrics, budget: parts.budget, inherited: inherited, store: store,
+            banBoard: parts.banBoard
         )
     }
 
@@ -271,7 +274,15 @@ actor Supervisor {
     /// bans are enabled (its path follows a restart, not a reload, as `[health] listen` does).
     private func configureBans(_ configuration: TailgateConfiguration) {
         parts.bans.configure(configuration)
-        guard configuration.bans.enabled else { return }
+        guard configuration.bans.enabled else {
+            parts.banBoard.publish(AddressSet())
+            return
+        }
+        if !banThreadStarted {
+            banThreadStarted = true
+            let (desk, board, logger) = (parts.bans, parts.banBoard, logger)
+            DetachedThread.start(name: "bans") { BanDesk.serve(board, desk: desk, logger: logger) }
+        }
         if let control {
             if control.path != configuration.bans.controlSocket {
                 logger.warning("[bans] control_socket changed; the control socket stays where it is until tailgate restarts", metadata: ["listening": .string(control.path)])

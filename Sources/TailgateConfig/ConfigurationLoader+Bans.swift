@@ -3,6 +3,33 @@ import TailgateTOML
 extension ConfigurationLoader {
     static let banKeys = ["enabled", "tcp_ports", "udp_ports", "never", "default_duration", "max_duration", "capacity", "control_socket"]
 
+    /// A listener's `ban = { after, within, for, max, on }`.
+    static func readBanRule(_ listener: inout TableReader, errors: ErrorCollector) -> BanRule? {
+        guard let table = listener.table("ban") else { return nil }
+        var reader = TableReader(table.value, path: listener.keyPath("ban"), errors: errors)
+        let after = reader.integer("after", in: 1...1_000_000)?.value
+        let within = reader.duration("within", minimum: .seconds(1))
+        let duration = reader.duration("for", minimum: .seconds(1))
+        let max = reader.duration("max", minimum: .seconds(1))
+        var offenses = Set(BanRule.Offense.allCases)
+        if let listed = reader.array("on", of: "offense names", { value, path -> BanRule.Offense? in
+            guard let text = value.string, let offense = BanRule.Offense(rawValue: text) else {
+                errors.add("expected one of \(BanRule.Offense.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))", at: value.position, path: path)
+                return nil
+            }
+            return offense
+        }) {
+            offenses = Set(listed)
+        }
+        reader.reportUnknownKeys(expected: ["after", "within", "for", "max", "on"])
+        guard let after, let within, let duration else {
+            errors.add("a ban rule needs 'after', 'within' and 'for', e.g. { after = 10, within = \"1m\", for = \"10m\", max = \"1d\" }",
+                       at: table.position, path: listener.keyPath("ban"))
+            return nil
+        }
+        return BanRule(after: after, within: within, duration: duration, max: max ?? duration, offenses: offenses)
+    }
+
     static func readBans(_ table: TOMLTable, lists: NamedLists, errors: ErrorCollector) -> BanConfiguration {
         var reader = TableReader(table, path: "bans", errors: errors)
         var bans = BanConfiguration()

@@ -6,7 +6,7 @@ public enum ConfigurationLoader {
     static let topLevelKeys = ["global", "lists", "listeners", "upstreams", "log", "firewall", "bans", "health"]
     static let listenerKeys = [
         "bind", "protocol", "routes", "default", "client_hello_timeout", "request_timeout", "max_connections", "proxy_protocol_from", "allow",
-        "deny", "redirect", "max_connections_per_source", "connection_rate_per_source", "source_prefix_ipv4", "source_prefix_ipv6",
+        "deny", "redirect", "max_connections_per_source", "connection_rate_per_source", "source_prefix_ipv4", "source_prefix_ipv6", "ban",
     ]
     static let upstreamKeys = [
         "servers", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
@@ -129,6 +129,11 @@ public enum ConfigurationLoader {
         } else if firewall == nil, document["listeners"] == nil {
             // (A `listeners` of the wrong type, such as [[listeners]], has its own error.)
             errors.add("nothing to do: add a [listeners.NAME] table with a bind, or a [firewall] table", at: document.position, path: "listeners")
+        }
+        for listener in listeners where listener.banRule != nil && !bans.enabled {
+            if let position = document["listeners"]?.table?[listener.name]?.table?["ban"]?.position {
+                errors.warn("this ban rule bans nobody: [bans] is not enabled (enabled = true)", at: position, path: "listeners.\(listener.name).ban")
+            }
         }
         root.reportUnknownKeys(expected: topLevelKeys)
         checkBindConflicts(listeners, health: health, errors: errors)
@@ -292,6 +297,7 @@ public enum ConfigurationLoader {
         )
         listener.access = AccessRule(scope: "listener", allow: allow, deny: deny)
         listener.sourceLimits = readSourceLimits(&reader, errors: errors)
+        listener.banRule = readBanRule(&reader, errors: errors)
         if let perSource = listener.sourceLimits.maxConnections, perSource >= listener.maxConnections,
            let position = reader.table["max_connections_per_source"]?.position {
             errors.warn("max_connections_per_source \(perSource) is not below the listener's max_connections \(listener.maxConnections): one source can still take every slot",

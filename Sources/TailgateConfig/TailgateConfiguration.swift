@@ -82,6 +82,8 @@ public struct ListenerConfiguration: Sendable {
     public var redirectsToHTTPS: Set<String> = []
     /// Limits per client address (off unless a key sets one).
     public var sourceLimits = SourceLimits()
+    /// `ban`: offenses that ban a source in the kernel (off when absent).
+    public var banRule: BanRule?
 }
 
 /// How to speak PROXY protocol to an upstream.

@@ -19,6 +19,8 @@ public enum ConnectionOutcome: String, Sendable, CaseIterable {
     case noRoute = "no_route"
     /// The client's address is refused by the listener's or the route's allow/deny lists.
     case denied
+    /// A client behind a trusted PROXY hop is banned (the kernel drops banned sources that connect directly).
+    case banned
     /// An http listener answered with a redirect to https (not an error).
     case redirected
     /// An http listener answered 400 or 431: no usable request head; the reason says why.

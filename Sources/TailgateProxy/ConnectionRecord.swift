@@ -62,6 +62,17 @@ final class ConnectionRecord {
         self.detail = detail
     }
 
+    /// The offense a `ban` rule counts for an outcome, if any.
+    static func offense(_ outcome: ConnectionOutcome) -> BanRule.Offense? {
+        switch outcome {
+        case .badClientHello: return .notTLS
+        case .clientHelloTimeout, .requestTimeout: return .helloTimeout
+        case .denied: return .denied
+        case .badRequest: return .badRequest
+        default: return nil
+        }
+    }
+
     /// Releases the connection's slots, counts it and writes its log line (once).
     func finish() {
         guard !finished else { return }
@@ -71,10 +82,11 @@ final class ConnectionRecord {
         if let sourceCount { sourceCount.tracker.release(sourceCount.key) }
         if let connectedServer { connectedServer.usage.release(connectedServer.address) }
         listener.metrics.ended(self, outcome: outcome)
+        if let offense = Self.offense(outcome) { listener.noteOffense(offense, client: client, now: .now()) }
         // A peer that connects and leaves without a byte (a port scan, a load balancer's TCP check)
         // is counted but logged only at debug level, so probes cannot flood the log; so is a client refused
         // for its source's limits (a warning names the source once a minute).
-        let level: Logger.Level = quiet && (outcome == .clientClosedEarly || outcome == .overSourceLimit) ? .debug : .info
+        let level: Logger.Level = quiet && (outcome == .clientClosedEarly || outcome == .overSourceLimit || outcome == .banned) ? .debug : .info
         guard logger.logLevel <= level else { return }
         let line = ConnectionLogLine(
             listener: listener.name, client: client, peer: peer != client ? peer : nil, serverName: serverName, alpn: alpn,

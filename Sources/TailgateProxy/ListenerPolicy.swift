@@ -27,6 +27,8 @@ public final class ListenerPolicy: Sendable {
     let routeAccess: [String: AccessRule]
     /// Limits per client source (`max_connections_per_source`, `connection_rate_per_source`).
     public let sourceLimits: SourceLimits
+    /// Offenses that ban a source (`ban`).
+    public let banRule: BanRule?
 
     public init(configuration: ListenerConfiguration, upstreams: [String: UpstreamPool], generation: Int) {
         self.name = configuration.name
@@ -42,6 +44,7 @@ public final class ListenerPolicy: Sendable {
         self.access = configuration.access.isOpen ? nil : configuration.access
         self.routeAccess = configuration.routeAccess
         self.sourceLimits = configuration.sourceLimits
+        self.banRule = configuration.banRule
     }
 
     /// Why the client at `client` may not use `route` (a route label); nil when it may. Without lists (the

@@ -41,10 +41,28 @@ extension ListenerRuntime {
         }
         countSourceRefusal()
         metrics.overSourceLimit(listener: name, limit: limit, beforeRoute: beforeRoute)
+        noteOffense(.overSourceLimit, client: client, now: now)
         if tracker.shouldWarn(key, now: nanoseconds), shouldWarnSourceLimit(now: nanoseconds) {
             let what = limit == "rate" ? "connection_rate_per_source" : "max_connections_per_source"
             logger.warning("client source is over \(what); closing its new connections (logged at most once a minute per source)", metadata: metadata)
         }
         return .refused(limit: limit)
+    }
+}
+
+extension ListenerRuntime {
+    /// Counts an offense of `client` against the policy's `ban` rule; when it trips, the source (an address,
+    /// or its IPv6 prefix) is asked to be banned. A trusted PROXY peer is never counted (it carries everyone);
+    /// nor is a client without an address.
+    func noteOffense(_ offense: BanRule.Offense, client: SocketAddress?, now: NIODeadline) {
+        guard let board = banBoard, let tracker = offenses else { return }
+        let policy = self.policy
+        guard let rule = policy.banRule, rule.offenses.contains(offense), let address = client.flatMap(IPAddress.init) else { return }
+        if policy.trusts(client) { return }
+        let key = SourceKey(address, ipv4Prefix: policy.sourceLimits.ipv4Prefix, ipv6Prefix: policy.sourceLimits.ipv6Prefix)
+        guard let tripped = tracker.offend(key, rule: rule, now: Int64(now.uptimeNanoseconds)) else { return }
+        board.request(BanBoard.Request(
+            source: key, duration: tripped.length, comment: "tailgate: listener \(name): \(offense.rawValue) x\(tripped.count)"
+        ))
     }
 }

@@ -9,7 +9,9 @@ public final class ListenerRuntime: Sendable {
     public let name: String
     /// The policy new connections use, and the per-source table when the policy limits sources (kept across
     /// reloads, so that a reload does not forget who has connections open; one lock for both).
-    private let policyBox: NIOLockedValueBox<(policy: ListenerPolicy, sources: SourceTracker?)>
+    private let policyBox: NIOLockedValueBox<(policy: ListenerPolicy, sources: SourceTracker?, offenses: OffenseTracker?)>
+    /// Where bans are asked for and looked up (nil: no ban rule can act).
+    let banBoard: BanBoard?
     private let active = Atomic<Int>(0)
     private let refusedOverLimit = Atomic<Int>(0)
     private let accepted = Atomic<Int>(0)
@@ -24,13 +26,14 @@ public final class ListenerRuntime: Sendable {
     let counters: ListenerCounters
     let budget: ConnectionBudget
 
-    public init(policy: ListenerPolicy, metrics: ProxyMetrics, budget: ConnectionBudget = ConnectionBudget(limit: .max)) {
+    public init(policy: ListenerPolicy, metrics: ProxyMetrics, budget: ConnectionBudget = ConnectionBudget(limit: .max), banBoard: BanBoard? = nil) {
+        self.banBoard = banBoard
         self.metrics = metrics
         self.budget = budget
         self.name = policy.name
         metrics.initialize(listener: policy.name)
         self.counters = ListenerCounters(listener: policy.name, metrics: metrics)
-        self.policyBox = NIOLockedValueBox((policy, Self.sources(for: policy, keeping: nil)))
+        self.policyBox = NIOLockedValueBox((policy, Self.sources(for: policy, keeping: nil), policy.banRule == nil ? nil : OffenseTracker()))
     }
 
     /// The policy new connections use.
@@ -38,14 +41,21 @@ public final class ListenerRuntime: Sendable {
         policyBox.withLockedValue { $0.policy }
     }
 
+    /// The offense table, while the policy has a ban rule.
+    var offenses: OffenseTracker? {
+        policyBox.withLockedValue { $0.offenses }
+    }
+
     /// The policy and the per-source table, read together at accept.
     var current: (policy: ListenerPolicy, sources: SourceTracker?) {
-        policyBox.withLockedValue { $0 }
+        policyBox.withLockedValue { ($0.policy, $0.sources) }
     }
 
     /// Publishes a new policy for connections accepted from now on.
     public func publish(_ policy: ListenerPolicy) {
-        policyBox.withLockedValue { $0 = (policy, Self.sources(for: policy, keeping: $0.sources)) }
+        policyBox.withLockedValue {
+            $0 = (policy, Self.sources(for: policy, keeping: $0.sources), policy.banRule == nil ? nil : ($0.offenses ?? OffenseTracker()))
+        }
     }
 
     /// The per-source table `policy` needs: the one in use when it is large enough for the listener's

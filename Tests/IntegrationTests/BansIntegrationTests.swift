@@ -156,3 +156,77 @@ extension BansIntegrationTests {
         #expect(lab.reaches(from: lab.outsider, L.hostOutside4, 8443))
     }
 }
+
+extension BansIntegrationTests {
+    /// Whether a TCP handshake with `address`:`port` from `namespace` completes within two seconds.
+    static func handshakes(_ lab: NetworkLab, from namespace: String, _ address: String, _ port: Int) -> Bool {
+        Command.run(lab.ip, ["netns", "exec", namespace, "/usr/bin/python3", "-c", """
+            import socket, sys
+            s = socket.socket(); s.settimeout(2)
+            try:
+                s.connect((sys.argv[1], int(sys.argv[2]))); print("yes")
+            except OSError:
+                print("no")
+            """, address, "\(port)"], timeout: 20).output == "yes\n"
+    }
+
+    /// What `client` reads from `address`:`port` in `namespace` after sending `bytes` (empty when closed).
+    static func exchange(_ lab: NetworkLab, from namespace: String, _ address: String, _ port: Int, sending text: String) -> String {
+        Command.run(lab.ip, ["netns", "exec", namespace, "/usr/bin/python3", "-c", """
+            import socket, sys
+            family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+            s = socket.socket(family); s.settimeout(3); s.connect((sys.argv[1], int(sys.argv[2])))
+            s.sendall(sys.argv[3].encode())
+            try:
+                print(s.recv(100).decode(errors="replace"), end="")
+            except OSError:
+                pass
+            """, address, "\(port)", text], timeout: 20).output
+    }
+
+    /// A listener's `ban` rule: three not-TLS connections ban the source in the kernel. Behind a trusted hop the
+    /// kernel only sees the hop, so a banned client named by a PROXY header is refused after it.
+    @Test func aBanRuleBansOffendersAndBannedClientsBehindAHopAreRefused() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let sandbox = try Sandbox("bans-rule")
+        defer { sandbox.tearDown() }
+        typealias L = NetworkLab
+        let socket = sandbox.path("control.sock")
+        try sandbox.write("tailgate.toml", """
+            [bans]
+            enabled = true
+            control_socket = "\(socket)"
+
+            [listeners.edge]
+            bind = ["0.0.0.0:8443"]
+            default = "lab"
+            ban = { after = 3, within = "1m", for = "1h", on = ["not_tls"] }
+            [listeners.hop]
+            bind = ["0.0.0.0:8445", "[::]:8445"]
+            protocol = "tcp"
+            default = "lab"
+            proxy_protocol_from = ["\(L.outsider6)/128"]
+
+            [upstreams.lab]
+            servers = ["127.0.0.1:8080"]
+            """)
+        let process = try sandbox.start("tailgate", lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "run", "--config", sandbox.path("tailgate.toml")])
+        #expect(process.waitForOutput(" ready ", timeout: 30))
+        defer { _ = process.stop() }
+
+        #expect(Self.handshakes(lab, from: lab.outsider, L.hostOutside4, 8443))
+        for _ in 0..<3 { _ = Self.exchange(lab, from: lab.outsider, L.hostOutside4, 8443, sending: "GET / HTTP/1.0\r\n\r\n") }
+        #expect(Poll.until(timeout: 15) { Self.ban(["list"], socket: socket).output.contains("\(L.outsider4)\t") }, "\(process.output.suffix(2_000))")
+        #expect(Self.ban(["list"], socket: socket).output.contains("\t1h\ttailgate: listener edge: not_tls x3\n"))
+        #expect(!Self.handshakes(lab, from: lab.outsider, L.hostOutside4, 8443), "banned by the rule, dropped by the kernel")
+
+        // Behind the hop: a client its PROXY header names, banned, is refused; another passes.
+        let header = { (client: String) in "PROXY TCP4 \(client) \(L.hostOutside4) 40000 8445\r\n" }
+        #expect(Self.exchange(lab, from: lab.outsider, L.hostOutside6, 8445, sending: header("203.0.113.9")) == "ok\n")
+        #expect(Self.ban(["add", "203.0.113.9", "--for", "10m"], socket: socket).status == 0)
+        #expect(Poll.until(timeout: 10) { Self.exchange(lab, from: lab.outsider, L.hostOutside6, 8445, sending: header("203.0.113.9")).isEmpty })
+        #expect(Self.exchange(lab, from: lab.outsider, L.hostOutside6, 8445, sending: header("203.0.113.10")) == "ok\n")
+        #expect(process.isRunning)
+    }
+}

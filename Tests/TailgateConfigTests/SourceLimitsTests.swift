@@ -75,3 +75,31 @@ import Testing
         #expect(key("::ffff:cb00:7107", v6: 64) == key("203.0.113.7"))
     }
 }
+
+/// A listener's `ban` rule.
+@Suite struct BanRuleTests {
+    @Test func aRuleLoadsWithItsOffensesOrSaysWhatIsMissing() throws {
+        let configuration = try ConfigurationLoader.load(text: """
+            [bans]
+            enabled = true
+            [listeners.public]
+            bind = ["0.0.0.0:443"]
+            default = "app"
+            ban = { after = 10, within = "1m", for = "10m", max = "1d", on = ["not_tls", "denied"] }
+            [upstreams.app]
+            servers = ["100.101.1.6:8443"]
+            """, file: "t.toml")
+        #expect(configuration.listeners.first?.banRule == BanRule(
+            after: 10, within: .seconds(60), duration: .seconds(600), max: .seconds(86_400), offenses: [.notTLS, .denied]
+        ))
+        #expect(BanRule(after: 1, within: .seconds(1), duration: .seconds(600), max: .seconds(86_400)).length(afterEarlierBans: 3) == .seconds(4_800))
+        #expect(SourceLimitsTests.errors("ban = { after = 10, within = \"1m\" }") == [
+            "t.toml:4:7: listeners.public.ban: a ban rule needs 'after', 'within' and 'for', e.g. { after = 10, within = \"1m\", for = \"10m\", max = \"1d\" }",
+        ])
+        #expect(SourceLimitsTests.errors("ban = { after = 1, within = \"1m\", for = \"1h\", on = [\"spam\"] }").first?.contains(
+            "listeners.public.ban.on[0]: expected one of \"over_source_limit\", \"not_tls\", \"hello_timeout\", \"denied\", \"bad_request\""
+        ) == true)
+        let warnings = try SourceLimitsTests.load("ban = { after = 1, within = \"1m\", for = \"1h\" }").warnings.map(\.description)
+        #expect(warnings == ["t.toml:4:7: listeners.public.ban: warning: this ban rule bans nobody: [bans] is not enabled (enabled = true)"])
+    }
+}

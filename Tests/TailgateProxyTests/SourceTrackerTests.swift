@@ -87,3 +87,23 @@ import Testing
         #expect(tracker.admit(holder, limits: limits, now: 2 * Self.second) == .overConnections(holder, open: 2))
     }
 }
+
+/// A listener's `ban` rule counting offenses per source.
+@Suite struct OffenseTrackerTests {
+    @Test func offensesWithinTheWindowBanAndRepeatOffendersGetDoubleUpToTheMaximum() {
+        let tracker = OffenseTracker(capacity: 64)
+        let rule = BanRule(after: 3, within: .seconds(60), duration: .seconds(600), max: .seconds(1_800))
+        let key = SourceTrackerTests.key("203.0.113.7")
+        let second: Int64 = 1_000_000_000
+        #expect(tracker.offend(key, rule: rule, now: 0) == nil)
+        #expect(tracker.offend(key, rule: rule, now: 1 * second) == nil)
+        #expect(tracker.offend(key, rule: rule, now: 2 * second)?.length == .seconds(600))
+        for index in 3..<5 { #expect(tracker.offend(key, rule: rule, now: Int64(index) * second) == nil) }
+        #expect(tracker.offend(key, rule: rule, now: 5 * second)?.length == .seconds(1_200), "the second ban doubles")
+        for index in 6..<8 { _ = tracker.offend(key, rule: rule, now: Int64(index) * second) }
+        #expect(tracker.offend(key, rule: rule, now: 8 * second)?.length == .seconds(1_800), "capped at max")
+        // Offenses further apart than the window never add up.
+        let other = SourceTrackerTests.key("203.0.113.8")
+        for index in 0..<10 { #expect(tracker.offend(other, rule: rule, now: Int64(index) * 61 * second) == nil) }
+    }
+}

@@ -1,6 +1,7 @@
 import CTailgateLinux
 import Glibc
 import NIOCore
+import TailgateConfig
 import TailgateSystem
 import TailgateWire
 
@@ -197,6 +198,10 @@ final class SpliceSession {
     /// let in (counted until the connection ends), else the close (an http client is told 429). A LOCAL header
     /// (the peer's own health check) is not judged.
     private func judgeSourceAfterHeader(_ policy: ListenerPolicy, loop: SpliceLoop, http: Bool = false) -> Action? {
+        if record.client != record.peer, let board = record.listener.banBoard, let client = record.client.flatMap(IPAddress.init),
+           board.isBanned(client) {
+            return machine.fail(.banned, detail: nil, quiet: true, response: http ? HTTPAnswer.status(403) : nil)
+        }
         guard let tracker = record.sourceTracker, record.sourceCount == nil, record.client != record.peer else { return nil }
         record.sourceTracker = nil
         let judgement = record.listener.judgeSource(
