@@ -29,6 +29,8 @@ final class AgentParts: Sendable {
     let bans: BanDesk
     /// Where the relay threads ask for bans and look up banned clients behind trusted hops.
     let banBoard = BanBoard()
+    /// Pulls CrowdSec's decisions into the ban sets (`[bans.crowdsec]`).
+    let crowdsec = CrowdSecBouncer()
     /// Rung when a configuration is applied, so that the checker and firewall services, which sleep until
     /// their next deadline, look at it at once.
     let checkerBell = Doorbell()

@@ -92,8 +92,9 @@ final class BanDesk: Sendable {
         return "banned \(network.compactDescription) for \(Self.text(length))\(note)"
     }
 
-    /// Lifts the ban of exactly `text` (as it was given).
-    func lift(_ text: String, by who: String) throws(Refusal) -> String {
+    /// Lifts the ban of exactly `text` (as it was given); with `onlyIfCommentStartsWith`, only a ban whose
+    /// comment says it came from there (CrowdSec lifting its own bans, not fail2ban's).
+    func lift(_ text: String, by who: String, onlyIfCommentStartsWith origin: String? = nil) throws(Refusal) -> String {
         guard settings.withLockedValue({ $0.enabled }) else { throw Refusal(description: "bans are not enabled ([bans] enabled = true)") }
         let network: IPNetwork
         switch IPNetwork.parsing(text) {
@@ -104,7 +105,11 @@ final class BanDesk: Sendable {
         changes.lock()
         defer { changes.unlock() }
         do throws(FirewallError) {
-            removed = try kernel.removeBan(network)
+            if let origin, !(try kernel.bans() ?? []).contains(where: { $0.network == network && ($0.comment ?? "").hasPrefix(origin) }) {
+                removed = false
+            } else {
+                removed = try kernel.removeBan(network)
+            }
         } catch {
             throw Refusal(description: Self.explain(error, capacity: 0))
         }

@@ -63,6 +63,7 @@ actor Supervisor {
     private var control: ControlSocket?
     /// The thread that writes the relay's ban requests and keeps the board's view of the bans fresh.
     private var banThreadStarted = false
+    private var crowdsecStarted = false
 
     /// Throws when the kernel refuses the relay threads' descriptors (epoll, eventfd) or threads.
     init(
@@ -274,9 +275,14 @@ actor Supervisor {
     /// bans are enabled (its path follows a restart, not a reload, as `[health] listen` does).
     private func configureBans(_ configuration: TailgateConfiguration) {
         parts.bans.configure(configuration)
+        parts.crowdsec.configure(configuration.bans.enabled ? configuration.bans.crowdsec : nil)
         guard configuration.bans.enabled else {
             parts.banBoard.publish(AddressSet())
             return
+        }
+        if configuration.bans.crowdsec != nil, !crowdsecStarted {
+            crowdsecStarted = true
+            parts.crowdsec.start(desk: parts.bans, board: parts.banBoard, logger: logger)
         }
         if !banThreadStarted {
             banThreadStarted = true

@@ -18,6 +18,8 @@ public struct BanConfiguration: Sendable, Equatable {
     public var capacity = 65_536
     /// The Unix socket `tailgate ban` talks to (owner and group of the agent, mode 0660).
     public var controlSocket = BanConfiguration.defaultControlSocket
+    /// `[bans.crowdsec]`: pull CrowdSec's decisions into the ban sets (nil: not a bouncer).
+    public var crowdsec: CrowdSecConfiguration?
 
     public static let defaultControlSocket = "/run/tailgate/control.sock"
 
@@ -71,5 +73,21 @@ extension TailgateConfiguration {
             }
         }
         return result
+    }
+}
+
+/// `[bans.crowdsec]`: tailgate as a CrowdSec bouncer, pulling a Local API's decisions stream.
+public struct CrowdSecConfiguration: Sendable, Equatable {
+    /// The Local API, `http://127.0.0.1:8080` (plain HTTP on loopback or the tailnet; https is not spoken).
+    public var url: String
+    /// A file holding the bouncer's API key (`cscli bouncers add tailgate`), read at each (re)load.
+    public var apiKeyFile: String
+    /// How often the stream is pulled.
+    public var pullInterval: Duration = .seconds(10)
+
+    public init(url: String, apiKeyFile: String, pullInterval: Duration = .seconds(10)) {
+        self.url = url
+        self.apiKeyFile = apiKeyFile
+        self.pullInterval = pullInterval
     }
 }

@@ -1,7 +1,7 @@
 import TailgateTOML
 
 extension ConfigurationLoader {
-    static let banKeys = ["enabled", "tcp_ports", "udp_ports", "never", "default_duration", "max_duration", "capacity", "control_socket"]
+    static let banKeys = ["enabled", "tcp_ports", "udp_ports", "never", "default_duration", "max_duration", "capacity", "control_socket", "crowdsec"]
 
     /// A listener's `ban = { after, within, for, max, on }`.
     static func readBanRule(_ listener: inout TableReader, errors: ErrorCollector) -> BanRule? {
@@ -56,6 +56,20 @@ extension ConfigurationLoader {
                 bans.controlSocket = socket.value
             } else {
                 errors.add("expected an absolute path of at most 99 bytes (a Unix socket's limit)", at: socket.position, path: reader.keyPath("control_socket"))
+            }
+        }
+        if let table = reader.table("crowdsec") {
+            var crowdsec = TableReader(table.value, path: "bans.crowdsec", errors: errors)
+            let url = crowdsec.string("url")
+            let keyFile = crowdsec.string("api_key_file")
+            let interval = crowdsec.duration("pull_interval", minimum: .seconds(1))
+            crowdsec.reportUnknownKeys(expected: ["url", "api_key_file", "pull_interval"])
+            if let url, !url.value.hasPrefix("http://") {
+                errors.add("expected an http:// URL of the Local API, e.g. \"http://127.0.0.1:8080\" (https is not spoken)", at: url.position, path: "bans.crowdsec.url")
+            } else if let url, let keyFile {
+                bans.crowdsec = CrowdSecConfiguration(url: url.value, apiKeyFile: keyFile.value, pullInterval: interval ?? .seconds(10))
+            } else {
+                errors.add("needs 'url' (the Local API) and 'api_key_file' (the key `cscli bouncers add` printed)", at: table.position, path: "bans.crowdsec")
             }
         }
         reader.reportUnknownKeys(expected: banKeys)

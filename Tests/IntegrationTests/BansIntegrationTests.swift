@@ -230,3 +230,78 @@ extension BansIntegrationTests {
         #expect(process.isRunning)
     }
 }
+
+extension BansIntegrationTests {
+    /// tailgate as a CrowdSec bouncer against a real Local API (the Debian package's `crowdsec -no-cs`, with
+    /// its own database in the sandbox): `cscli decisions add` drops the source within the pull interval,
+    /// ranges included; `cscli decisions delete` lifts it.
+    @Test func crowdsecDecisionsBecomeKernelBansAndDeletingThemLiftsThem() throws {
+        guard let crowdsec = Command.executable(named: "crowdsec"), let cscli = Command.executable(named: "cscli") else {
+            Issue.record("crowdsec is not installed (scripts/install-deps installs it)")
+            return
+        }
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let sandbox = try Sandbox("bans-crowdsec")
+        defer { sandbox.tearDown() }
+        typealias L = NetworkLab
+        let directory = sandbox.path("crowdsec"), lapiPort = TestPort.free()
+        for sub in ["data", "notifications"] {
+            try FileManager.default.createDirectory(atPath: "\(directory)/\(sub)", withIntermediateDirectories: true)
+        }
+        try "".write(toFile: "\(directory)/acquis.yaml", atomically: true, encoding: .utf8)
+        let config = "\(directory)/config.yaml"
+        try """
+            common: {daemonize: false, log_media: stdout, log_level: info, working_dir: .}
+            config_paths:
+              config_dir: \(directory)/
+              data_dir: \(directory)/data/
+              simulation_path: /etc/crowdsec/simulation.yaml
+              hub_dir: /var/lib/crowdsec/hub/
+              index_path: /var/lib/crowdsec/hub/.index.json
+              notification_dir: \(directory)/notifications/
+              plugin_dir: /usr/lib/crowdsec/plugins/
+            crowdsec_service: {acquisition_path: \(directory)/acquis.yaml}
+            db_config: {log_level: info, type: sqlite, db_path: \(directory)/data/crowdsec.db}
+            api:
+              client: {credentials_path: \(directory)/local_api_credentials.yaml}
+              server: {log_level: info, listen_uri: "127.0.0.1:\(lapiPort)", profiles_path: /etc/crowdsec/profiles.yaml, trusted_ips: [127.0.0.1]}
+            prometheus: {enabled: false}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        // The Local API and cscli run in the lab's host namespace, where the agent is (its loopback is that namespace's).
+        func cs(_ arguments: [String]) -> CommandResult { Command.run(lab.ip, ["netns", "exec", lab.host, cscli, "-c", config] + arguments) }
+        let machine = cs(["machines", "add", "tailgate-test", "--auto", "-f", "\(directory)/local_api_credentials.yaml"])
+        #expect(machine.status == 0, "\(machine.output)")
+        let key = "tg" + String(UInt64.random(in: 1...UInt64.max), radix: 36)
+        #expect(cs(["bouncers", "add", "tailgate", "-k", key]).status == 0)
+        try (key + "\n").write(toFile: sandbox.path("crowdsec.key"), atomically: true, encoding: .utf8)
+        let lapi = try sandbox.start("crowdsec", lab.ip, ["netns", "exec", lab.host, crowdsec, "-c", config, "-no-cs"])
+        defer { _ = lapi.stop() }
+        #expect(lapi.waitForOutput("Local API listening", timeout: 30), "\(lapi.output)")
+
+        let socket = sandbox.path("control.sock")
+        try sandbox.write("tailgate.toml", Self.config(socket: socket) + """
+
+            [bans.crowdsec]
+            url = "http://127.0.0.1:\(lapiPort)"
+            api_key_file = "\(sandbox.path("crowdsec.key"))"
+            pull_interval = "1s"
+            """)
+        let process = try sandbox.start("tailgate", lab.ip, ["netns", "exec", lab.host, Sandbox.tailgateBinary, "run", "--config", sandbox.path("tailgate.toml")])
+        #expect(process.waitForOutput(" ready ", timeout: 30))
+        defer { _ = process.stop() }
+        #expect(process.waitForOutput("crowdsec: decisions pulled"), "\(process.output.suffix(2_000))")
+        #expect(lab.reaches(from: lab.outsider, L.hostOutside4, 8443))
+
+        #expect(cs(["decisions", "add", "--ip", L.outsider4, "--duration", "1h", "--reason", "tailgate-test"]).status == 0)
+        #expect(Poll.until(timeout: 15) { !lab.reaches(from: lab.outsider, L.hostOutside4, 8443, timeout: 1) }, "\(process.output.suffix(2_000))")
+        #expect(Self.ban(["list"], socket: socket).output.contains("\tcrowdsec: tailgate-test\n"))
+        #expect(cs(["decisions", "add", "--range", "203.0.113.0/24", "--duration", "2h"]).status == 0)
+        #expect(Poll.until(timeout: 15) { Self.ban(["list"], socket: socket).output.contains("203.0.113.0/24\t") })
+
+        #expect(cs(["decisions", "delete", "--ip", L.outsider4]).status == 0)
+        #expect(Poll.until(timeout: 15) { lab.reaches(from: lab.outsider, L.hostOutside4, 8443, timeout: 1) }, "\(process.output.suffix(2_000))")
+        #expect(process.output.contains("bans_lifted=1"), "\(process.output.suffix(2_000))")
+        #expect(process.isRunning)
+    }
+}
