@@ -23,6 +23,7 @@ final class BanDesk: Sendable {
     let settings = NIOLockedValueBox(Settings())
     /// One change at a time (a read of the sets, then a batch).
     private let changes = NIOLock()
+    private let count = NIOLockedValueBox<Int?>(nil)
 
     init(kernel: NetlinkFirewall = NetlinkFirewall(), logger: Logger) {
         self.kernel = kernel
@@ -184,5 +185,11 @@ extension BanDesk {
     func refresh(_ board: BanBoard) {
         guard settings.withLockedValue({ $0.enabled }), let entries = try? kernel.bans() else { return }
         board.publish(AddressSet(entries.map(\.network)))
+        count.withLockedValue { $0 = entries.count }
+    }
+
+    /// How many bans the kernel held at the last refresh (nil before one, or with bans disabled).
+    var lastCount: Int? {
+        settings.withLockedValue { $0.enabled } ? count.withLockedValue { $0 } : nil
     }
 }

@@ -73,6 +73,17 @@ enum MetricsExport {
                 counter("tailgate_firewall_dropped_packets", "Packets to restricted ports dropped or rejected, by protocol and port.",
                         [("proto", port.proto), ("ports", port.ports)], total: Int64(totals[port.name]?.packets ?? 0))
             }
+            counter("tailgate_firewall_banned_packets", "Packets from banned sources dropped by the shield.", [],
+                    total: Int64(totals["banned"]?.packets ?? 0))
+        }
+        if let bans = supervisor.parts.bans.lastCount {
+            gauge("tailgate_bans", "active", "Bans in the kernel's ban sets (as last read, every few seconds).").set(Int64(bans))
+        }
+        if await supervisor.current?.configuration.bans.crowdsec != nil {
+            let crowdsec = supervisor.parts.crowdsec.snapshot
+            gauge("tailgate_crowdsec", "up", "1 when the last pull of CrowdSec's decisions succeeded.").set(Int64(crowdsec.lastResult == "ok" ? 1 : 0))
+            counter("tailgate_crowdsec_bans_added", "Bans written from CrowdSec decisions.", [], total: Int64(crowdsec.bansAdded))
+            counter("tailgate_crowdsec_bans_lifted", "Bans lifted because CrowdSec deleted or expired their decision.", [], total: Int64(crowdsec.bansLifted))
         }
     }
 }

@@ -280,7 +280,11 @@ extension BansIntegrationTests {
         #expect(lapi.waitForOutput("Local API listening", timeout: 30), "\(lapi.output)")
 
         let socket = sandbox.path("control.sock")
+        let health = TestPort.free()
         try sandbox.write("tailgate.toml", Self.config(socket: socket) + """
+
+            [health]
+            listen = "127.0.0.1:\(health)"
 
             [bans.crowdsec]
             url = "http://127.0.0.1:\(lapiPort)"
@@ -299,6 +303,10 @@ extension BansIntegrationTests {
         #expect(cs(["decisions", "add", "--range", "203.0.113.0/24", "--duration", "2h"]).status == 0)
         #expect(Poll.until(timeout: 15) { Self.ban(["list"], socket: socket).output.contains("203.0.113.0/24\t") })
 
+        let metrics = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(health)/metrics"]).output
+        for line in ["tailgate_crowdsec_up 1.0", "tailgate_crowdsec_bans_added_total 2", "tailgate_bans_active 2.0"] {
+            #expect(metrics.contains(line + "\n"), "\(line): \(metrics.split(separator: "\n").filter { $0.contains("ban") || $0.contains("crowdsec") })")
+        }
         #expect(cs(["decisions", "delete", "--ip", L.outsider4]).status == 0)
         #expect(Poll.until(timeout: 15) { lab.reaches(from: lab.outsider, L.hostOutside4, 8443, timeout: 1) }, "\(process.output.suffix(2_000))")
         #expect(process.output.contains("bans_lifted=1"), "\(process.output.suffix(2_000))")
