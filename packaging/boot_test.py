@@ -902,6 +902,39 @@ http {{
         return (f"package {version} (tailgate --version: {binary}), MainPID {old_pid} -> {new_pid} by hand-over; "
                 f"{counts}; {len(targets)} downloads of 50 MiB whole, checksums match")
 
+    def check_bans_under_the_unit(self):
+        """X. [bans] under the unit's sandbox: the control socket in /run/tailgate (RuntimeDirectory) as
+        tailgate:tailgate 0660, `tailgate ban` as root bans in the kernel set and lifts, a user outside the
+        tailgate group is refused by the socket's permissions."""
+        container = self.container
+        pid = self.ensure_running()
+        self.write_config(config_text("generation bans") + "\n[bans]\nenabled = true\n")
+        container.run("systemctl", "reload", "tailgate", timeout=60)
+        socket_path = "/run/tailgate/control.sock"
+        wait_for("the control socket", lambda: container.run("test", "-S", socket_path, check=False).returncode == 0, timeout=30)
+        ownership = container.run("stat", "-c", "%U:%G %a", socket_path).stdout.strip()
+        if ownership != "tailgate:tailgate 660":
+            raise CheckFailed(f"{socket_path} is {ownership}, not tailgate:tailgate 660")
+        try:
+            added = container.run("tailgate", "ban", "add", "192.0.2.77", "--for", "10m", "--reason", "boot-test", check=False)
+            if added.returncode != 0 or "ok: banned 192.0.2.77 for 10m" not in added.stdout:
+                raise CheckFailed(f"tailgate ban add: exit {added.returncode}: {added.stdout}{added.stderr}")
+            listed = subprocess.run(["nft", "list", "set", "inet", "tailgate", "ban4"], capture_output=True, text=True)
+            if '192.0.2.77 timeout 10m' not in listed.stdout or 'comment "boot-test"' not in listed.stdout:
+                raise CheckFailed(f"nft list set inet tailgate ban4: {listed.stdout}{listed.stderr}")
+            refused = container.run("runuser", "-u", "nobody", "--", "tailgate", "ban", "list", check=False)
+            if refused.returncode == 0 or "Permission denied" not in refused.stderr:
+                raise CheckFailed(f"a user outside the tailgate group: exit {refused.returncode}: {refused.stdout}{refused.stderr}")
+        finally:
+            lifted = container.run("tailgate", "ban", "remove", "192.0.2.77", check=False)
+            self.write_config(config_text("generation 2", extra_routes='"other.test" = "web"\n'))
+            container.run("systemctl", "reload", "tailgate", timeout=60)
+        if lifted.returncode != 0:
+            raise CheckFailed(f"tailgate ban remove: exit {lifted.returncode}: {lifted.stdout}{lifted.stderr}")
+        if container.show("MainPID")["MainPID"] != str(pid):
+            raise CheckFailed("the agent restarted during the check")
+        return f"{socket_path} {ownership}; banned and lifted 192.0.2.77 as root; nobody refused"
+
     def check_thread_priority(self):
         """10. No 'Failed to set thread priority' in the journal of the whole run. The commands
         (check in ExecStartPre, reload) run at default priority and ask for none; the agent's
@@ -964,6 +997,7 @@ http {{
             ("8", "journalctl -u tailgate holds the connection log", self.check_connection_log, False),
             ("9", "no refusals across restart and kill -9", self.check_refusals, False),
             ("S", "the file descriptor store holds exactly the configured sockets", self.check_store_follows_the_configuration, False),
+            ("X", "bans under the unit: control socket, tailgate ban, permissions", self.check_bans_under_the_unit, False),
         ]
         if self.arguments.newer_deb:
             checks.append(("U", "upgrade to the newer package", self.check_upgrade, False))
