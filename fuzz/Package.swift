@@ -51,6 +51,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "FuzzJSON",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "TailgateWire", package: "tailgate"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "FuzzConfig",
             dependencies: [
                 "FuzzSupport",
