@@ -14,6 +14,24 @@ struct HealthIntegrationTests {
     }
 
     /// Parses /metrics with the reference Python parser and returns `name{labels} value` lines.
+    /// A listener routing app.example.com to `app`, whose server a TLS check watches, and the health endpoint.
+    static func checkedConfig(port: Int, health: Int, app: NginxUpstream, in sandbox: Sandbox, interval: String = "300ms") -> String {
+        """
+        [health]
+        listen = "127.0.0.1:\(health)"
+        [listeners.public]
+        bind = ["127.0.0.1:\(port)"]
+        [listeners.public.routes]
+        "app.example.com" = "app"
+        [upstreams.app]
+        servers = ["127.0.0.1:\(app.proxyPort)"]
+        send_proxy = "v2"
+        check = "tls"
+        check_interval = "\(interval)"
+        check_ca = "\(sandbox.path("ca.crt"))"
+        """
+    }
+
     static func parsedMetrics(_ port: Int) -> (ok: Bool, samples: [String: Double], output: String) {
         let script = """
             import sys, urllib.request
@@ -39,20 +57,7 @@ struct HealthIntegrationTests {
         try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
         let app = try NginxUpstream.start("app", in: sandbox)
         let port = TestPort.free(), healthPort = TestPort.free()
-        let tailgate = try TailgateInstance.start(config: """
-            [health]
-            listen = "127.0.0.1:\(healthPort)"
-            [listeners.public]
-            bind = ["127.0.0.1:\(port)"]
-            [listeners.public.routes]
-            "app.example.com" = "app"
-            [upstreams.app]
-            servers = ["127.0.0.1:\(app.proxyPort)"]
-            send_proxy = "v2"
-            check = "tls"
-            check_interval = "300ms"
-            check_ca = "\(sandbox.path("ca.crt"))"
-            """, in: sandbox)
+        let tailgate = try TailgateInstance.start(config: Self.checkedConfig(port: port, health: healthPort, app: app, in: sandbox), in: sandbox)
         #expect(TestPort.waitUntilAccepting(healthPort))
         #expect(Self.http(healthPort, "/healthz") == ("200", "ok\n"))
         #expect(Self.http(healthPort, "/healthz", method: "HEAD").code == "200")
