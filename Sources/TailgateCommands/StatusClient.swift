@@ -34,8 +34,9 @@ public enum StatusClient {
         }
     }
 
-    /// `base` is like "http://127.0.0.1:9180", or just "127.0.0.1:9180"; returns the body of GET /status?format=text.
-    public static func fetchText(base given: String) throws(Failure) -> String {
+    /// `base` is like "http://127.0.0.1:9180", or just "127.0.0.1:9180"; returns the body of GET /status?format=text,
+    /// or of GET /status (the JSON form) with `json`.
+    public static func fetchText(base given: String, json: Bool = false) throws(Failure) -> String {
         let base = given.contains("://") ? given : "http://" + given
         guard base.hasPrefix("http://") else { throw Failure(description: "\(given): only http:// URLs are supported") }
         let hostPort = base.dropFirst(7).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
@@ -71,7 +72,7 @@ public enum StatusClient {
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("GET /status?format=text HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array("GET /status\(json ? "" : "?format=text") HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // The whole answer within 10 s and 4 MiB: whatever else listens on that port must not hold the command.
         let deadline = ContinuousClock.now + .seconds(10)
@@ -94,7 +95,7 @@ public enum StatusClient {
             throw Failure(description: "\(base)/status: \(text.prefix { $0 != "\r" })")
         }
         let body = String(decoding: response[(end + 4)...], as: UTF8.self)
-        guard body.hasPrefix("tailgate ") else {
+        guard json ? body.hasPrefix("{") && body.contains("\"generation\"") : body.hasPrefix("tailgate ") else {
             throw Failure(description: "\(base): answered, but not as tailgate's health endpoint does (is [health] listen this address?)")
         }
         return body

@@ -124,6 +124,9 @@ struct Status: ParsableCommand {
     @Option(name: [.short, .long], help: "Configuration whose [health] listen to ask (default: /etc/tailgate/tailgate.toml if readable, else 127.0.0.1:9180).")
     var config: String?
 
+    @Flag(help: "Print the JSON form of /status (what the status page reads) instead of the table.")
+    var json = false
+
     func run() throws {
         do {
             let base: String
@@ -134,7 +137,8 @@ struct Status: ParsableCommand {
             } else {
                 base = (try? StatusClient.base(configPath: "/etc/tailgate/tailgate.toml")) ?? "http://127.0.0.1:9180"
             }
-            print(try StatusClient.fetchText(base: base), terminator: "")
+            let text = try StatusClient.fetchText(base: base, json: json)
+            print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
         } catch {
             TailgateMain.writeToStandardError("\(error)\n")
             throw ExitCode.failure

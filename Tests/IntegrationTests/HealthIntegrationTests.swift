@@ -110,6 +110,9 @@ struct HealthIntegrationTests {
         #expect(text.output.contains("public"))
         #expect(text.output.contains("127.0.0.1:\(app.proxyPort)"))
         #expect(text.output.contains(" up "))
+        let jsonStatus = Command.run(Sandbox.tailgateBinary, ["status", "--json", "--health", "http://127.0.0.1:\(healthPort)"])
+        let parsed = (try? JSONSerialization.jsonObject(with: Data(jsonStatus.output.utf8))) as? [String: Any]
+        #expect(jsonStatus.status == 0 && (parsed?["config"] as? [String: Any])?["generation"] as? Int == 1 && jsonStatus.output.contains("127.0.0.1:\(app.proxyPort)"), "\(jsonStatus.output)")
         // The address alone, or the configuration's [health] listen, reach the same endpoint (the first line,
         // with the uptime, may differ by a second).
         func table(_ arguments: [String]) -> [Substring] { Command.run(Sandbox.tailgateBinary, ["status"] + arguments).output.split(separator: "\n").dropFirst().map { $0 } }
