@@ -106,7 +106,24 @@ struct StatusReport: Sendable {
                 text += "  \(pad(name, 28)) \(value.packets) packets\n"
             }
         }
-        json += "}}\n"
+        json += "}"
+
+        // Bans ([bans]): how many the kernel holds, and the CrowdSec bouncer's last pull.
+        if let bans = configuration?.bans, bans.enabled {
+            let count = supervisor.parts.bans.lastCount
+            json += ",\"bans\":{\"enabled\":true,\"active\":\(count.map(String.init) ?? "null"),\"control_socket\":\(q(bans.controlSocket))"
+            text += "bans: \(count.map(String.init) ?? "?") in the kernel, control socket \(bans.controlSocket)"
+            if bans.crowdsec != nil {
+                let crowdsec = supervisor.parts.crowdsec.snapshot
+                json += ",\"crowdsec\":{\"last_result\":\(q(crowdsec.lastResult)),\"pulls\":\(crowdsec.pulls),\"bans_added\":\(crowdsec.bansAdded),\"bans_lifted\":\(crowdsec.bansLifted)}"
+                text += "; crowdsec: \(crowdsec.lastResult), \(crowdsec.bansAdded) added, \(crowdsec.bansLifted) lifted"
+            }
+            json += "}"
+            text += "\n"
+        } else {
+            json += ",\"bans\":{\"enabled\":false}"
+        }
+        json += "}\n"
         return StatusReport(json: json, text: text)
     }
 

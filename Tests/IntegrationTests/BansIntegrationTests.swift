@@ -307,6 +307,8 @@ extension BansIntegrationTests {
         for line in ["tailgate_crowdsec_up 1.0", "tailgate_crowdsec_bans_added_total 2", "tailgate_bans_active 2.0"] {
             #expect(metrics.contains(line + "\n"), "\(line): \(metrics.split(separator: "\n").filter { $0.contains("ban") || $0.contains("crowdsec") })")
         }
+        let status = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(health)/status"]).output
+        #expect(status.contains("\"bans\":{\"enabled\":true,\"active\":2,") && status.contains("\"crowdsec\":{\"last_result\":\"ok\""), "\(status)")
         #expect(cs(["decisions", "delete", "--ip", L.outsider4]).status == 0)
         #expect(Poll.until(timeout: 15) { lab.reaches(from: lab.outsider, L.hostOutside4, 8443, timeout: 1) }, "\(process.output.suffix(2_000))")
         #expect(process.output.contains("bans_lifted=1"), "\(process.output.suffix(2_000))")
