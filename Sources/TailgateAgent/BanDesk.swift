@@ -73,16 +73,16 @@ final class BanDesk: Sendable {
         changes.lock()
         defer { changes.unlock() }
         do throws(FirewallError) {
-            do {
+            if entry.set.holdsPrefixes {
+                // An interval set refuses overlapping ranges: say which ban is in the way.
                 let existing = try kernel.bans() ?? []
                 if let overlapping = existing.first(where: { $0.network != network && $0.set == entry.set && $0.network.overlaps(network) }) {
                     throw FirewallError.rejected("\(network.compactDescription) overlaps the ban of \(overlapping.network.compactDescription); lift that one first")
                 }
-                if existing.contains(where: { $0.network == network }) {
-                    _ = try kernel.removeBan(network)
-                }
-                try kernel.addBans([entry])
             }
+            // A ban already there is given again (its time starts over); an address needs no read of the sets.
+            _ = try kernel.removeBan(network)
+            try kernel.addBans([entry])
         } catch {
             throw Refusal(description: Self.explain(error, capacity: settings.capacity))
         }

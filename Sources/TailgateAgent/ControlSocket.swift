@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import TailgateFirewall
 import TailgateSystem
 
 /// The local control socket (`[bans] control_socket`): a Unix stream socket, mode 0660 (the agent's user
@@ -126,7 +127,7 @@ enum ControlRequest {
                 } else if let seconds = Int64(words[2]), seconds > 0, seconds <= 100 * 365 * 86_400 {
                     duration = .seconds(seconds)
                 } else {
-                    return "error: the duration is a number of seconds (or - for the default), found \"\(BanEntryText.clean(words[2]))\"\n"
+                    return "error: the duration is a number of seconds (or - for the default), found \"\(BanEntry.clean(String(words[2].prefix(64))))\"\n"
                 }
                 let comment = words.count > 3 ? words[3...].joined(separator: " ") : "tailgate ban (\(peer))"
                 return "ok: " + (try desk.ban(words[1], for: duration, comment: comment)) + "\n"
@@ -141,12 +142,5 @@ enum ControlRequest {
         } catch {
             return "error: \(error)\n"
         }
-    }
-}
-
-/// Text from a client, made safe to echo into a reply or a log line.
-enum BanEntryText {
-    static func clean(_ text: String) -> String {
-        String(decoding: text.utf8.prefix(64).map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "_") }, as: UTF8.self)
     }
 }

@@ -37,9 +37,9 @@ public struct SourceLimits: Sendable, Equatable {
     /// Parses `"60/10s"`: a count, a slash, a duration (`DurationParser`); nil with the reason otherwise.
     public static func parseRate(_ text: String) -> Result<Rate, RateError> {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, let count = Int(parts[0].trimmingASCIISpaces()), count >= 1 else { return .failure(.shape) }
+        guard parts.count == 2, let count = Int(String(parts[0]).trimmingASCIIWhitespace()), count >= 1 else { return .failure(.shape) }
         guard count <= 1_000_000 else { return .failure(.countTooLarge) }
-        let windowText = String(parts[1].trimmingASCIISpaces())
+        let windowText = String(parts[1]).trimmingASCIIWhitespace()
         // "60/s" reads as 60 per second.
         guard let window = try? DurationParser.parse(windowText.first?.isNumber == false ? "1" + windowText : windowText) else {
             return .failure(.window)
@@ -62,14 +62,6 @@ public struct SourceLimits: Sendable, Equatable {
     }
 }
 
-extension Substring {
-    fileprivate func trimmingASCIISpaces() -> Substring {
-        var view = self
-        while view.first == " " { view.removeFirst() }
-        while view.last == " " { view.removeLast() }
-        return view
-    }
-}
 
 /// The source a client address is counted as: the address itself for IPv4 (or its `ipv4Prefix`), its
 /// `ipv6Prefix` for IPv6, as 128 bits (IPv4 in its IPv4-mapped form, so the two families never meet).

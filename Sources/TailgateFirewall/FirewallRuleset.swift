@@ -96,7 +96,7 @@ public enum BanSet: String, Sendable, CaseIterable {
     case ipv4 = "ban4", ipv4Prefixes = "ban4_net", ipv6 = "ban6", ipv6Prefixes = "ban6_net"
 
     var family: IPAddress.Family { self == .ipv4 || self == .ipv4Prefixes ? .v4 : .v6 }
-    var holdsPrefixes: Bool { self == .ipv4Prefixes || self == .ipv6Prefixes }
+    public var holdsPrefixes: Bool { self == .ipv4Prefixes || self == .ipv6Prefixes }
 
     /// The set a ban of `network` goes to.
     public static func holding(_ network: IPNetwork) -> BanSet {

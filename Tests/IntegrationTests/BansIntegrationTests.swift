@@ -62,6 +62,10 @@ struct BansIntegrationTests {
         let listed = Self.ban(["list"], socket: socket)
         #expect(listed.status == 0 && listed.output.contains("198.18.0.2\t") && listed.output.contains("\t1h\ttest: scanner\n"), "\(listed.output)")
         #expect(tailgate.process.output.contains("ban added"))
+        // Banning it again gives it again: the new duration and reason replace the old.
+        let rebanned = Self.ban(["add", L.outsider4, "--for", "2h", "--reason", "test: again"], socket: socket)
+        #expect(rebanned.status == 0 && Self.ban(["list"], socket: socket).output.contains("\t2h\ttest: again\n"), "\(rebanned.output)")
+        #expect(Self.ban(["add", L.outsider4, "--for", "1h", "--reason", "test: scanner"], socket: socket).status == 0)
 
         // Never banned: loopback, the tailnet, an address an allow list admits, [bans] never. Bad requests.
         for (target, expected) in [
