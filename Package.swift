@@ -133,7 +133,8 @@ let package = Package(
             name: "TailgateAgentTests",
             dependencies: [
                 "TailgateAgent", "TailgateConfig", "TailgateProxy", "TailgateSystem",
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -33,6 +33,8 @@ final class AgentParts: Sendable {
     let crowdsec = CrowdSecBouncer()
     /// Rung when a configuration is applied, so that the checker and firewall services, which sleep until
     /// their next deadline, look at it at once.
+    /// New connections per second per listener, for /status.
+    let connectionRates = ConnectionRates()
     let checkerBell = Doorbell()
     let firewallBell = Doorbell()
     let resolverBell = Doorbell()

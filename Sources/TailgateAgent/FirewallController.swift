@@ -15,6 +15,8 @@ final class FirewallController: ReloadStep, Sendable {
         var inSync = false
         var lastGeneration: UInt32?
         var repairs = 0
+        /// When the last repair happened (RFC 3339).
+        var lastRepair: String?
         var lastError: String?
         /// The ports last said to be left unrestricted under `enabled = false` (said again only when they change).
         var announcedDisabled: String?
@@ -172,7 +174,7 @@ final class FirewallController: ReloadStep, Sendable {
                 logger.warning("firewall drift detected; re-applying", metadata: ["drift": .string(detail)])
                 state.withLockedValue { $0.inSync = false }
                 try replace(with: desired)
-                state.withLockedValue { $0.repairs += 1 }
+                state.withLockedValue { $0.repairs += 1; $0.lastRepair = Timestamp.now() }
                 logger.info("firewall repaired", metadata: ["repairs": .stringConvertible(state.withLockedValue { $0.repairs })])
             }
         } catch {

@@ -9,17 +9,21 @@ import TailgateConfig
 import TailgateProxy
 import TailgateSystem
 
-/// The HTTP endpoint monitors probe: /healthz, /readyz, /status, /metrics. It runs on its own event
-/// loop, so a slow scrape never delays the proxy, and answers every request with `Connection: close`.
+/// The HTTP endpoint monitors probe: /, /healthz, /readyz, /status, /metrics. It runs on its own event
+/// loop, so a slow scrape never delays the proxy, and answers one request per connection.
 ///
-/// Its connections draw on the descriptors the proxy needs, so none is held for long: a connection must
-/// send its request and take the answer within `requestDeadline`, a malformed request is answered 400 and
-/// closed, and beyond `maxConnections` open at once new ones are closed as they come.
+/// Its connections draw on the descriptors the proxy needs and its clients include the load balancer and
+/// Prometheus, so nobody may hold it: a connection must send a whole request head within `headDeadline`
+/// (408 otherwise) and is closed `requestDeadline` after it opened at the latest; a head that does not
+/// parse is answered 400, one too large 431; and `HealthConnectionTable` caps connections per source and
+/// in all, closing the oldest idle connection to admit a new one.
 struct HealthService: Service {
     let supervisor: Supervisor
     let logger: Logger
 
     static let maxConnections = 256
+    static let maxConnectionsPerSource = 32
+    static let headDeadline: TimeAmount = .seconds(1)
     static let requestDeadline: TimeAmount = .seconds(10)
 
     func run() async throws {
@@ -31,7 +35,8 @@ struct HealthService: Service {
         let group = supervisor.parts.healthLoops
         var channels: [any Channel] = []
         let responder = HealthResponder(supervisor: supervisor)
-        let open = HealthConnectionCount(limit: Self.maxConnections)
+        let table = HealthConnectionTable(limit: Self.maxConnections, perSource: Self.maxConnectionsPerSource)
+        let warnings = HealthWarnings()
         let logger = logger
         for address in health.listen {
             do {
@@ -42,21 +47,38 @@ struct HealthService: Service {
                 let kept = fcntl(descriptor, F_DUPFD_CLOEXEC, 3)
                 if kept >= 0 { await supervisor.keepHealthSocket(kept, address: address.value) }
                 let channel = try await ServerBootstrap(group: group)
+                    .childChannelOption(.allowRemoteHalfClosure, value: true)
                     .childChannelInitializer { channel in
-                        guard open.enter() else {
-                            if open.shouldWarn(now: .now()) {
-                                logger.warning("health endpoint: too many open connections; closing new ones", metadata: [
-                                    "limit": .stringConvertible(Self.maxConnections),
+                        let source = HealthConnectionTable.SourceKey(channel.remoteAddress)
+                        switch table.admit(channel, source: source) {
+                        case .refused:
+                            if warnings.shouldWarn(now: .now()) {
+                                logger.warning("health endpoint: every connection is busy answering; closing a new one", metadata: [
+                                    "limit": .stringConvertible(Self.maxConnections), "client": .string(channel.remoteAddress?.endpointDescription ?? "-"),
                                 ])
                             }
                             return channel.close()
+                        case .admitted(let evicting):
+                            if !evicting.isEmpty, warnings.shouldWarn(now: .now()) {
+                                logger.warning("health endpoint full: closing the oldest idle connections to admit new ones", metadata: [
+                                    "limit": .stringConvertible(Self.maxConnections), "per_source": .stringConvertible(Self.maxConnectionsPerSource),
+                                    "client": .string(channel.remoteAddress?.endpointDescription ?? "-"),
+                                ])
+                            }
+                            for eviction in evicting {
+                                if eviction.setAside {
+                                    // Unread until its own head deadline closes it (see HealthConnectionTable).
+                                    eviction.channel.setOption(.autoRead, value: false).whenFailure { _ in eviction.channel.close(promise: nil) }
+                                } else {
+                                    eviction.channel.close(promise: nil)
+                                }
+                            }
                         }
-                        channel.closeFuture.whenComplete { _ in open.leave() }
+                        channel.closeFuture.whenComplete { _ in table.remove(channel) }
                         return channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                            try channel.pipeline.syncOperations.addHandler(
-                                HealthHTTPHandler(responder: responder, deadline: Self.requestDeadline)
-                            )
+                            try channel.pipeline.syncOperations.addHandler(HealthConnectionHandler(
+                                responder: responder, table: table, headDeadline: Self.headDeadline, requestDeadline: Self.requestDeadline
+                            ))
                         }
                     }
                     .withBoundSocket(descriptor).get()
@@ -82,37 +104,16 @@ struct HealthService: Service {
 
 /// A response the endpoint sends.
 struct HealthResponse: Sendable {
-    var status: HTTPResponseStatus
+    var status: Int
     var contentType: String
     var body: String
+    var extraHeaders: [(String, String)] = []
 }
 
-/// How many connections the endpoint holds, against its limit.
-final class HealthConnectionCount: Sendable {
-    private let limit: Int
-    private let count = Atomic<Int>(0)
+/// At most one warning a minute about the endpoint being full.
+final class HealthWarnings: Sendable {
     private let lastWarning = Mutex<NIODeadline?>(nil)
 
-    init(limit: Int) {
-        self.limit = limit
-    }
-
-    /// Counts a new connection, or returns false when `limit` are open.
-    func enter() -> Bool {
-        var current = count.load(ordering: .relaxed)
-        while current < limit {
-            let (exchanged, original) = count.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-        return false
-    }
-
-    func leave() {
-        count.subtract(1, ordering: .relaxed)
-    }
-
-    /// At most one warning a minute.
     func shouldWarn(now: NIODeadline) -> Bool {
         lastWarning.withLock { last in
             if let last, now - last < .seconds(60) { return false }
@@ -121,73 +122,3 @@ final class HealthConnectionCount: Sendable {
         }
     }
 }
-
-/// One request per connection: read the head, answer, close. A connection that has not been answered
-/// within the deadline (a slow or idle client) is closed, and so is one whose request does not parse (after
-/// NIO's error handler has answered it 400).
-final class HealthHTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let responder: HealthResponder
-    private let deadline: TimeAmount
-    private var head: HTTPRequestHead?
-    private var answering = false
-    private var timer: Scheduled<Void>?
-
-    init(responder: HealthResponder, deadline: TimeAmount) {
-        self.responder = responder
-        self.deadline = deadline
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body:
-            break
-        case .end:
-            guard let head, !answering else { return }
-            self.head = nil
-            answering = true
-            let responder = self.responder
-            context.eventLoop.makeFutureWithTask {
-                await responder.respond(method: head.method, uri: head.uri)
-            }.assumeIsolated().whenSuccess { response in
-                Self.write(response, isHead: head.method == .HEAD, version: head.version, context: context)
-            }
-        }
-    }
-
-    private static func write(_ response: HealthResponse, isHead: Bool, version: HTTPVersion, context: ChannelHandlerContext) {
-        let body = ByteBuffer(string: response.body)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: response.contentType)
-        headers.add(name: "Content-Length", value: "\(body.readableBytes)")
-        headers.add(name: "Connection", value: "close")
-        headers.add(name: "Cache-Control", value: "no-store")
-        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        if !isHead {
-            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
-        }
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
-    }
-}
-
-@available(*, unavailable)
-extension HealthHTTPHandler: Sendable {}

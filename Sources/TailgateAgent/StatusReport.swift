@@ -1,130 +1,119 @@
-import NIOCore
-import TailgateConfig
-import TailgateFirewall
-import TailgateProxy
-
-/// What /status shows, as JSON for tools and as a table for `tailgate status`.
-struct StatusReport: Sendable {
-    var json: String
-    var text: String
-
-    static func make(_ supervisor: Supervisor) async -> StatusReport {
-        let current = await supervisor.current
-        let lastReload = await supervisor.history.last
-        let lastReloadTime = await supervisor.history.lastTime
-        let (runtimes, binds, _) = await supervisor.listenerSnapshot
-        let usage = supervisor.parts.usage.snapshot
-        let checks = supervisor.parts.checker.snapshot
-        let firewall = supervisor.parts.firewall.snapshot
-        let uptime = (ContinuousClock.now - supervisor.startedAt).wholeMilliseconds / 1_000
-        let configuration = current?.configuration
+/// What /status shows, as JSON for tools (`/status`, `tailgate status --json`) and as a table for
+/// `tailgate status`.
+enum StatusReport {
+    static func json(_ status: StatusSnapshot) -> String {
         let q = JSONText.quote
+        func list(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
+        func optional(_ text: String?) -> String { text.map(q) ?? "null" }
 
-        var json = "{\"version\":\(q(TailgateVersion.current)),\"started\":\(q(supervisor.startedWallClock)),\"uptime_seconds\":\(uptime)"
-        json += ",\"config\":{\"path\":\(q(supervisor.configPath)),\"generation\":\(current?.number ?? 0),\"hash\":\(q(current?.hash ?? ""))}"
-        if let lastReload {
-            json += ",\"last_reload\":{\"time\":\(q(lastReloadTime ?? "")),\"ok\":\(lastReload.succeeded),\"duration_ms\":\(lastReload.duration.wholeMilliseconds)"
-            json += ",\"errors\":[\(lastReload.errors.map(q).joined(separator: ","))]}"
+        var json = "{\"version\":\(q(status.version)),\"started\":\(q(status.started)),\"uptime_seconds\":\(status.uptimeSeconds),\"time\":\(status.now)"
+        json += ",\"config\":{\"path\":\(q(status.configPath)),\"generation\":\(status.generation),\"hash\":\(q(status.hash))}"
+        json += ",\"ready\":\(status.ready),\"not_ready_reasons\":\(list(status.notReadyReasons.map(q)))"
+        if let reload = status.lastReload {
+            json += ",\"last_reload\":{\"time\":\(q(reload.time)),\"ok\":\(reload.ok),\"duration_ms\":\(reload.durationMilliseconds)"
+            json += ",\"errors\":\(list(reload.errors.map(q)))}"
         } else {
             json += ",\"last_reload\":null"
         }
-        var text = "tailgate \(TailgateVersion.current), up \(uptime)s, config \(supervisor.configPath)"
-        text += " generation \(current?.number ?? 0) (\(current?.shortHash ?? "-"))\n"
-        if let lastReload {
-            text += "last reload: \(lastReloadTime ?? "?") " + (lastReload.succeeded ? "ok" : "FAILED: \(lastReload.errors.joined(separator: "; "))") + "\n"
-        }
 
-        json += ",\"listeners\":["
-        text += "\nLISTENER        PROTO  BINDS                               ACTIVE  ACCEPTED  DENIED  ROUTES\n"
-        var first = true
-        for listener in configuration?.listeners ?? [] {
-            guard let runtime = runtimes[listener.name] else { continue }
-            let bound = (binds[listener.name] ?? []).map(\.endpointDescription).sorted()
-            let routes = listener.routeList.map { "{\"match\":\(q($0.pattern.description)),\"upstream\":\(q($0.upstream))}" }
-            json += (first ? "" : ",") + "{\"name\":\(q(listener.name)),\"protocol\":\(q(listener.listenerProtocol.rawValue)),\"binds\":[\(bound.map(q).joined(separator: ","))]"
-            json += ",\"active_connections\":\(runtime.activeConnections),\"accepted_connections\":\(runtime.acceptedConnections),\"denied_connections\":\(runtime.deniedConnections)"
-            json += ",\"default\":\(listener.routes.defaultUpstream.map(q) ?? "null"),\"routes\":[\(routes.joined(separator: ","))]}"
-            text += pad(listener.name, 16) + pad(listener.listenerProtocol.rawValue, 7) + pad(bound.joined(separator: ","), 36) + pad("\(runtime.activeConnections)", 8)
-                + pad("\(runtime.acceptedConnections)", 10) + pad("\(runtime.deniedConnections)", 8) + "\(listener.routeList.count)" + (listener.routes.defaultUpstream.map { " + default → \($0)" } ?? "") + "\n"
-            first = false
-        }
-        json += "]"
+        json += ",\"listeners\":" + list(status.listeners.map { listener in
+            let routes = listener.routes.map { "{\"match\":\(q($0.match)),\"upstream\":\(q($0.upstream))}" }
+            let refusals = listener.refusals.map { "\(q($0.outcome)):\($0.count)" }.joined(separator: ",")
+            return "{\"name\":\(q(listener.name)),\"protocol\":\(q(listener.listenerProtocol)),\"binds\":\(list(listener.binds.map(q)))"
+                + ",\"active_connections\":\(listener.active),\"accepted_connections\":\(listener.accepted),\"denied_connections\":\(listener.denied)"
+                + ",\"default\":\(optional(listener.defaultUpstream)),\"routes\":\(list(routes))"
+                + ",\"max_connections\":\(listener.limit),\"connections_per_second\":\(rounded(listener.rate)),\"refusals\":{\(refusals)}}"
+        })
 
-        json += ",\"upstreams\":["
-        // The check's result comes last: a failure's text is as long as it needs to be.
-        text += "\nUPSTREAM        SERVER                  STATE      ACTIVE  CERT EXPIRES  LAST CHECK\n"
-        first = true
-        for (name, upstream) in (configuration?.upstreams ?? [:]).sorted(by: { $0.key < $1.key }) {
-            json += (first ? "" : ",") + "{\"name\":\(q(name)),\"send_proxy\":\(q(upstream.sendProxy.rawValue)),\"check\":\(q(upstream.check.kind.rawValue)),\"servers\":["
-            first = false
-            var firstServer = true
-            for address in await supervisor.plan?.servers(of: name) ?? [] {
-                let check = checks.first { $0.upstream == name && $0.server == address }
-                let checked = upstream.check.kind == .none ? "unchecked" : check?.isUp.map { $0 ? "up" : "down" } ?? "pending"
-                // A server skipped after a failed connect (fail_timeout) says so unless checks already call it down.
-                let state = checked != "down" && supervisor.parts.healthBoard.isFailing(upstream: name, server: address) ? "skipped" : checked
-                let expiry = check?.lastResult?.certificateNotAfter
-                json += (firstServer ? "" : ",") + "{\"address\":\(q(address.endpointDescription)),\"state\":\(q(state)),\"active_connections\":\(usage[address] ?? 0)"
-                if let result = check?.lastResult {
-                    json += ",\"last_check\":{\"time\":\(q(check?.lastCheck ?? "")),\"ok\":\(result.isHealthy),\"result\":\(q(result.summary)),\"duration_ms\":\(result.duration.wholeMilliseconds)}"
-                }
-                json += ",\"certificate_not_after\":\(expiry.map { "\($0)" } ?? "null")}"
-                firstServer = false
-                text += pad(name, 16) + pad(address.endpointDescription, 24) + pad(state, 11) + pad("\(usage[address] ?? 0)", 8)
-                    + pad(expiry.map(Timestamp.date) ?? "-", 14) + (check?.lastResult?.summary ?? "-") + "\n"
-            }
-            // Servers whose names have not resolved yet: down, and why.
-            let plan = await supervisor.plan
-            for server in plan?.serverEntries[name] ?? [] where server.address == nil {
-                guard case .hostname(let host, let port) = server.written else { continue }
-                let reason = plan?.names.failures[ResolvedNames.Name(host: host, port: port)] ?? "not resolved yet"
-                json += (firstServer ? "" : ",") + "{\"address\":\(q(server.written.description)),\"state\":\"unresolved\",\"active_connections\":0"
-                json += ",\"resolve_error\":\(q(reason)),\"certificate_not_after\":null}"
-                firstServer = false
-                text += pad(name, 16) + pad(server.written.description, 24) + pad("unresolved", 11) + pad("0", 8) + pad("-", 14) + reason + "\n"
-            }
-            json += "]}"
-        }
-        json += "]"
-        let departed = supervisor.parts.usage.departedServers
-        if !departed.isEmpty {
-            text += "\nservers removed from the configuration that still carry connections:\n"
-            for (server, count) in departed.sorted(by: { $0.key.description < $1.key.description }) {
-                text += "  \(server.endpointDescription): \(count)\n"
-            }
-        }
-        json += ",\"departed_servers\":[\(departed.map { "{\"address\":\(q($0.key.endpointDescription)),\"active_connections\":\($0.value)}" }.joined(separator: ","))]"
+        json += ",\"upstreams\":" + list(status.upstreams.map { upstream in
+            "{\"name\":\(q(upstream.name)),\"send_proxy\":\(q(upstream.sendProxy)),\"check\":\(q(upstream.check)),\"servers\":"
+                + list(upstream.servers.map { server in
+                    var json = "{\"address\":\(q(server.address)),\"state\":\(q(server.state)),\"active_connections\":\(server.active)"
+                    if let check = server.lastCheck {
+                        json += ",\"last_check\":{\"time\":\(q(check.time)),\"ok\":\(check.ok),\"result\":\(q(check.result)),\"duration_ms\":\(check.durationMilliseconds)}"
+                    }
+                    if let resolveError = server.resolveError { json += ",\"resolve_error\":\(q(resolveError))" }
+                    json += ",\"certificate_not_after\":\(server.certificateNotAfter.map { "\($0)" } ?? "null")"
+                    json += ",\"certificate_days\":\(server.certificateDays(now: status.now).map { "\($0)" } ?? "null")"
+                    return json + ",\"bytes\":\(server.bytes)}"
+                }) + "}"
+        })
+        json += ",\"departed_servers\":" + list(status.departed.map { "{\"address\":\(q($0.address)),\"active_connections\":\($0.active)}" })
 
-        json += ",\"firewall\":{\"configured\":\(configuration?.firewall != nil),\"enabled\":\(firewall.enabled),\"in_sync\":\(firewall.inSync),\"repairs\":\(firewall.repairs)"
-        json += ",\"last_error\":\(firewall.lastError.map(q) ?? "null")"
-        text += "\nfirewall: " + (configuration?.firewall == nil ? "not configured" : !firewall.enabled ? "disabled" : firewall.inSync ? "in sync" : "OUT OF STEP")
-        text += ", \(firewall.repairs) repairs" + (firewall.lastError.map { ", last error: \($0)" } ?? "") + "\n"
+        let firewall = status.firewall
+        json += ",\"firewall\":{\"configured\":\(firewall.configured),\"enabled\":\(firewall.enabled),\"in_sync\":\(firewall.inSync),\"repairs\":\(firewall.repairs)"
+        json += ",\"last_repair\":\(optional(firewall.lastRepair)),\"last_error\":\(optional(firewall.lastError))"
         if firewall.enabled {
-            let totals = supervisor.parts.firewall.totals()
-            json += ",\"counters\":{" + totals.sorted(by: { $0.key < $1.key }).map { "\(q($0.key)):{\"packets\":\($0.value.packets),\"bytes\":\($0.value.bytes)}" }.joined(separator: ",") + "}"
-            for (name, value) in totals.sorted(by: { $0.key < $1.key }) {
-                text += "  \(pad(name, 28)) \(value.packets) packets\n"
-            }
+            json += ",\"counters\":{" + firewall.counters.map { "\(q($0.name)):{\"packets\":\($0.packets),\"bytes\":\($0.bytes)}" }.joined(separator: ",") + "}"
+            json += ",\"dropped\":" + list(firewall.drops.map { "{\"proto\":\(q($0.proto)),\"ports\":\(q($0.ports)),\"packets\":\($0.packets)}" })
         }
         json += "}"
 
-        // Bans ([bans]): how many the kernel holds, and the CrowdSec bouncer's last pull.
-        if let bans = configuration?.bans, bans.enabled {
-            let count = supervisor.parts.bans.lastCount
-            json += ",\"bans\":{\"enabled\":true,\"active\":\(count.map(String.init) ?? "null"),\"control_socket\":\(q(bans.controlSocket))"
-            text += "bans: \(count.map(String.init) ?? "?") in the kernel, control socket \(bans.controlSocket)"
-            if bans.crowdsec != nil {
-                let crowdsec = supervisor.parts.crowdsec.snapshot
+        if let bans = status.bans {
+            json += ",\"bans\":{\"enabled\":true,\"active\":\(bans.active.map(String.init) ?? "null"),\"control_socket\":\(q(bans.controlSocket))"
+            if let crowdsec = bans.crowdsec {
                 json += ",\"crowdsec\":{\"last_result\":\(q(crowdsec.lastResult)),\"pulls\":\(crowdsec.pulls),\"bans_added\":\(crowdsec.bansAdded),\"bans_lifted\":\(crowdsec.bansLifted)}"
-                text += "; crowdsec: \(crowdsec.lastResult), \(crowdsec.bansAdded) added, \(crowdsec.bansLifted) lifted"
             }
             json += "}"
-            text += "\n"
         } else {
             json += ",\"bans\":{\"enabled\":false}"
         }
-        json += "}\n"
-        return StatusReport(json: json, text: text)
+        json += ",\"recent_errors\":" + list(status.recentEnds.map {
+            "{\"time\":\(q($0.time)),\"listener\":\(q($0.listener)),\"client\":\(q($0.client)),\"sni\":\(optional($0.serverName))"
+                + ",\"outcome\":\(q($0.outcome)),\"reason\":\(optional($0.reason))}"
+        })
+        return json + "}\n"
+    }
+
+    static func text(_ status: StatusSnapshot) -> String {
+        var text = "tailgate \(status.version), up \(status.uptimeSeconds)s, config \(status.configPath)"
+        text += " generation \(status.generation) (\(status.shortHash)), "
+        text += (status.ready ? "ready" : "NOT READY: \(status.notReadyReasons.joined(separator: "; "))") + "\n"
+        if let reload = status.lastReload {
+            text += "last reload: \(reload.time) " + (reload.ok ? "ok" : "FAILED: \(reload.errors.joined(separator: "; "))") + "\n"
+        }
+
+        text += "\nLISTENER        PROTO  BINDS                               ACTIVE  ACCEPTED  DENIED  ROUTES\n"
+        for listener in status.listeners {
+            text += pad(listener.name, 16) + pad(listener.listenerProtocol, 7) + pad(listener.binds.joined(separator: ","), 36) + pad("\(listener.active)", 8)
+                + pad("\(listener.accepted)", 10) + pad("\(listener.denied)", 8) + "\(listener.routes.count)"
+                + (listener.defaultUpstream.map { " + default → \($0)" } ?? "") + "\n"
+        }
+
+        // The check's result comes last: a failure's text is as long as it needs to be.
+        text += "\nUPSTREAM        SERVER                  STATE      ACTIVE  CERT EXPIRES  LAST CHECK\n"
+        for upstream in status.upstreams {
+            for server in upstream.servers {
+                text += pad(upstream.name, 16) + pad(server.address, 24) + pad(server.state, 11) + pad("\(server.active)", 8)
+                    + pad(server.certificateNotAfter.map(Timestamp.date) ?? "-", 14) + (server.resolveError ?? server.lastCheck?.result ?? "-") + "\n"
+            }
+        }
+        if !status.departed.isEmpty {
+            text += "\nservers removed from the configuration that still carry connections:\n"
+            for server in status.departed { text += "  \(server.address): \(server.active)\n" }
+        }
+
+        let firewall = status.firewall
+        text += "\nfirewall: " + (!firewall.configured ? "not configured" : !firewall.enabled ? "disabled" : firewall.inSync ? "in sync" : "OUT OF STEP")
+        text += ", \(firewall.repairs) repairs" + (firewall.lastError.map { ", last error: \($0)" } ?? "") + "\n"
+        for counter in firewall.counters {
+            text += "  \(pad(counter.name, 28)) \(counter.packets) packets\n"
+        }
+        if let bans = status.bans {
+            text += "bans: \(bans.active.map(String.init) ?? "?") in the kernel, control socket \(bans.controlSocket)"
+            if let crowdsec = bans.crowdsec {
+                text += "; crowdsec: \(crowdsec.lastResult), \(crowdsec.bansAdded) added, \(crowdsec.bansLifted) lifted"
+            }
+            text += "\n"
+        }
+        return text
+    }
+
+    /// A rate with two decimals at most (JSON has no room for 0.30000000000000004).
+    static func rounded(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100)" + (fraction == 0 ? "" : fraction < 10 ? ".0\(fraction)" : fraction % 10 == 0 ? ".\(fraction / 10)" : ".\(fraction)")
     }
 
     private static func pad(_ text: String, _ width: Int) -> String {

@@ -17,6 +17,15 @@ enum Timestamp {
         return "\(parts.tm_year + 1900)-\(month < 10 ? "0" : "")\(month)-\(day < 10 ? "0" : "")\(day)"
     }
 
+    /// A moment in UTC to the second, e.g. "2027-02-20T13:04:05Z", for seconds since the epoch.
+    static func dateTime(_ epochSeconds: Int64) -> String {
+        var seconds = time_t(epochSeconds)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return date(epochSeconds) + "T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+
     static func now() -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(24)

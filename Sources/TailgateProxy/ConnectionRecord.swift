@@ -80,13 +80,16 @@ final class ConnectionRecord {
         let outcome = self.outcome ?? .closed
         listener.release()
         if let sourceCount { sourceCount.tracker.release(sourceCount.key) }
-        if let connectedServer { connectedServer.usage.release(connectedServer.address) }
+        if let connectedServer { connectedServer.usage.release(connectedServer.address, bytes: bytesFromClient + bytesFromServer) }
         listener.metrics.ended(self, outcome: outcome)
         if let offense = Self.offense(outcome) { listener.noteOffense(offense, client: client, now: .now()) }
         // A peer that connects and leaves without a byte (a port scan, a load balancer's TCP check)
         // is counted but logged only at debug level, so probes cannot flood the log; so is a client refused
         // for its source's limits (a warning names the source once a minute).
         let level: Logger.Level = quiet && (outcome == .clientClosedEarly || outcome == .overSourceLimit || outcome == .banned) ? .debug : .info
+        listener.tally.ended(
+            outcome, logged: level == .info, client: client?.endpointDescription ?? "-", serverName: serverName, reason: detail
+        )
         guard logger.logLevel <= level else { return }
         let line = ConnectionLogLine(
             listener: listener.name, client: client, peer: peer != client ? peer : nil, serverName: serverName, alpn: alpn,

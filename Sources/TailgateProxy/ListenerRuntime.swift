@@ -24,6 +24,8 @@ public final class ListenerRuntime: Sendable {
 
     let metrics: ProxyMetrics
     let counters: ListenerCounters
+    /// Endings by outcome and the last few bad ones, for the status page.
+    public let tally = ListenerTally()
     let budget: ConnectionBudget
 
     public init(policy: ListenerPolicy, metrics: ProxyMetrics, budget: ConnectionBudget = ConnectionBudget(limit: .max), banBoard: BanBoard? = nil) {

@@ -8,6 +8,8 @@ import TailgateConfig
 public final class ServerUsage: Sendable {
     private struct State {
         var active: [SocketAddress: Int] = [:]
+        /// Bytes relayed both ways by each server's finished connections, since start.
+        var bytes: [SocketAddress: Int] = [:]
         /// Servers that left the configuration while connections still used them.
         var departed: Set<SocketAddress> = []
     }
@@ -23,8 +25,9 @@ public final class ServerUsage: Sendable {
         state.withLockedValue { $0.active[server, default: 0] += 1 }
     }
 
-    func release(_ server: SocketAddress) {
+    func release(_ server: SocketAddress, bytes: Int = 0) {
         let drained = state.withLockedValue { state -> Bool in
+            if bytes > 0 { state.bytes[server, default: 0] += bytes }
             let left = (state.active[server] ?? 1) - 1
             state.active[server] = left > 0 ? left : nil
             guard left <= 0, state.departed.contains(server) else { return false }
@@ -39,6 +42,11 @@ public final class ServerUsage: Sendable {
     /// Connections currently relayed to each server.
     public var snapshot: [SocketAddress: Int] {
         state.withLockedValue { $0.active }
+    }
+
+    /// Bytes relayed both ways by each server's finished connections since start.
+    public var bytesRelayed: [SocketAddress: Int] {
+        state.withLockedValue { $0.bytes }
     }
 
     /// Notes the servers that a new configuration no longer lists, logging how many connections each still

@@ -366,8 +366,8 @@ struct HealthIntegrationTests {
     }
 
     /// The endpoint's connections draw on the proxy's descriptors: a malformed request is answered 400 and
-    /// closed, a connection that has not sent its request within 10 s is closed, and no more than 256 are
-    /// held at once.
+    /// closed, a connection that has not sent a whole request head within a second is answered 408 and
+    /// closed, and a flood of idle connections from one source leaves it holding no more than its caps.
     @Test func theEndpointClosesBadAndSlowConnectionsAndHoldsNoMoreThanItsLimit() throws {
         let sandbox = try Sandbox("health-hostile")
         defer { sandbox.tearDown() }
@@ -384,17 +384,22 @@ struct HealthIntegrationTests {
         let start = Date()
         let slow = try RawClient(host: "127.0.0.1", port: healthPort)
         slow.send("GET /heal")
-        #expect(slow.waitForClose(timeout: 20))
+        let late = String(decoding: slow.receive(atLeast: 12, timeout: 10), as: UTF8.self)
+        #expect(late.hasPrefix("HTTP/1.1 408"), "\(late)")
+        #expect(slow.waitForClose(timeout: 10))
         let held = Date().timeIntervalSince(start)
-        #expect(held > 8 && held < 15, "closed after \(held) s")
+        #expect(held > 0.9 && held < 8, "closed after \(held) s")
 
+        // 300 idle connections from one source: 32 are held, the rest evict the oldest (set aside unread
+        // until their head deadline); the table and the set-aside are 256 each at most.
         let baseline = openDescriptors(pid).sockets
         var idle: [RawClient] = []
         for _ in 0..<300 { idle.append(try RawClient(host: "127.0.0.1", port: healthPort)) }
-        #expect(Poll.until(timeout: 5) { idle.filter(\.isClosedByPeer).count >= 44 })
         let sockets = openDescriptors(pid).sockets
-        #expect(sockets <= baseline + 256, "sockets: \(sockets), before: \(baseline)")
-        #expect(tailgate.process.output.contains("health endpoint: too many open connections"))
+        #expect(sockets <= baseline + 512, "sockets: \(sockets), before: \(baseline)")
+        #expect(tailgate.process.waitForOutput("health endpoint full", timeout: 5))
+        // None sent a head: every one is closed by its deadline.
+        #expect(Poll.until(timeout: 15) { idle.allSatisfy(\.isClosedByPeer) }, "\(idle.filter(\.isClosedByPeer).count) of 300 closed")
         for client in idle { client.close() }
         #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/healthz") == ("200", "ok\n") })
     }

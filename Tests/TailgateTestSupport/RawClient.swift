@@ -95,6 +95,26 @@ public final class RawClient {
         return false
     }
 
+    /// How the peer ended the connection.
+    public enum Ending: Sendable, Equatable { case finished, reset }
+
+    /// Reads and drops data until the peer ends the connection, within `timeout` seconds: with a FIN
+    /// (`finished`) or a reset; nil when it has not by then.
+    public func waitForEnding(timeout: Double) -> Ending? {
+        setTimeout(timeout)
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received == 0 { return .finished }
+            if received < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+                return .reset
+            }
+        }
+        return nil
+    }
+
     /// Whether the peer has closed the connection (EOF or reset) by now, without waiting or reading data.
     public var isClosedByPeer: Bool {
         var byte: UInt8 = 0

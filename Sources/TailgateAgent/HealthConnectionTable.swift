@@ -1,0 +1,134 @@
+import NIOCore
+import Synchronization
+import TailgateWire
+
+/// The health endpoint's open connections, so that a monitor always gets through.
+///
+/// A connection is *idle* while it has not sent a whole request head, and again once answered (while its
+/// close lingers); it is *busy* while its answer is being made. Limits: `perSource` connections per source
+/// (an IPv4 address, an IPv6 /64) and `limit` in all. A newcomer over either limit does not wait and is not
+/// refused: the oldest idle connection of its source (over the per-source cap) or of anyone (over the
+/// total) is closed to make room. Only when every connection that could give way is busy answering is the
+/// newcomer closed. So a peer holding every slot open with idle connections loses the oldest one to each new
+/// connection, its own or a monitor's, and a monitor's request, sent at once, is answered.
+///
+/// A connection evicted before it sent a whole head is not closed at once but set aside, unread, until its
+/// head deadline closes it (up to `limit` of them): a peer that reopens every connection the moment it is
+/// closed would otherwise spin the endpoint's loop, each reopened connection evicting the next.
+final class HealthConnectionTable: Sendable {
+    enum Phase {
+        /// Waiting for its request head.
+        case reading
+        /// Its answer is being made.
+        case busy
+        /// Answered; its close lingers.
+        case answered
+    }
+
+    private struct Entry {
+        let channel: any Channel
+        let source: SourceKey
+        let serial: UInt64
+        var phase: Phase
+    }
+
+    /// A source: an IPv4 address, or the /64 of an IPv6 one.
+    struct SourceKey: Hashable {
+        let high: UInt64
+        let low: UInt64
+
+        init(_ address: SocketAddress?) {
+            switch address?.unmappingIPv4() {
+            case .v4(let v4):
+                high = 0
+                low = UInt64(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+            case .v6(let v6):
+                high = withUnsafeBytes(of: v6.address.sin6_addr) { bytes in bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+                low = .max
+            default:
+                high = .max
+                low = .max
+            }
+        }
+    }
+
+    /// A connection that gives way: closed now, or (waiting for its head) set aside unread.
+    struct Eviction {
+        let channel: any Channel
+        let setAside: Bool
+    }
+
+    enum Admission {
+        /// Admitted; evict these connections to make room.
+        case admitted(evicting: [Eviction])
+        /// Every connection that could give way is busy.
+        case refused
+    }
+
+    private struct State {
+        var entries: [ObjectIdentifier: Entry] = [:]
+        var perSource: [SourceKey: Int] = [:]
+        /// Evicted connections still open, waiting for their head deadline.
+        var setAside: Set<ObjectIdentifier> = []
+        var serial: UInt64 = 0
+        var evictions = 0
+    }
+
+    let limit: Int
+    let perSource: Int
+    private let state = Mutex(State())
+
+    init(limit: Int, perSource: Int) {
+        self.limit = limit
+        self.perSource = perSource
+    }
+
+    func admit(_ channel: any Channel, source: SourceKey) -> Admission {
+        state.withLock { state in
+            var evicting: [Eviction] = []
+            func evictOldestIdle(of source: SourceKey?) -> Bool {
+                var oldest: (key: ObjectIdentifier, entry: Entry)?
+                for (key, entry) in state.entries where entry.phase != .busy && (source == nil || entry.source == source) {
+                    if oldest == nil || entry.serial < oldest!.entry.serial { oldest = (key, entry) }
+                }
+                guard let oldest else { return false }
+                state.entries[oldest.key] = nil
+                state.perSource[oldest.entry.source, default: 1] -= 1
+                if state.perSource[oldest.entry.source] == 0 { state.perSource[oldest.entry.source] = nil }
+                let setAside = oldest.entry.phase == .reading && state.setAside.count < limit
+                if setAside { state.setAside.insert(oldest.key) }
+                evicting.append(Eviction(channel: oldest.entry.channel, setAside: setAside))
+                state.evictions += 1
+                return true
+            }
+            if state.perSource[source, default: 0] >= perSource, !evictOldestIdle(of: source) { return .refused }
+            if state.entries.count >= limit, !evictOldestIdle(of: nil) { return .refused }
+            state.serial += 1
+            state.entries[ObjectIdentifier(channel)] = Entry(channel: channel, source: source, serial: state.serial, phase: .reading)
+            state.perSource[source, default: 0] += 1
+            return .admitted(evicting: evicting)
+        }
+    }
+
+    func mark(_ channel: any Channel, _ phase: Phase) {
+        state.withLock { state in
+            state.entries[ObjectIdentifier(channel)]?.phase = phase
+        }
+    }
+
+    func remove(_ channel: any Channel) {
+        state.withLock { state in
+            guard let entry = state.entries.removeValue(forKey: ObjectIdentifier(channel)) else {
+                state.setAside.remove(ObjectIdentifier(channel))
+                return
+            }
+            state.perSource[entry.source, default: 1] -= 1
+            if state.perSource[entry.source] == 0 { state.perSource[entry.source] = nil }
+        }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+
+    /// Connections closed to make room since start.
+    var evictions: Int { state.withLock { $0.evictions } }
+}

@@ -1,0 +1,28 @@
+import Testing
+
+@testable import TailgateProxy
+
+/// What the status page reads of a listener's endings: counts by outcome, and the last few bad ones.
+@Suite struct ListenerTallyTests {
+    @Test func endingsAreCountedAndTheLastBadOnesKeptNewestFirst() {
+        let tally = ListenerTally()
+        for _ in 0..<3 { tally.ended(.closed, logged: true, client: "192.0.2.1:1", serverName: "a.example", reason: nil) }
+        tally.ended(.redirected, logged: true, client: "192.0.2.1:2", serverName: "a.example", reason: nil)
+        for index in 0..<(ListenerTally.recentLimit + 3) {
+            tally.ended(.badClientHello, logged: true, client: "192.0.2.9:\(index)", serverName: nil, reason: "not_tls")
+        }
+        // A refusal logged only at debug level is counted and not shown.
+        tally.ended(.overSourceLimit, logged: false, client: "192.0.2.7:1", serverName: nil, reason: "rate")
+        #expect(tally.outcomes == [.closed: 3, .redirected: 1, .badClientHello: ListenerTally.recentLimit + 3, .overSourceLimit: 1])
+        let recent = tally.recentEnds
+        #expect(recent.count == ListenerTally.recentLimit)
+        #expect(recent.map(\.client) == (3..<(ListenerTally.recentLimit + 3)).reversed().map { "192.0.2.9:\($0)" })
+        #expect(recent.allSatisfy { $0.outcome == .badClientHello && $0.reason == "not_tls" })
+    }
+
+    @Test func aClientsServerNameIsKeptNoLongerThanAHostName() {
+        let tally = ListenerTally()
+        tally.ended(.noRoute, logged: true, client: "192.0.2.1:1", serverName: String(repeating: "a", count: 5_000), reason: nil)
+        #expect(tally.recentEnds.first?.serverName?.count == 255)
+    }
+}
