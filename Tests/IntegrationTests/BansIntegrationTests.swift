@@ -313,6 +313,8 @@ extension BansIntegrationTests {
         }
         let status = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(health)/status"]).output
         #expect(status.contains("\"bans\":{\"enabled\":true,\"active\":2,") && status.contains("\"crowdsec\":{\"last_result\":\"ok\""), "\(status)")
+        let page = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(health)/"]).output
+        #expect(page.contains("<span data-k=\"bans/active\">2</span> sources banned in the kernel") && page.contains("CrowdSec: <span class=\"good\">ok</span>"), "\(page)")
         #expect(cs(["decisions", "delete", "--ip", L.outsider4]).status == 0)
         #expect(Poll.until(timeout: 15) { lab.reaches(from: lab.outsider, L.hostOutside4, 8443, timeout: 1) }, "\(process.output.suffix(2_000))")
         #expect(process.output.contains("bans_lifted=1"), "\(process.output.suffix(2_000))")

@@ -258,5 +258,9 @@ struct FirewallIntegrationTests {
         // Within check_interval the agent repairs the table and is ready again.
         #expect(Poll.until(timeout: 10) { readyz().hasSuffix(" 200") })
         #expect(tailgate.process.output.contains("firewall repaired"))
+        // The status page shows the repair, and the drops per restricted port.
+        let page = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(healthPort)/"]).output
+        #expect(page.contains("<span class=\"st in_sync\">in sync</span>") && page.contains("repairs, the last at 20"), "\(page)")
+        #expect(page.contains("<code>tcp 5432</code>") && page.contains("data-k=\"firewall/dropped/0/packets\""), "\(page)")
     }
 }

@@ -170,6 +170,9 @@ struct HealthIntegrationTests {
         #expect(try tailgate.reload(config(green.port, withSide: false)))
         // While its connection lasts, the removed listener's gauge stays, as the departed server's does.
         #expect(Self.parsedMetrics(healthPort).samples["tailgate_connections_active{listener=\"side\"}"] == 1)
+        // The status page shows the server draining (blue/green), in the blue it uses for them.
+        let draining = Self.http(healthPort, "/").body
+        #expect(draining.contains("<h3 class=\"draining\">Draining") && draining.contains("<code>127.0.0.1:\(blue.port)</code>: <span class=\"draining\""), "\(draining)")
         held.close()
         #expect(tailgate.process.waitForOutput("removed server has no connections left server=127.0.0.1:\(blue.port)"))
         let after = Self.parsedMetrics(healthPort)
@@ -259,10 +262,18 @@ struct HealthIntegrationTests {
         #expect(notReady.body.contains("127.0.0.1:\(busy)"))
         let status = Self.http(healthPort, "/status").body
         #expect(status.contains("\"ok\":false"))
+        // The page says so first: not ready and why, and the failed reload.
+        var page = Self.http(healthPort, "/").body
+        #expect(page.contains("<p class=\"banner bad\" id=\"readiness\">Not ready: a listener cannot be bound"), "\(page)")
+        #expect(page.contains("failed; generation 1 still serves"))
+        // A reload refused for the file's errors lists them with file:line:col.
+        #expect(try tailgate.reload(config([port]) + "\nbogus = 1\n") == false)
+        page = Self.http(healthPort, "/").body
+        #expect(page.contains("failed; generation 1 still serves") && page.contains("tailgate.toml:8:1"), "\(page)")
         holder = nil
         #expect(try tailgate.reload(config([port, busy])))
         #expect(Self.http(healthPort, "/readyz").code == "200")
-        #expect(Self.parsedMetrics(healthPort).samples["tailgate_reload_failures_total{}"] == 1)
+        #expect(Self.parsedMetrics(healthPort).samples["tailgate_reload_failures_total{}"] == 2)
     }
 
     @Test func badCertificatesAreReportedAsSuch() throws {
