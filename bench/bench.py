@@ -36,6 +36,9 @@ TAILGATE_SPREAD = None  # --tailgate-spread; None leaves tailgate's default
 CANDIDATE = None  # --candidate: a second tailgate binary measured as the row "candidate"
 CANDIDATE_DENY_LIST = 0  # --candidate-deny-list N: the candidate's listener denies N prefixes no client is in
 CANDIDATE_LOG_LEVEL = None  # --candidate-log-level LEVEL: the candidate's [log] level
+PROBE = None  # --probe BIN: bench/kernel_probe's relay, measured as rows probe-kernel and probe-splice
+PROBE_OBJECT = None  # its BPF object
+PROBES = ("probe-kernel", "probe-kernel-skb", "probe-splice")
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 ROWS = ("direct", "haproxy", "nginx", "tailgate")
 TAILGATES = ("tailgate", "candidate")   # rows run by a tailgate binary, with the same configuration
@@ -81,6 +84,11 @@ def parse_args():
                    default=env("BENCH_CANDIDATE_LOG_LEVEL"), metavar="LEVEL",
                    help="give the candidate this [log] level (warning: no connection lines; the cost of the connection "
                         "log, with --candidate the same binary as tailgate)")
+    p.add_argument("--probe", metavar="BIN",
+                   help="also measure bench/kernel_probe's relay (built by bench/kernel_probe/build) as rows probe-kernel "
+                        "(bytes moved by a sockmap stream-verdict program), probe-kernel-skb (the same program attached "
+                        "as an skb verdict) and probe-splice (the same relay with splice)")
+    p.add_argument("--probe-object", metavar="OBJ", help="the probe's BPF object (default: relay.bpf.o beside BIN)")
     p.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs (printed path)")
     args = p.parse_args()
@@ -95,7 +103,13 @@ def parse_args():
             p.error("--candidate is paired with the tailgate row: keep tailgate in --only")
         if "candidate" not in args.only:
             args.only.append("candidate")
-    unknown = set(args.only) - set(ROWS) - ({"candidate"} if args.candidate else set())
+    if args.probe:
+        args.probe = os.path.abspath(args.probe)
+        args.probe_object = os.path.abspath(args.probe_object or os.path.join(os.path.dirname(args.probe), "relay.bpf.o"))
+        for row in PROBES:
+            if row not in args.only:
+                args.only.append(row)
+    unknown = set(args.only) - set(ROWS) - ({"candidate"} if args.candidate else set()) - (set(PROBES) if args.probe else set())
     if unknown:
         p.error(f"unknown rows: {', '.join(sorted(unknown))}")
     args.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -512,6 +526,16 @@ def start_proxy(procs, kind, workdir, backend_ports, nofile):
     os.makedirs(prefix, exist_ok=True)
     port, http_port = free_port(), free_port()
     logfile = os.path.join(prefix, f"{kind}.log")
+    if kind in PROBES:
+        # Everything to backend A's PROXY-protocol listen; no port 80.
+        conf = os.path.join(prefix, "probe.args")
+        argv = [PROBE, str(port), str(backend_ports["a"]["pp"]), kind.split("-", 1)[1], PROBE_OBJECT]
+        with open(conf, "w") as f:
+            f.write(" ".join(argv) + "\n")
+        proc = procs.start(kind, argv, logfile)
+        wait_for_port(port, proc)
+        return {"name": kind, "proc": proc, "port": port, "http_port": None, "log": logfile, "config": conf, "single_backend": True,
+                "restart": lambda: start_proxy(procs, kind, workdir, backend_ports, nofile)}
     if kind in TAILGATES:
         conf = os.path.join(prefix, "tailgate.toml")
         deny_list = deny_list_file(prefix, CANDIDATE_DENY_LIST) if kind == "candidate" and CANDIDATE_DENY_LIST else None
@@ -633,8 +657,8 @@ def wrk(ctx, row, connections, extra):
 def check_row(ctx, row):
     """SNI a → A, b → B, unknown → A (proxies), and the backend saw the client's own address."""
     problems = []
-    cases = [(HOSTS["a"], "A", ctx["ca"]), (HOSTS["b"], "B", ctx["ca"])]
-    if row["name"] != "direct":
+    cases = [(HOSTS["a"], "A", ctx["ca"])] + ([] if row.get("single_backend") else [(HOSTS["b"], "B", ctx["ca"])])
+    if row["name"] != "direct" and not row.get("single_backend"):
         cases.append(("c.bench.test", "A", None))   # no route: the default, with A's certificate
     for host, backend, ca in cases:
         rc, out, err = curl(row_port(row, host), host, source=SOURCE_ADDRESS, cafile=ca)
@@ -654,13 +678,23 @@ def check_row(ctx, row):
 
 # ── Measurements ─────────────────────────────────────────────────────────────────────────────────
 
+def machine_busy_seconds():
+    """CPU time of the whole machine not idle (every process, kernel thread and softirq), in seconds. A
+    relay whose bytes move in the kernel does its work in softirq and kernel worker context, charged to no
+    process of its own: only the machine's total compares it fairly with a user-space relay."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 def measure_wrk(ctx, row, connections, extra):
     pids = row_pids(row)
     backend_pids = process_tree(ctx["backend"]["proc"].pid)
-    cpu0, bcpu0 = cpu_seconds(pids), cpu_seconds(backend_pids)
+    cpu0, bcpu0, machine0 = cpu_seconds(pids), cpu_seconds(backend_pids), machine_busy_seconds()
     result = wrk(ctx, row, connections, extra)
-    cpu, bcpu = cpu_seconds(pids) - cpu0, cpu_seconds(backend_pids) - bcpu0
-    result.update(proxy_cpu_s=cpu if pids else None, backend_cpu_s=bcpu)
+    cpu, bcpu, machine = cpu_seconds(pids) - cpu0, cpu_seconds(backend_pids) - bcpu0, machine_busy_seconds() - machine0
+    result.update(proxy_cpu_s=cpu if pids else None, backend_cpu_s=bcpu, machine_cpu_s=machine)
     return result
 
 
@@ -704,16 +738,17 @@ def measure_keepalive(ctx, row):
     r["p50_ms"] = r["latency_ms"].get("50")
     r["p99_ms"] = r["latency_ms"].get("99")
     r["cpu_us_per_req"] = r["proxy_cpu_s"] * 1e6 / n if n and r["proxy_cpu_s"] is not None else None
+    r["machine_cpu_us_per_req"] = r["machine_cpu_s"] * 1e6 / n if n else None
     return r
 
 
 def measure_bulk(ctx, row):
     pids = row_pids(row)
-    cpu0 = cpu_seconds(pids)
+    cpu0, machine0 = cpu_seconds(pids), machine_busy_seconds()
     port = row_port(row, HOSTS["a"])
     rc, out, err = curl(port, HOSTS["a"], path="/files/big.bin", cafile=ctx["ca"],
                         extra=["-o", "/dev/null", "-w", "%{speed_download} %{size_download} %{http_code}"])
-    cpu = cpu_seconds(pids) - cpu0
+    cpu, machine = cpu_seconds(pids) - cpu0, machine_busy_seconds() - machine0
     r = {"problems": []}
     try:
         speed, size, code = out.split()
@@ -725,6 +760,7 @@ def measure_bulk(ctx, row):
         r["problems"].append(f"curl exit {rc}, HTTP {r['http_code']}, {r['bytes']} of {BULK_SIZE} bytes")
     r["proxy_cpu_s"] = cpu if pids else None
     r["cpu_ms_per_gib"] = cpu * 1000 / (r["bytes"] / (1 << 30)) if pids and r["bytes"] else None
+    r["machine_cpu_ms_per_gib"] = machine * 1000 / (r["bytes"] / (1 << 30)) if r["bytes"] else None
     return r
 
 
@@ -814,8 +850,10 @@ COLUMNS = [  # (header, metric, key, format)
     ("p50", "keepalive", "p50_ms", "{:.2f} ms"),
     ("p99", "keepalive", "p99_ms", "{:.2f} ms"),
     ("CPU-µs/req", "keepalive", "cpu_us_per_req", "{:,.1f}"),
+    ("machine CPU-µs/req", "keepalive", "machine_cpu_us_per_req", "{:,.1f}"),
     ("MB/s", "bulk", "mb_per_s", "{:,.0f}"),
     ("CPU-ms/GiB", "bulk", "cpu_ms_per_gib", "{:,.0f}"),
+    ("machine CPU-ms/GiB", "bulk", "machine_cpu_ms_per_gib", "{:,.0f}"),
     ("RSS idle", "memory", "rss_idle_kib", "{:,.0f} KiB"),
     ("private idle", "memory", "anon_idle_kib", "{:,.0f} KiB"),
     ("KiB/conn @{hold}", "memory", "kib_per_conn", "{:.1f}"),
@@ -1064,12 +1102,13 @@ def preflight(args):
 
 
 def main():
-    global TAILGATE_SPREAD, CANDIDATE, CANDIDATE_DENY_LIST, CANDIDATE_LOG_LEVEL
+    global TAILGATE_SPREAD, CANDIDATE, CANDIDATE_DENY_LIST, CANDIDATE_LOG_LEVEL, PROBE, PROBE_OBJECT
     args = parse_args()
     TAILGATE_SPREAD = args.tailgate_spread
     CANDIDATE = args.candidate
     CANDIDATE_DENY_LIST = args.candidate_deny_list
     CANDIDATE_LOG_LEVEL = args.candidate_log_level
+    PROBE, PROBE_OBJECT = args.probe, args.probe_object
     preflight(args)
     started = time.monotonic()
     machine = machine_description()

@@ -35,6 +35,8 @@ final class AgentParts: Sendable {
     /// their next deadline, look at it at once.
     /// New connections per second per listener, for /status.
     let connectionRates = ConnectionRates()
+    /// The health endpoint's connections, against its caps.
+    let healthConnections = HealthConnectionTable(limit: HealthService.maxConnections, perSource: HealthService.maxConnectionsPerSource)
     let checkerBell = Doorbell()
     let firewallBell = Doorbell()
     let resolverBell = Doorbell()

@@ -72,6 +72,7 @@ final class HealthConnectionTable: Sendable {
         var setAside: Set<ObjectIdentifier> = []
         var serial: UInt64 = 0
         var evictions = 0
+        var refusals = 0
     }
 
     let limit: Int
@@ -101,8 +102,14 @@ final class HealthConnectionTable: Sendable {
                 state.evictions += 1
                 return true
             }
-            if state.perSource[source, default: 0] >= perSource, !evictOldestIdle(of: source) { return .refused }
-            if state.entries.count >= limit, !evictOldestIdle(of: nil) { return .refused }
+            if state.perSource[source, default: 0] >= perSource, !evictOldestIdle(of: source) {
+                state.refusals += 1
+                return .refused
+            }
+            if state.entries.count >= limit, !evictOldestIdle(of: nil) {
+                state.refusals += 1
+                return .refused
+            }
             state.serial += 1
             state.entries[ObjectIdentifier(channel)] = Entry(channel: channel, source: source, serial: state.serial, phase: .reading)
             state.perSource[source, default: 0] += 1
@@ -129,6 +136,7 @@ final class HealthConnectionTable: Sendable {
 
     var count: Int { state.withLock { $0.entries.count } }
 
-    /// Connections closed to make room since start.
-    var evictions: Int { state.withLock { $0.evictions } }
+    /// Connections closed or set aside to make room since start, and newcomers closed because every
+    /// connection was busy.
+    var counts: (evictions: Int, refusals: Int) { state.withLock { ($0.evictions, $0.refusals) } }
 }

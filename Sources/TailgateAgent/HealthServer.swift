@@ -35,7 +35,7 @@ struct HealthService: Service {
         let group = supervisor.parts.healthLoops
         var channels: [any Channel] = []
         let responder = HealthResponder(supervisor: supervisor)
-        let table = HealthConnectionTable(limit: Self.maxConnections, perSource: Self.maxConnectionsPerSource)
+        let table = supervisor.parts.healthConnections
         let warnings = HealthWarnings()
         let logger = logger
         for address in health.listen {

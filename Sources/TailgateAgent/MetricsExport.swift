@@ -34,6 +34,13 @@ enum MetricsExport {
                 [], total: Int64(LogOutput.standardError.droppedLines))
         gauge("tailgate_ready", "", "1 when /readyz answers 200.").set(Int64(await supervisor.notReadyReasons().isEmpty ? 1 : 0))
 
+        let health = supervisor.parts.healthConnections
+        let healthCounts = health.counts
+        gauge("tailgate_health_connections", "open", "Connections open to the health endpoint now.").set(Int64(health.count))
+        counter("tailgate_health_connections_evicted", "Idle health-endpoint connections closed to admit new ones (a peer holding the endpoint).",
+                [], total: Int64(healthCounts.evictions))
+        counter("tailgate_health_connections_refused", "Health-endpoint connections closed at once: every open one was busy answering.",
+                [], total: Int64(healthCounts.refusals))
         gauge("tailgate_relay_threads", "accepting", "Relay threads accepting new connections now (see accept_spread).")
             .set(Int64(supervisor.parts.relay.acceptingThreads))
 

@@ -183,5 +183,8 @@ import TailgateTestSupport
         #expect(answered * 10 >= polls * 9, "answered \(answered) of \(polls); \(tailgate.process.output.suffix(600))")
         #expect(served == (rounds + 3) / 4, "the proxy served \(served) of \((rounds + 3) / 4)")
         #expect(tailgate.process.output.contains("health endpoint full"))
+        // And /metrics says someone held the endpoint.
+        let evicted = HealthIntegrationTests.parsedMetrics(healthPort).samples["tailgate_health_connections_evicted_total{}"] ?? 0
+        #expect(evicted >= 256, "evicted \(evicted)")
     }
 }
