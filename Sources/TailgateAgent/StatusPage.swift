@@ -8,6 +8,9 @@ enum StatusPage {
     static let contentSecurityPolicy =
         "default-src 'none'; style-src 'unsafe-inline'; script-src '\(StatusPageAssets.scriptHash)'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+    /// Routes listed per listener; the JSON has them all.
+    static let routesShown = 40
+
     /// Certificates expiring in fewer days than this are shown in red (the alert's threshold too).
     static let certificateWarningDays: Int64 = 14
 
@@ -95,7 +98,11 @@ enum StatusPage {
         for listener in status.listeners {
             let path = "listeners/\(escape(listener.name))"
             let refusals = listener.refusals.isEmpty ? "none" : listener.refusals.map { "\(escape($0.outcome)) \($0.count)" }.joined(separator: " · ")
-            var routes = listener.routes.map { "<li><code>\(escape($0.match))</code> → \(escape($0.upstream))</li>" }
+            // The page stays small with thousands of routes: the first ones, and where the rest are.
+            var routes = listener.routes.prefix(routesShown).map { "<li><code>\(escape($0.match))</code> → \(escape($0.upstream))</li>" }
+            if listener.routes.count > routesShown {
+                routes.append("<li>and \(listener.routes.count - routesShown) more: <a href=\"/status?format=json\">/status?format=json</a></li>")
+            }
             if let fallback = listener.defaultUpstream { routes.append("<li>default → \(escape(fallback))</li>") }
             html += "<tr><td data-label=\"Listener\"><div><b>\(escape(listener.name))</b></div></td><td data-label=\"Protocol\"><div>\(escape(listener.listenerProtocol))</div></td>"
             html += "<td data-label=\"Binds\"><div><code>\(listener.binds.map(escape).joined(separator: " "))</code></div></td>"
@@ -103,7 +110,7 @@ enum StatusPage {
             html += "<td class=\"n\" data-label=\"New/s\"><div><span data-k=\"\(path)/connections_per_second\" data-f=\"rate\">\(oneDecimal(listener.rate))</span></div></td>"
             html += "<td class=\"n\" data-label=\"Accepted\"><div><span data-k=\"\(path)/accepted_connections\">\(listener.accepted)</span></div></td>"
             html += "<td data-label=\"Not served\"><div><span data-k=\"\(path)/refusals\" data-f=\"dict\">\(refusals)</span></div></td>"
-            html += "<td data-label=\"Routes\"><div><details><summary>\(routes.count)</summary><ul>\(routes.joined())</ul></details></div></td></tr>"
+            html += "<td data-label=\"Routes\"><div><details><summary>\(listener.routes.count + (listener.defaultUpstream == nil ? 0 : 1))</summary><ul>\(routes.joined())</ul></details></div></td></tr>"
         }
         return html + "</tbody></table></section>\n"
     }
