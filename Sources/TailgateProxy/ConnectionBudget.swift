@@ -36,9 +36,13 @@ public final class ConnectionBudget: Sendable {
         active.subtract(1, ordering: .relaxed)
     }
 
+    /// Descriptors kept for the rest of the agent: the health endpoint's (256 connections and 256 set
+    /// aside at most), listening sockets, netlink, the log and the control socket.
+    public static let agentReserve = 768
+
     /// The default when the config sets none: a third of the open-file limit (a relayed connection holds a
-    /// client and an upstream socket, and a pipe pair while bulk is in flight), less a reserve for the agent.
+    /// client and an upstream socket, and a pipe pair while bulk is in flight), less the agent's reserve.
     public static func defaultLimit(openFileLimit: Int) -> Int {
-        max(64, (openFileLimit - 256) / 3)
+        max(64, (openFileLimit - agentReserve) / 3)
     }
 }
