@@ -120,6 +120,9 @@ final class HealthConnectionHandler: ChannelInboundHandler {
     private let requestDeadline: TimeAmount
     private var machine = HealthConnectionStateMachine()
     private var timers: [Scheduled<Void>] = []
+    /// Set once the handler leaves the pipeline: an answer made after that (the channel closed while the
+    /// responder worked) is dropped, not written through a context no longer in use.
+    private var removed = false
 
     /// How long an answered connection may linger to let the client read the answer.
     static let lingerTime: TimeAmount = .seconds(2)
@@ -142,6 +145,7 @@ final class HealthConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
         for timer in timers { timer.cancel() }
     }
 
@@ -169,17 +173,22 @@ final class HealthConnectionHandler: ChannelInboundHandler {
         case .close:
             context.close(promise: nil)
         case .send(let response):
+            table.mark(context.channel, .busy)
             write(response, isHead: false, version: "HTTP/1.1", context: context)
         case .answer(let head, let accept):
             table.mark(context.channel, .busy)
             let responder = self.responder
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.makeFutureWithTask {
-                // Origin form, or absolute form reduced to it; anything else ("nope", "*") the responder refuses.
-                let target = head.target.hasPrefix("/") || head.target.contains("://") ? head.pathAndQuery : head.target
+                // Origin form, or absolute form (http or https) reduced to it; anything else ("nope", "*") the
+                // responder refuses.
+                let lowered = head.target.prefix(8).lowercased()
+                let absolute = lowered.hasPrefix("http://") || lowered.hasPrefix("https://")
+                let target = head.target.hasPrefix("/") || absolute ? head.pathAndQuery : head.target
                 return await responder.respond(method: head.method, target: target, accept: accept)
             }.whenSuccess { response in
                 let (handler, context) = loopBound.value
+                guard !handler.removed else { return }
                 handler.write(response, isHead: head.method == "HEAD", version: head.version, context: context)
             }
         case .linger:
@@ -200,6 +209,7 @@ final class HealthConnectionHandler: ChannelInboundHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { result in
             let (handler, context) = loopBound.value
+            guard !handler.removed else { return }
             guard case .success = result else { return context.close(promise: nil) }
             handler.perform(handler.machine.answerWritten(), context: context)
         }

@@ -88,9 +88,17 @@ final class HealthConnectionTable: Sendable {
         state.withLock { state in
             var evicting: [Eviction] = []
             func evictOldestIdle(of source: SourceKey?) -> Bool {
+                // The oldest still waiting for its head first (it can be set aside unread); an answered one,
+                // whose client may still be reading, only when none is.
                 var oldest: (key: ObjectIdentifier, entry: Entry)?
                 for (key, entry) in state.entries where entry.phase != .busy && (source == nil || entry.source == source) {
-                    if oldest == nil || entry.serial < oldest!.entry.serial { oldest = (key, entry) }
+                    guard let current = oldest else {
+                        oldest = (key, entry)
+                        continue
+                    }
+                    let better = (entry.phase == .reading) != (current.entry.phase == .reading)
+                        ? entry.phase == .reading : entry.serial < current.entry.serial
+                    if better { oldest = (key, entry) }
                 }
                 guard let oldest else { return false }
                 state.entries[oldest.key] = nil

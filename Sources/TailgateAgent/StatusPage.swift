@@ -95,8 +95,8 @@ enum StatusPage {
     private static func listeners(_ status: StatusSnapshot) -> String {
         var html = "<section id=\"listeners\"><h2>Listeners</h2><table><thead><tr><th>Listener</th><th>Protocol</th><th>Binds</th>"
         html += "<th>Now / limit</th><th>New/s</th><th>Accepted</th><th>Not served</th><th>Routes</th></tr></thead><tbody>"
-        for listener in status.listeners {
-            let path = "listeners/\(escape(listener.name))"
+        for (index, listener) in status.listeners.enumerated() {
+            let path = "listeners/#\(index)"
             let refusals = listener.refusals.isEmpty ? "none" : listener.refusals.map { "\(escape($0.outcome)) \($0.count)" }.joined(separator: " · ")
             // The page stays small with thousands of routes: the first ones, and where the rest are.
             var routes = listener.routes.prefix(routesShown).map { "<li><code>\(escape($0.match))</code> → \(escape($0.upstream))</li>" }
@@ -107,7 +107,7 @@ enum StatusPage {
             html += "<tr><td data-label=\"Listener\"><div><b>\(escape(listener.name))</b></div></td><td data-label=\"Protocol\"><div>\(escape(listener.listenerProtocol))</div></td>"
             html += "<td data-label=\"Binds\"><div><code>\(listener.binds.map(escape).joined(separator: " "))</code></div></td>"
             html += "<td class=\"n\" data-label=\"Now / limit\"><div><span data-k=\"\(path)/active_connections\">\(listener.active)</span> / \(listener.limit)</div></td>"
-            html += "<td class=\"n\" data-label=\"New/s\"><div><span data-k=\"\(path)/connections_per_second\" data-f=\"rate\">\(oneDecimal(listener.rate))</span></div></td>"
+            html += "<td class=\"n\" data-label=\"New/s\"><div><span data-k=\"\(path)/connections_per_second\" data-f=\"rate\">\(oneDecimal((listener.rate * 100).rounded() / 100))</span></div></td>"
             html += "<td class=\"n\" data-label=\"Accepted\"><div><span data-k=\"\(path)/accepted_connections\">\(listener.accepted)</span></div></td>"
             html += "<td data-label=\"Not served\"><div><span data-k=\"\(path)/refusals\" data-f=\"dict\">\(refusals)</span></div></td>"
             html += "<td data-label=\"Routes\"><div><details><summary>\(listener.routes.count + (listener.defaultUpstream == nil ? 0 : 1))</summary><ul>\(routes.joined())</ul></details></div></td></tr>"
@@ -119,16 +119,17 @@ enum StatusPage {
         var html = "<section id=\"upstreams\"><h2>Upstreams</h2><table><thead><tr><th>Upstream</th><th>Server</th><th>State</th>"
         html += "<th>Last check</th><th>Certificate</th><th>Now</th><th>Bytes</th></tr></thead><tbody>"
         // Worst first: upstreams with a failing server, and within each the failing servers.
+        // (Paths address the JSON's lists by position, as the JSON orders them; a name may hold any character.)
         let ordered = status.upstreams.enumerated().sorted {
             ($0.element.servers.map(\.severity).min() ?? 3, $0.offset) < ($1.element.servers.map(\.severity).min() ?? 3, $1.offset)
-        }.map(\.element)
-        for upstream in ordered {
-            let servers = upstream.servers.enumerated().sorted { ($0.element.severity, $0.offset) < ($1.element.severity, $1.offset) }.map(\.element)
+        }
+        for (upstreamIndex, upstream) in ordered {
+            let servers = upstream.servers.enumerated().sorted { ($0.element.severity, $0.offset) < ($1.element.severity, $1.offset) }
             if servers.isEmpty {
                 html += "<tr><td data-label=\"Upstream\"><div><b>\(escape(upstream.name))</b></div></td><td data-label=\"Server\" colspan=\"6\"><div>no servers</div></td></tr>"
             }
-            for server in servers {
-                let path = "upstreams/\(escape(upstream.name))/servers/\(escape(server.address))"
+            for (serverIndex, server) in servers {
+                let path = "upstreams/#\(upstreamIndex)/servers/#\(serverIndex)"
                 html += "<tr><td data-label=\"Upstream\"><div><b>\(escape(upstream.name))</b><br><span class=\"muted\">check \(escape(upstream.check))"
                 html += upstream.sendProxy == "none" ? "" : ", PROXY \(escape(upstream.sendProxy))"
                 html += "</span></div></td><td data-label=\"Server\"><div><code>\(escape(server.address))</code></div></td>"
@@ -178,7 +179,7 @@ enum StatusPage {
             html += "<table><thead><tr><th>Restricted port</th><th>Dropped packets</th></tr></thead><tbody>"
             for (index, drop) in firewall.drops.enumerated() {
                 html += "<tr><td data-label=\"Restricted port\"><div><code>\(escape(drop.proto)) \(escape(drop.ports))</code></div></td>"
-                html += "<td class=\"n\" data-label=\"Dropped packets\"><div><span data-k=\"firewall/dropped/\(index)/packets\">\(drop.packets)</span></div></td></tr>"
+                html += "<td class=\"n\" data-label=\"Dropped packets\"><div><span data-k=\"firewall/dropped/#\(index)/packets\">\(drop.packets)</span></div></td></tr>"
             }
             html += "</tbody></table>"
         }
@@ -222,6 +223,7 @@ enum StatusPage {
             case ">": result += "&gt;"
             case "\"": result += "&quot;"
             case "'": result += "&#39;"
+            case "\n", "\r", "\t": result += " "
             case _ where character.value < 0x20 || character.value == 0x7F: result += "\u{FFFD}"
             default: result.unicodeScalars.append(character)
             }

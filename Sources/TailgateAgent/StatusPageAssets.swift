@@ -29,14 +29,14 @@ enum StatusPageAssets {
     }
     """
 
-    /// Refreshes every element with `data-k` (a path into /status?format=json: object keys, and list items by
-    /// name or address, separated by "/") every few seconds; loads the page again when what it lays out has
+    /// Refreshes every element with `data-k` (a path into /status?format=json, separated by "/": object keys,
+    /// list items by position as `#N` or by address) every few seconds; loads the page again when what it lays out has
     /// changed (`data-shape`, the same key the server wrote), and rewrites the recent errors.
     static let script = """
     (function(){
     var b=document.body,shape=b.getAttribute('data-shape'),upd=document.getElementById('updated');
     function at(o,p){var s=p.split('/');for(var i=0;i<s.length;i++){if(o==null)return;var k=s[i];
-    o=Array.isArray(o)?(o.find(function(e){return e.name===k||e.address===k})||o[+k]):o[k]}return o}
+    o=k.charAt(0)==='#'?o[+k.slice(1)]:Array.isArray(o)?o.find(function(e){return e.address===k}):o[k]}return o}
     function bytes(v){var u=['B','KiB','MiB','GiB','TiB'],i=0;while(v>=1024&&i<4){v/=1024;i++}return (i?v.toFixed(1):v)+' '+u[i]}
     function dur(v){var d=Math.floor(v/86400),h=Math.floor(v%86400/3600),m=Math.floor(v%3600/60),s=v%60;
     return d?d+'d '+h+'h':h?h+'h '+m+'m':m?m+'m '+s+'s':s+'s'}

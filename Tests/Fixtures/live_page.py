@@ -3,7 +3,7 @@
 
 usage: live_page.py CHROMIUM URL SELECTOR TIMEOUT COMMAND...
   Opens URL, reads the text of the element SELECTOR, runs COMMAND... three times, then waits up to TIMEOUT
-  seconds for the page's own script to change that text. Prints one JSON object: before, after, and
+  seconds for the page's own script to change that text (to at least three more, when it is a number). Prints one JSON object: before, after, and
   whether the page was loaded again (rather than patched in place). Exit 0 when the text changed, 1 when
   it did not, 2 on a DevTools failure.
 usage: live_page.py CHROMIUM URL --text [--no-javascript]
@@ -66,7 +66,12 @@ def call(method, params=None, session=None):
 
 
 def evaluate(session, expression):
-    result = call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+    # While the page navigates (it loads itself again when its layout changes) an evaluation can fail:
+    # that reads as "no value yet".
+    try:
+        result = call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+    except RuntimeError:
+        return None
     return result.get("result", {}).get("value")
 
 
@@ -93,11 +98,19 @@ try:
     evaluate(session, "window.tailgateMark = 1")
     for _ in range(3):
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    # The page's refresh runs on its own timer, also while the commands run: wait for a count that has
+    # seen all three (before + 3, when the text is a number), not merely for the first change.
+    def done(value):
+        if value is None:
+            return False
+        if before is not None and before.isdigit() and value.isdigit():
+            return int(value) >= int(before) + 3
+        return value != before
     after = before
     deadline = time.time() + timeout
-    while time.time() < deadline and after == before:
+    while time.time() < deadline and not done(after):
         time.sleep(0.25)
-        after = evaluate(session, text)
+        after = evaluate(session, text) or after
     reloaded = evaluate(session, "window.tailgateMark") != 1
     print(json.dumps({"before": before, "after": after, "reloaded": reloaded}))
     status = 0 if after != before and after is not None else 1

@@ -261,6 +261,6 @@ struct FirewallIntegrationTests {
         // The status page shows the repair, and the drops per restricted port.
         let page = Command.run(lab.ip, ["netns", "exec", lab.host, "/usr/bin/curl", "-s", "http://127.0.0.1:\(healthPort)/"]).output
         #expect(page.contains("<span class=\"st in_sync\">in sync</span>") && page.contains("repairs, the last at 20"), "\(page)")
-        #expect(page.contains("<code>tcp 5432</code>") && page.contains("data-k=\"firewall/dropped/0/packets\""), "\(page)")
+        #expect(page.contains("<code>tcp 5432</code>") && page.contains("data-k=\"firewall/dropped/#0/packets\""), "\(page)")
     }
 }

@@ -115,7 +115,7 @@ import TailgateTestSupport
         let traffic = ["/usr/bin/curl", "-s", "--max-time", "10", "--cacert", sandbox.path("ca.crt"),
                        "--resolve", "app.example.com:\(port):127.0.0.1", "https://app.example.com:\(port)/"]
         let run = Command.run("/usr/bin/python3", [script, try Self.chromium(), "http://127.0.0.1:\(healthPort)/",
-                                                   "[data-k=\"listeners/public/accepted_connections\"]", "20"] + traffic, timeout: 120)
+                                                   "[data-k=\"listeners/#0/accepted_connections\"]", "20"] + traffic, timeout: 120)
         #expect(run.status == 0, "\(run.output)")
         let result = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
         let before = Int(result?["before"] as? String ?? ""), after = Int(result?["after"] as? String ?? "")
@@ -142,6 +142,10 @@ import TailgateTestSupport
         }
         let badPath = try exchange("GET nope HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(badPath.answer.hasPrefix("HTTP/1.1 400") && badPath.ending == .finished, "\(badPath)")
+        let sneaky = try exchange("GET a?x=b://h/metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(sneaky.answer.hasPrefix("HTTP/1.1 400"), "\(sneaky)")
+        let absolute = try exchange("GET http://node.tailnet:9180/healthz HTTP/1.1\r\nHost: node.tailnet\r\n\r\n")
+        #expect(absolute.answer.hasPrefix("HTTP/1.1 200") && absolute.answer.hasSuffix("ok\n"), "\(absolute)")
         let unknown = try exchange("GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(unknown.answer.hasPrefix("HTTP/1.1 404") && unknown.ending == .finished, "\(unknown)")
         let huge = try exchange("GET /status HTTP/1.1\r\nHost: x\r\nX-Filler: \(String(repeating: "a", count: 40_000))\r\n\r\n")

@@ -88,13 +88,18 @@ import Testing
         for (index, channel) in channels.enumerated() { _ = table.admit(channel, source: try source(index)) }
         table.mark(channels[0], .busy)
         table.mark(channels[1], .answered)
+        // One waiting for its head gives way first (set aside), though an answered one is older.
         let newcomer = EmbeddedChannel()
         guard case .admitted(let evicting) = table.admit(newcomer, source: try source(9)) else { Issue.record("refused"); return }
-        // The oldest that may give way: the answered one (closed at once), not the busy one.
-        #expect(evicting.count == 1 && evicting.first?.channel === channels[1] && evicting.first?.setAside == false)
-        table.mark(channels[2], .busy)
+        #expect(evicting.count == 1 && evicting.first?.channel === channels[2] && evicting.first?.setAside == true)
+        // Then the answered one (closed at once), never the busy one.
         table.mark(newcomer, .busy)
-        guard case .refused = table.admit(EmbeddedChannel(), source: try source(10)) else { Issue.record("evicted a busy connection"); return }
+        let second = EmbeddedChannel()
+        guard case .admitted(let next) = table.admit(second, source: try source(10)) else { Issue.record("refused"); return }
+        #expect(next.count == 1 && next.first?.channel === channels[1] && next.first?.setAside == false)
+        table.mark(second, .busy)
+        guard case .refused = table.admit(EmbeddedChannel(), source: try source(11)) else { Issue.record("evicted a busy connection"); return }
+        #expect(table.counts == (evictions: 2, refusals: 1))
         table.remove(channels[0])
         #expect(table.count == 2)
     }
