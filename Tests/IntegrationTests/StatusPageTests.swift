@@ -75,6 +75,11 @@ import TailgateTestSupport
         #expect(browserStatus.hasPrefix("<!doctype html>"))
         #expect(HealthIntegrationTests.http(healthPort, "/status").body.hasPrefix("{"))
 
+        // Chromium's own --dump-dom: the DOM after the page's script has run.
+        let dumped = try Self.browse("http://127.0.0.1:\(healthPort)/", ["--dump-dom", "--virtual-time-budget=1000"], in: sandbox)
+        #expect(dumped.output.contains("<b>public</b>") && dumped.output.contains("class=\"st down\">down<")
+            && dumped.output.contains(" days</span>") && dumped.output.contains("<b>app</b>"), "\(dumped.output.prefix(600)) \(dumped.errors.suffix(300))")
+
         let script = "\(Sandbox.repositoryRoot)/Tests/Fixtures/live_page.py"
         for (label, flags) in [("with JavaScript", []), ("without JavaScript", ["--no-javascript"])] {
             let run = Command.run("/usr/bin/python3", [script, try Self.chromium(), "http://127.0.0.1:\(healthPort)/", "--text"] + flags, timeout: 90)
