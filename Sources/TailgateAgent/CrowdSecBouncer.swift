@@ -122,48 +122,17 @@ final class CrowdSecBouncer: Sendable {
             throw Problem(description: "cannot read api_key_file \(configuration.apiKeyFile): \(error)")
         }
         guard !key.isEmpty, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw Problem(description: "api_key_file \(configuration.apiKeyFile) holds no usable key") }
-        let rest = configuration.url.dropFirst("http://".count)
-        let authority = String(rest.prefix { $0 != "/" })
-        let base = String(rest.dropFirst(authority.count)).trimmingSuffix("/")
-        var host = authority, port = 80
-        if let colon = authority.lastIndex(of: ":"), let parsed = Int(authority[authority.index(after: colon)...]) {
-            host = String(authority[..<colon]).trimmingCharacters(in: "[]")
-            port = parsed
-        }
-        let address: SocketAddress
-        do {
-            address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        let response: PlainHTTPGet.Response
+        do throws(PlainHTTPGet.Failure) {
+            response = try PlainHTTPGet.get(
+                PlainHTTPGet.Endpoint(configuration.url), path: "/v1/decisions/stream\(startup ? "?startup=true" : "")",
+                headers: [("X-Api-Key", key), ("User-Agent", "tailgate/\(TailgateVersion.current)")],
+                connectWithin: .seconds(30), answerWithin: .seconds(30), limit: 64 << 20
+            )
         } catch {
-            throw Problem(description: "cannot resolve \(host): \(error)")
+            throw Problem(description: error.description)
         }
-        let deadline = NIODeadline.now() + .seconds(30)
-        let descriptor: CInt
-        do {
-            descriptor = try OutgoingConnection.connect(to: address, deadline: deadline)
-        } catch {
-            throw Problem(description: "\(configuration.url): \(error)")
-        }
-        defer { Glibc.close(descriptor) }
-        let request = "GET \(base)/v1/decisions/stream\(startup ? "?startup=true" : "") HTTP/1.1\r\nHost: \(authority)\r\n"
-            + "X-Api-Key: \(key)\r\nUser-Agent: tailgate/\(TailgateVersion.current)\r\nConnection: close\r\n\r\n"
-        var bytes = Array(request.utf8)[...]
-        while !bytes.isEmpty {
-            let sent = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent > 0 { bytes = bytes.dropFirst(sent); continue }
-            if sent < 0, errno == EAGAIN, (try? OutgoingConnection.wait(descriptor, for: Int16(POLLOUT), until: deadline)) != nil { continue }
-            throw Problem(description: "\(configuration.url): \(SystemCallError("send"))")
-        }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while response.count < 64 << 20 {
-            let received = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if received > 0 { response += chunk[0..<received]; continue }
-            if received == 0 { break }
-            guard errno == EAGAIN, (try? OutgoingConnection.wait(descriptor, for: Int16(POLLIN), until: deadline)) != nil else {
-                throw Problem(description: "\(configuration.url): reading the answer: \(SystemCallError("recv"))")
-            }
-        }
-        let (status, body) = try Self.split(response, url: configuration.url)
+        let status = response.status, body = response.body
         guard status == 200 else {
             let hint = status == 403 ? " (the API key is refused: add the bouncer with `cscli bouncers add` and put its key in api_key_file)" : ""
             throw Problem(description: "\(configuration.url) answered HTTP \(status)\(hint)")
@@ -173,46 +142,5 @@ final class CrowdSecBouncer: Sendable {
         } catch {
             throw Problem(description: "\(configuration.url): \(error)")
         }
-    }
-
-    /// The status code and the body (de-chunked when `Transfer-Encoding: chunked`).
-    static func split(_ response: [UInt8], url: String) throws(Problem) -> (Int, [UInt8]) {
-        guard let end = response.indices.dropLast(3).first(where: { response[$0] == 13 && response[$0 + 1] == 10 && response[$0 + 2] == 13 && response[$0 + 3] == 10 }) else {
-            throw Problem(description: "\(url): no complete HTTP answer")
-        }
-        let head = String(decoding: response[..<end], as: UTF8.self)
-        let lines = head.split(separator: "\r\n")
-        let parts = lines.first?.split(separator: " ") ?? []
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else { throw Problem(description: "\(url): not an HTTP answer") }
-        var body = Array(response[(end + 4)...])
-        let chunked = lines.dropFirst().contains { $0.lowercased().hasPrefix("transfer-encoding:") && $0.lowercased().contains("chunked") }
-        if chunked {
-            var decoded: [UInt8] = []
-            var rest = body[...]
-            while let lineEnd = rest.indices.dropLast().first(where: { rest[$0] == 13 && rest[$0 + 1] == 10 }) {
-                let sizeText = String(decoding: rest[rest.startIndex..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-                guard let size = Int(String(sizeText).trimmingCharacters(in: " "), radix: 16), size >= 0 else { throw Problem(description: "\(url): bad chunked body") }
-                if size == 0 { break }
-                let start = lineEnd + 2
-                guard start + size <= rest.endIndex else { throw Problem(description: "\(url): truncated chunked body") }
-                decoded += rest[start..<(start + size)]
-                rest = rest[min(rest.endIndex, start + size + 2)...]
-            }
-            body = decoded
-        }
-        return (status, body)
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var view = Substring(self)
-        while let first = view.first, set.contains(first) { view.removeFirst() }
-        while let last = view.last, set.contains(last) { view.removeLast() }
-        return String(view)
-    }
-
-    fileprivate func trimmingSuffix(_ suffix: String) -> String {
-        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
     }
 }

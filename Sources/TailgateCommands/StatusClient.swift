@@ -37,66 +37,24 @@ public enum StatusClient {
     /// `base` is like "http://127.0.0.1:9180", or just "127.0.0.1:9180"; returns the body of GET /status?format=text,
     /// or of GET /status (the JSON form) with `json`.
     public static func fetchText(base given: String, json: Bool = false) throws(Failure) -> String {
-        let base = given.contains("://") ? given : "http://" + given
-        guard base.hasPrefix("http://") else { throw Failure(description: "\(given): only http:// URLs are supported") }
-        let hostPort = base.dropFirst(7).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
-        let address: SocketAddress
-        do {
-            let colon = hostPort.lastIndex(of: ":")
-            let host = colon.map { String(hostPort[..<$0]) } ?? hostPort
-            let portText = colon.map { String(hostPort[hostPort.index(after: $0)...]) }
-            guard !host.isEmpty, !host.hasPrefix("[") || host.hasSuffix("]") else {
-                throw Failure(description: "\(base): not a URL like http://127.0.0.1:9180")
-            }
-            let port = portText.map { Int($0) } ?? 80
-            guard let port, (1...65_535).contains(port) else {
-                throw Failure(description: "\(base): invalid port \"\(portText ?? "")\" (1–65535)")
-            }
-            let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-            address = try SocketAddress.makeAddressResolvingHost(bare, port: port)
-        } catch let failure as Failure {
-            throw failure
+        let response: PlainHTTPGet.Response
+        let url: String
+        do throws(PlainHTTPGet.Failure) {
+            let endpoint = try PlainHTTPGet.Endpoint(given)
+            url = "http://\(endpoint.authority)"
+            // The whole answer within 10 s and 4 MiB: whatever else listens on that port must not hold the command.
+            response = try PlainHTTPGet.get(endpoint, path: json ? "/status" : "/status?format=text", connectWithin: .seconds(5),
+                                           answerWithin: .seconds(10), limit: 4 << 20)
         } catch {
-            throw Failure(description: "\(base): cannot resolve: \(error)")
+            let hint = error.description.hasPrefix("cannot reach") ? " (is [health] listen set, and tailgate running?)" : ""
+            throw Failure(description: error.description + hint)
         }
-        let fd: CInt
-        do throws(SystemCallError) {
-            fd = try OutgoingConnection.connect(to: address, deadline: .now() + .seconds(5))
-        } catch {
-            let reason = error.errno == ETIMEDOUT ? "no answer within 5 s" : SystemCallError.errorText(error.errno)
-            throw Failure(description: "cannot reach \(base): \(reason) (is [health] listen set, and tailgate running?)")
+        guard response.status == 200 else {
+            throw Failure(description: "\(url)/status: HTTP \(response.status)")
         }
-        defer { close(fd) }
-        // The rest waits in the calls themselves, each for at most 5 s.
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("GET /status\(json ? "" : "?format=text") HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        // The whole answer within 10 s and 4 MiB: whatever else listens on that port must not hold the command.
-        let deadline = ContinuousClock.now + .seconds(10)
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { break }
-            response.append(contentsOf: chunk[0..<count])
-            guard ContinuousClock.now < deadline, response.count <= 4 << 20 else {
-                throw Failure(description: "\(base): the answer is too slow or too large; is this tailgate's health endpoint?")
-            }
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        let separator = Array("\r\n\r\n".utf8)
-        guard let end = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
-            throw Failure(description: "\(base): no HTTP response")
-        }
-        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200") else {
-            throw Failure(description: "\(base)/status: \(text.prefix { $0 != "\r" })")
-        }
-        let body = String(decoding: response[(end + 4)...], as: UTF8.self)
+        let body = String(decoding: response.body, as: UTF8.self)
         guard json ? body.hasPrefix("{") && body.contains("\"generation\"") : body.hasPrefix("tailgate ") else {
-            throw Failure(description: "\(base): answered, but not as tailgate's health endpoint does (is [health] listen this address?)")
+            throw Failure(description: "\(url): answered, but not as tailgate's health endpoint does (is [health] listen this address?)")
         }
         return body
     }
