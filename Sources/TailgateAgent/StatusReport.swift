@@ -106,6 +106,21 @@ enum StatusReport {
             }
             text += "\n"
         }
+        // What did not end well, and the last few of them, as the log showed them.
+        let refused = status.listeners.filter { !$0.refusals.isEmpty }
+        if !refused.isEmpty {
+            text += "\nnot served since start:\n"
+            for listener in refused {
+                text += "  \(pad(listener.name, 14)) " + listener.refusals.map { "\($0.outcome) \($0.count)" }.joined(separator: ", ") + "\n"
+            }
+        }
+        if !status.recentEnds.isEmpty {
+            text += "\nrecent connection errors:\n"
+            for end in status.recentEnds {
+                text += "  \(end.time) \(pad(end.listener, 12)) \(pad(end.client, 24)) \(pad(end.serverName ?? "-", 24)) \(end.outcome)"
+                    + (end.reason.map { " (\($0))" } ?? "") + "\n"
+            }
+        }
         return text
     }
 

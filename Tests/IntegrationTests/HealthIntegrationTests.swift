@@ -110,6 +110,9 @@ struct HealthIntegrationTests {
         #expect(text.output.contains("public"))
         #expect(text.output.contains("127.0.0.1:\(app.proxyPort)"))
         #expect(text.output.contains(" up "))
+        // The garbage connection above: counted per outcome and listed with its reason, as the log has it.
+        #expect(text.output.contains("not served since start:\n  public         bad_client_hello 1"), "\(text.output)")
+        #expect(text.output.contains("recent connection errors:") && text.output.contains(" bad_client_hello (not_tls)\n"), "\(text.output)")
         let jsonStatus = Command.run(Sandbox.tailgateBinary, ["status", "--json", "--health", "http://127.0.0.1:\(healthPort)"])
         let parsed = (try? JSONSerialization.jsonObject(with: Data(jsonStatus.output.utf8))) as? [String: Any]
         #expect(jsonStatus.status == 0 && (parsed?["config"] as? [String: Any])?["generation"] as? Int == 1 && jsonStatus.output.contains("127.0.0.1:\(app.proxyPort)"), "\(jsonStatus.output)")
