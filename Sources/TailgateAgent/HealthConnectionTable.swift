@@ -1,6 +1,6 @@
 import NIOCore
 import Synchronization
-import TailgateWire
+import TailgateConfig
 
 /// The health endpoint's open connections, so that a monitor always gets through.
 ///
@@ -32,24 +32,11 @@ final class HealthConnectionTable: Sendable {
         var phase: Phase
     }
 
-    /// A source: an IPv4 address, or the /64 of an IPv6 one.
-    struct SourceKey: Hashable {
-        let high: UInt64
-        let low: UInt64
-
-        init(_ address: SocketAddress?) {
-            switch address?.unmappingIPv4() {
-            case .v4(let v4):
-                high = 0
-                low = UInt64(UInt32(bigEndian: v4.address.sin_addr.s_addr))
-            case .v6(let v6):
-                high = withUnsafeBytes(of: v6.address.sin6_addr) { bytes in bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
-                low = .max
-            default:
-                high = .max
-                low = .max
-            }
-        }
+    /// A connection's source: its IPv4 address, or the /64 of its IPv6 one (as a listener's per-source
+    /// limits count by default).
+    /// (IPv4-mapped IPv6 counts as IPv4; nil for an address that is not IP.)
+    static func source(of address: SocketAddress?) -> SourceKey? {
+        address.flatMap(IPAddress.init).map { SourceKey($0, ipv4Prefix: 32, ipv6Prefix: 64) }
     }
 
     /// A connection that gives way: closed now, or (waiting for its head) set aside unread.

@@ -49,7 +49,7 @@ struct HealthService: Service {
                 let channel = try await ServerBootstrap(group: group)
                     .childChannelOption(.allowRemoteHalfClosure, value: true)
                     .childChannelInitializer { channel in
-                        let source = HealthConnectionTable.SourceKey(channel.remoteAddress)
+                        guard let source = HealthConnectionTable.source(of: channel.remoteAddress) else { return channel.close() }
                         switch table.admit(channel, source: source) {
                         case .refused:
                             if warnings.shouldWarn(now: .now()) {

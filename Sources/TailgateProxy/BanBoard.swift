@@ -76,65 +76,38 @@ public final class BanBoard: Sendable {
 /// source's earlier bans are remembered while it stays in the table, so a repeat offender's ban doubles.
 final class OffenseTracker: Sendable {
     struct Entry {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        var used = false
         var count: UInt32 = 0
         var windowStart: Int64 = 0
         var lastSeen: Int64 = 0
         var bans: UInt8 = 0
     }
 
-    private let slots: Mutex<[Entry]>
-    private let mask: Int
-    private let seed = UInt64.random(in: 1...UInt64.max)
+    private let sources: Mutex<SourceSlots<Entry>>
 
     init(capacity: Int = 16_384) {
-        var size = 16
-        while size < capacity { size <<= 1 }
-        slots = Mutex(Array(repeating: Entry(), count: size))
-        mask = size - 1
+        sources = Mutex(SourceSlots(capacity: capacity, empty: Entry()))
     }
 
     /// Counts an offense of `key`; returns how long to ban it when this one trips the rule (and counts the ban).
     func offend(_ key: SourceKey, rule: BanRule, now: Int64) -> (length: Duration, count: Int)? {
-        var value = key.high ^ (key.low &* 0x9E37_79B9_7F4A_7C15) ^ seed
-        value ^= value >> 31
-        value &*= 0xBF58_476D_1CE4_E5B9
-        value ^= value >> 29
-        let start = Int(truncatingIfNeeded: value)
-        let mask = self.mask
-        return slots.withLock { slots -> (Duration, Int)? in
-            var chosen: Int?
-            var oldest: Int?
-            for step in 0..<16 {
-                let index = (start &+ step) & mask
-                if slots[index].used, slots[index].high == key.high, slots[index].low == key.low {
-                    chosen = index
-                    break
-                }
-                if !slots[index].used || oldest.map({ slots[index].lastSeen < slots[$0].lastSeen }) ?? true { oldest = index }
-            }
-            let index: Int
-            if let chosen {
-                index = chosen
-            } else {
-                index = oldest ?? (start & mask)
-                slots[index] = Entry(high: key.high, low: key.low, used: true, windowStart: now)
+        sources.withLock { sources -> (Duration, Int)? in
+            // Any source may give way, the least recently seen first: forgetting one costs only its count.
+            guard let (index, _) = sources.claim(key, fresh: Entry(windowStart: now), mayGiveWay: { _ in true }, age: { $0.lastSeen }) else {
+                return nil
             }
             let window = rule.within.wholeMilliseconds * 1_000_000
-            if now - slots[index].windowStart >= window {
-                slots[index].windowStart = now
-                slots[index].count = 0
+            if now - sources[index].windowStart >= window {
+                sources[index].windowStart = now
+                sources[index].count = 0
             }
-            slots[index].lastSeen = now
-            slots[index].count += 1
-            guard slots[index].count >= UInt32(rule.after) else { return nil }
-            let count = Int(slots[index].count)
-            let length = rule.length(afterEarlierBans: Int(slots[index].bans))
-            slots[index].bans &+= slots[index].bans < .max ? 1 : 0
-            slots[index].count = 0
-            slots[index].windowStart = now
+            sources[index].lastSeen = now
+            sources[index].count += 1
+            guard sources[index].count >= UInt32(rule.after) else { return nil }
+            let count = Int(sources[index].count)
+            let length = rule.length(afterEarlierBans: Int(sources[index].bans))
+            sources[index].bans &+= sources[index].bans < .max ? 1 : 0
+            sources[index].count = 0
+            sources[index].windowStart = now
             return (length, count)
         }
     }

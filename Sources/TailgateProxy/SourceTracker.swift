@@ -27,9 +27,6 @@ final class SourceTracker: Sendable {
     }
 
     struct Entry {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        var used = false
         var open: Int32 = 0
         /// Attempts in the current window and in the one before it (the rate is the sliding-window
         /// estimate: the previous window's count weighted by how much of it still overlaps, plus this one's).
@@ -42,26 +39,21 @@ final class SourceTracker: Sendable {
     }
 
     struct Table {
-        var slots: [Entry]
-        var mask: Int
+        var sources: SourceSlots<Entry>
         var inUse = 0
         var evictions = 0
         var untracked = 0
     }
 
-    static let groupSize = 16
+    static let groupSize = SourceSlots<Entry>.groupSize
     /// How often at most one source's refusals are logged.
     static let warningInterval: Int64 = 60_000_000_000
 
     private let table: Mutex<Table>
-    private let seed: UInt64
 
     /// A table of `capacity` slots (rounded up to a power of two, at least one group).
     init(capacity: Int) {
-        var size = Self.groupSize
-        while size < capacity { size <<= 1 }
-        table = Mutex(Table(slots: Array(repeating: Entry(), count: size), mask: size - 1))
-        seed = UInt64.random(in: 1...UInt64.max)
+        table = Mutex(Table(sources: SourceSlots(capacity: capacity, empty: Entry())))
     }
 
     /// The capacity a listener with `maxConnections` gets.
@@ -69,7 +61,7 @@ final class SourceTracker: Sendable {
         min(1 << 22, max(4_096, maxConnections * 4))
     }
 
-    var capacity: Int { table.withLock { $0.slots.count } }
+    var capacity: Int { table.withLock { $0.sources.capacity } }
 
     /// Sources in the table, sources evicted to make room, connections let in untracked.
     var statistics: (sources: Int, evictions: Int, untracked: Int) {
@@ -79,13 +71,20 @@ final class SourceTracker: Sendable {
     /// Counts a new connection from `key`, unless it is over a limit. Attempts over the rate count too, so a
     /// source that keeps trying stays refused until it slows down.
     func admit(_ key: SourceKey, limits: SourceLimits, now: Int64) -> Verdict {
-        let start = Int(truncatingIfNeeded: hash(key))
-        return table.withLock { table -> Verdict in
-            guard let index = Self.slot(for: key, from: start, in: &table, now: now) else {
+        table.withLock { table -> Verdict in
+            // A source with connections open never gives way: what `release` gives back is always found.
+            guard let (index, how) = table.sources.claim(
+                key, fresh: Entry(windowStart: now), mayGiveWay: { $0.open == 0 }, age: { $0.windowStart }
+            ) else {
                 table.untracked += 1
                 return .untracked
             }
-            return Self.count(key, in: &table.slots[index], limits: limits, now: now)
+            switch how {
+            case .found: break
+            case .free: table.inUse += 1
+            case .evicted: table.evictions += 1
+            }
+            return Self.count(key, in: &table.sources[index], limits: limits, now: now)
         }
     }
 
@@ -119,83 +118,25 @@ final class SourceTracker: Sendable {
 
     /// A connection counted by `admit` ended.
     func release(_ key: SourceKey) {
-        let start = Int(truncatingIfNeeded: hash(key))
         table.withLock { table in
-            let mask = table.mask
-            for step in 0..<Self.groupSize {
-                let index = (start &+ step) & mask
-                if table.slots[index].used, table.slots[index].high == key.high, table.slots[index].low == key.low {
-                    if table.slots[index].open > 0 { table.slots[index].open -= 1 }
-                    return
-                }
-            }
+            guard let index = table.sources.find(key), table.sources[index].open > 0 else { return }
+            table.sources[index].open -= 1
         }
     }
 
     /// Whether a refusal of `key` should be logged now (at most once per source per minute).
     func shouldWarn(_ key: SourceKey, now: Int64) -> Bool {
-        let start = Int(truncatingIfNeeded: hash(key))
-        return table.withLock { table in
-            let mask = table.mask
-            for step in 0..<Self.groupSize {
-                let index = (start &+ step) & mask
-                if table.slots[index].used, table.slots[index].high == key.high, table.slots[index].low == key.low {
-                    guard table.slots[index].lastWarned == .min || now - table.slots[index].lastWarned >= Self.warningInterval else { return false }
-                    table.slots[index].lastWarned = now
-                    return true
-                }
-            }
-            return false
+        table.withLock { table in
+            guard let index = table.sources.find(key) else { return false }
+            let last = table.sources[index].lastWarned
+            guard last == .min || now - last >= Self.warningInterval else { return false }
+            table.sources[index].lastWarned = now
+            return true
         }
     }
 
     /// Connections open from `key` now (0 when it is not in the table).
     func openConnections(_ key: SourceKey) -> Int {
-        let start = Int(truncatingIfNeeded: hash(key))
-        return table.withLock { table in
-            for step in 0..<Self.groupSize {
-                let entry = table.slots[(start &+ step) & table.mask]
-                if entry.used, entry.high == key.high, entry.low == key.low { return Int(entry.open) }
-            }
-            return 0
-        }
-    }
-
-    /// The slot of `key` in its group: found, or a free one, or the least recently seen source without open
-    /// connections (evicted); nil when every slot of the group holds a source with connections open.
-    private static func slot(for key: SourceKey, from start: Int, in table: inout Table, now: Int64) -> Int? {
-        let mask = table.mask
-        var free: Int?
-        var oldest: Int?
-        for step in 0..<groupSize {
-            let index = (start &+ step) & mask
-            let entry = table.slots[index]
-            if !entry.used {
-                if free == nil { free = index }
-                continue
-            }
-            if entry.high == key.high, entry.low == key.low { return index }
-            if entry.open == 0, oldest.map({ entry.windowStart < table.slots[$0].windowStart }) ?? true { oldest = index }
-        }
-        guard let index = free ?? oldest else { return nil }
-        if free == nil {
-            table.evictions += 1
-        } else {
-            table.inUse += 1
-        }
-        table.slots[index] = Entry(high: key.high, low: key.low, used: true, windowStart: now)
-        return index
-    }
-
-    /// A keyed mix of the source's bits (the seed is random per process, so that nobody can pick addresses
-    /// that all fall in one group).
-    private func hash(_ key: SourceKey) -> UInt64 {
-        var value = key.high ^ (key.low &* 0x9E37_79B9_7F4A_7C15) ^ seed
-        value ^= value >> 33
-        value &*= 0xFF51_AFD7_ED55_8CCD
-        value ^= value >> 33
-        value &*= 0xC4CE_B9FE_1A85_EC53
-        value ^= value >> 33
-        return value
+        table.withLock { table in table.sources.find(key).map { Int(table.sources[$0].open) } ?? 0 }
     }
 }

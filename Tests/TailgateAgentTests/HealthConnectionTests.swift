@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import TailgateConfig
 import Testing
 
 @testable import TailgateAgent
@@ -67,8 +68,8 @@ import Testing
 
     @Test func aSourceOverItsCapLosesItsOwnOldestIdleConnection() throws {
         let table = HealthConnectionTable(limit: 8, perSource: 2)
-        let attacker = HealthConnectionTable.SourceKey(try SocketAddress(ipAddress: "100.64.0.9", port: 1))
-        let monitor = HealthConnectionTable.SourceKey(try SocketAddress(ipAddress: "100.64.0.1", port: 1))
+        let attacker = HealthConnectionTable.source(of: try SocketAddress(ipAddress: "100.64.0.9", port: 1))!
+        let monitor = HealthConnectionTable.source(of: try SocketAddress(ipAddress: "100.64.0.1", port: 1))!
         let first = EmbeddedChannel(), second = EmbeddedChannel(), third = EmbeddedChannel(), probe = EmbeddedChannel()
         for channel in [first, second] {
             guard case .admitted(let evicting) = table.admit(channel, source: attacker), evicting.isEmpty else { Issue.record("not admitted"); return }
@@ -81,8 +82,8 @@ import Testing
 
     @Test func aFullTableEvictsTheOldestIdleAndNeverOneAnswering() throws {
         let table = HealthConnectionTable(limit: 3, perSource: 3)
-        func source(_ last: Int) throws -> HealthConnectionTable.SourceKey {
-            HealthConnectionTable.SourceKey(try SocketAddress(ipAddress: "192.0.2.\(last)", port: 1))
+        func source(_ last: Int) throws -> SourceKey {
+            HealthConnectionTable.source(of: try SocketAddress(ipAddress: "192.0.2.\(last)", port: 1))!
         }
         let channels = (0..<3).map { _ in EmbeddedChannel() }
         for (index, channel) in channels.enumerated() { _ = table.admit(channel, source: try source(index)) }
@@ -105,7 +106,7 @@ import Testing
     }
 
     @Test func sourcesAreAddressesAndIPv6Slash64s() throws {
-        typealias Key = HealthConnectionTable.SourceKey
+        func Key(_ address: SocketAddress) -> SourceKey? { HealthConnectionTable.source(of: address) }
         #expect(Key(try SocketAddress(ipAddress: "2001:db8:1:2::1", port: 1)) == Key(try SocketAddress(ipAddress: "2001:db8:1:2:ffff::9", port: 2)))
         #expect(Key(try SocketAddress(ipAddress: "2001:db8:1:2::1", port: 1)) != Key(try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 1)))
         #expect(Key(try SocketAddress(ipAddress: "::ffff:192.0.2.1", port: 1)) == Key(try SocketAddress(ipAddress: "192.0.2.1", port: 9)))
