@@ -59,7 +59,7 @@ final class ControlSocket: Sendable {
         }
         descriptor = fd
         let listening = fd
-        guard DetachedThread.start(name: "control", { Self.serve(listening, desk: desk, logger: logger) }) else {
+        guard NamedThread.startDetached(name: "control", { Self.serve(listening, desk: desk, logger: logger) }) else {
             close(fd)
             throw Failure(description: "cannot start the control socket's thread")
         }

@@ -33,7 +33,7 @@ final class CrowdSecBouncer: Sendable {
     }
 
     func start(desk: BanDesk, board: BanBoard, logger: Logger) {
-        DetachedThread.start(name: "crowdsec") { [self] in serve(desk: desk, board: board, logger: logger) }
+        NamedThread.startDetached(name: "crowdsec") { [self] in serve(desk: desk, board: board, logger: logger) }
     }
 
     private func serve(desk: BanDesk, board: BanBoard, logger: Logger) {

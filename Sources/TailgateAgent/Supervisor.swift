@@ -287,7 +287,7 @@ actor Supervisor {
         if !banThreadStarted {
             banThreadStarted = true
             let (desk, board, logger) = (parts.bans, parts.banBoard, logger)
-            DetachedThread.start(name: "bans") { BanDesk.serve(board, desk: desk, logger: logger) }
+            NamedThread.startDetached(name: "bans") { BanDesk.serve(board, desk: desk, logger: logger) }
         }
         if let control {
             if control.path != configuration.bans.controlSocket {

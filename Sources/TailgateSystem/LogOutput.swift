@@ -66,19 +66,9 @@ public final class LogOutput: Sendable {
         guard start else { return }
         // A standard error whose reader is gone must make the writer's write fail, not end the agent.
         ProcessSignals.ignoreBrokenPipes()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { context in
-            let output = Unmanaged<LogOutput>.fromOpaque(context!).takeRetainedValue()  // passed below
-            tailgate_name_thread("log-writer")
-            output.runWriter()
-            return nil
-        }, context)
-        if result == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<LogOutput>.fromOpaque(context).release()
+        guard NamedThread.startDetached(name: "log-writer", { [self] in runWriter() }) else {
             queue.withLock { $0.started = false }
+            return
         }
     }
 

@@ -121,18 +121,7 @@ final class SpliceWorker: Sendable {
     }
 
     private func start() throws(SystemCallError) {
-        var handle = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let result = pthread_create(&handle, nil, { context in
-            let worker = Unmanaged<SpliceWorker>.fromOpaque(context!).takeRetainedValue()  // passed below
-            tailgate_name_thread(worker.name)
-            SpliceLoop(worker: worker).run()
-            return nil
-        }, context)
-        guard result == 0 else {
-            Unmanaged<SpliceWorker>.fromOpaque(context).release()
-            throw SystemCallError("pthread_create", errno: result)
-        }
+        let handle = try NamedThread.start(name: name) { [self] in SpliceLoop(worker: self).run() }
         thread.withLock { $0 = handle }
     }
 

@@ -1,8 +1,9 @@
 import CTailgateLinux
 import Glibc
 
-/// A named thread that runs `body` once and is never joined (the control socket's accept loop).
-public enum DetachedThread {
+/// The agent's own threads (relay threads, the log writer, the control socket, the ban desk, the CrowdSec
+/// bouncer): a pthread named for `top -H` and the journal's thread views, running `body` once.
+public enum NamedThread {
     private final class Box {
         let name: String
         let body: () -> Void
@@ -12,9 +13,8 @@ public enum DetachedThread {
         }
     }
 
-    /// Starts the thread; false when the kernel refused one.
-    @discardableResult
-    public static func start(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+    /// Starts a thread that is joined later; returns its handle.
+    public static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) -> pthread_t {
         let context = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { context in
@@ -25,8 +25,15 @@ public enum DetachedThread {
         }, context)
         guard result == 0 else {
             Unmanaged<Box>.fromOpaque(context).release()
-            return false
+            throw SystemCallError("pthread_create", errno: result)
         }
+        return thread
+    }
+
+    /// Starts a thread that is never joined; false when the kernel refused one.
+    @discardableResult
+    public static func startDetached(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+        guard let thread = try? start(name: name, body) else { return false }
         pthread_detach(thread)
         return true
     }
