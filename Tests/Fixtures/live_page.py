@@ -6,9 +6,11 @@ usage: live_page.py CHROMIUM URL SELECTOR TIMEOUT COMMAND...
   seconds for the page's own script to change that text (to at least three more, when it is a number). Prints one JSON object: before, after, and
   whether the page was loaded again (rather than patched in place). Exit 0 when the text changed, 1 when
   it did not, 2 on a DevTools failure.
-usage: live_page.py CHROMIUM URL --text [--no-javascript]
-  Opens URL (with script execution disabled) and prints what a reader sees: the body's rendered text,
-  then a line "----", then the DOM as HTML. Exit 0, or 2 on a DevTools failure."""
+usage: live_page.py CHROMIUM URL --text [--no-javascript] [--dark] [--width PIXELS]
+  Opens URL (with script execution disabled; in a dark color scheme; in a viewport that wide) and prints
+  what a reader sees: the body's rendered text, a line "----", the DOM as HTML, a line "----", and a JSON
+  object with the body's computed background colour, the page's scroll width and the viewport's width.
+  Exit 0, or 2 on a DevTools failure."""
 import json
 import os
 import shutil
@@ -20,6 +22,8 @@ import time
 chromium, url = sys.argv[1], sys.argv[2]
 text_only = sys.argv[3] == "--text"
 no_javascript = text_only and "--no-javascript" in sys.argv[4:]
+dark = text_only and "--dark" in sys.argv[4:]
+width = int(sys.argv[sys.argv.index("--width") + 1]) if text_only and "--width" in sys.argv[4:] else None
 if not text_only:
     selector, timeout, command = sys.argv[3], float(sys.argv[4]), sys.argv[5:]
 
@@ -81,6 +85,10 @@ try:
     session = call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     if no_javascript:
         call("Emulation.setScriptExecutionDisabled", {"value": True}, session)
+    if dark:
+        call("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}, session)
+    if width:
+        call("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": True}, session)
     call("Page.navigate", {"url": url}, session)
     if text_only:
         deadline = time.time() + 20
@@ -89,6 +97,9 @@ try:
         print(evaluate(session, "document.body.innerText"))
         print("----")
         print(evaluate(session, "document.documentElement.outerHTML"))
+        print("----")
+        print(json.dumps(evaluate(session, "({background: getComputedStyle(document.body).backgroundColor, "
+                                           "scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth})")))
         sys.exit(0)
     text = f"(document.querySelector({json.dumps(selector)})||{{}}).textContent"
     deadline = time.time() + 20

@@ -96,12 +96,27 @@ import TailgateTestSupport
             #expect(visible.contains("ready"), "\(label)")
         }
 
+        // Light and dark by prefers-color-scheme; at 375 px wide nothing scrolls sideways and all is there.
+        func view(_ flags: [String]) throws -> (visible: String, layout: [String: Any]) {
+            let run = Command.run("/usr/bin/python3", [script, try Self.chromium(), "http://127.0.0.1:\(healthPort)/", "--text"] + flags, timeout: 90)
+            let parts = run.output.components(separatedBy: "\n----\n")
+            let layout = parts.count > 2 ? (try? JSONSerialization.jsonObject(with: Data(parts[2].utf8))) as? [String: Any] : nil
+            return (parts[0].lowercased(), layout ?? [:])
+        }
+        #expect(try view([]).layout["background"] as? String == "rgb(255, 255, 255)")
+        #expect(try view(["--dark"]).layout["background"] as? String == "rgb(21, 24, 27)")
+        let phone = try view(["--width", "375"])
+        #expect(phone.layout["innerWidth"] as? Int == 375, "\(phone.layout)")
+        #expect((phone.layout["scrollWidth"] as? Int ?? .max) <= 375, "the page scrolls sideways at 375 px: \(phone.layout)")
+        #expect(phone.visible.contains("needs attention") && phone.visible.contains("spare") && phone.visible.contains("127.0.0.1:\(port)"))
+
         // Screenshots, wide and phone-sized, kept as artifacts.
         try FileManager.default.createDirectory(atPath: Self.artifacts, withIntermediateDirectories: true)
-        for width in [1280, 375] {
-            let file = "\(Self.artifacts)/status-page-\(width).png"
+        for (width, dark) in [(1280, false), (375, false), (1280, true)] {
+            let file = "\(Self.artifacts)/status-page-\(width)\(dark ? "-dark" : "").png"
             unlink(file)
-            let shot = try Self.browse("http://127.0.0.1:\(healthPort)/", ["--screenshot=\(file)", "--window-size=\(width),\(width > 1000 ? 800 : 1800)"], in: sandbox)
+            let shot = try Self.browse("http://127.0.0.1:\(healthPort)/", ["--screenshot=\(file)", "--window-size=\(width),\(width > 1000 ? 800 : 1800)"]
+                                        + (dark ? ["--force-dark-mode"] : []), in: sandbox)
             let png = try #require(FileManager.default.contents(atPath: file), "\(shot.errors.suffix(500))")
             #expect(png.count > 10_000)
             // The PNG header's width: the page was laid out at that width.
