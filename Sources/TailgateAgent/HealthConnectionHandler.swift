@@ -1,4 +1,5 @@
 import NIOCore
+import TailgateConfig
 import TailgateWire
 
 /// One request on one connection of the health endpoint: what happens at each event, without I/O.
@@ -94,18 +95,9 @@ struct HealthConnectionStateMachine {
                   zip(line[..<colon], wanted).allSatisfy({ ($0 | 0x20) == $1 })
             else { continue }
             let value = String(decoding: line[line.index(after: colon)...], as: UTF8.self)
-            return value.trimmingASCIISpaces
+            return value.trimmingASCIIWhitespace()
         }
         return nil
-    }
-}
-
-extension String {
-    fileprivate var trimmingASCIISpaces: String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first == " " || first == "\t" || first == "\r" { scalars.removeFirst() }
-        while let last = scalars.last, last == " " || last == "\t" || last == "\r" { scalars.removeLast() }
-        return String(scalars)
     }
 }
 

@@ -191,7 +191,8 @@ extension ErrorCollector {
 }
 
 extension String {
-    func trimmingASCIIWhitespace() -> String {
+    /// Without leading and trailing spaces, tabs and carriage returns.
+    public func trimmingASCIIWhitespace() -> String {
         var view = Substring(self)
         while let first = view.first, first == " " || first == "\t" || first == "\r" { view.removeFirst() }
         while let last = view.last, last == " " || last == "\t" || last == "\r" { view.removeLast() }

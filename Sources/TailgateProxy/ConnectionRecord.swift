@@ -88,7 +88,7 @@ final class ConnectionRecord {
         // for its source's limits (a warning names the source once a minute).
         let level: Logger.Level = quiet && (outcome == .clientClosedEarly || outcome == .overSourceLimit || outcome == .banned) ? .debug : .info
         listener.tally.ended(
-            outcome, logged: level == .info, client: client?.endpointDescription ?? "-", serverName: serverName, reason: detail
+            outcome, logged: level == .info, client: client, serverName: serverName, reason: detail
         )
         guard logger.logLevel <= level else { return }
         let line = ConnectionLogLine(

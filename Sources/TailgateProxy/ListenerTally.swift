@@ -1,5 +1,7 @@
 import Glibc
+import NIOCore
 import Synchronization
+import TailgateConfig
 
 /// How a listener's connections ended since start, by outcome, and the last few that ended badly: what the
 /// status page shows without reading the Prometheus registry back.
@@ -22,19 +24,22 @@ public final class ListenerTally: Sendable {
         let value = Atomic<Int>(0)
     }
 
+    /// The outcomes in the order of `cells` (`allCases` builds a new array at each use; this runs per connection).
+    private static let outcomeOrder = ConnectionOutcome.allCases
     private let cells: [Cell] = ConnectionOutcome.allCases.map { _ in Cell() }
     private let recent = Mutex<(entries: [RecentEnd], next: Int)>(([], 0))
 
-    /// Counts one ending; `logged` connections that did not end well are also kept among the recent ones.
-    func ended(_ outcome: ConnectionOutcome, logged: Bool, client: String, serverName: String?, reason: String?) {
-        if let index = ConnectionOutcome.allCases.firstIndex(of: outcome) {
+    /// Counts one ending; `logged` connections that did not end well are also kept among the recent ones
+    /// (only those have their client's address formatted).
+    func ended(_ outcome: ConnectionOutcome, logged: Bool, client: SocketAddress?, serverName: String?, reason: String?) {
+        if let index = Self.outcomeOrder.firstIndex(of: outcome) {
             cells[index].value.add(1, ordering: .relaxed)
         }
         guard logged, outcome != .closed, outcome != .redirected else { return }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         // Each field as long as the log line would show it: a client's SNI is at most a host name.
-        let entry = RecentEnd(time: Int64(now.tv_sec), client: client, serverName: serverName.map { String($0.prefix(255)) }, outcome: outcome, reason: reason)
+        let entry = RecentEnd(time: Int64(now.tv_sec), client: client?.endpointDescription ?? "-", serverName: serverName.map { String($0.prefix(255)) }, outcome: outcome, reason: reason)
         recent.withLock { ring in
             if ring.entries.count < Self.recentLimit {
                 ring.entries.append(entry)
@@ -48,7 +53,7 @@ public final class ListenerTally: Sendable {
     /// Connections that ended with each outcome since start (outcomes with none left out).
     public var outcomes: [ConnectionOutcome: Int] {
         var result: [ConnectionOutcome: Int] = [:]
-        for (index, outcome) in ConnectionOutcome.allCases.enumerated() {
+        for (index, outcome) in Self.outcomeOrder.enumerated() {
             let count = cells[index].value.load(ordering: .relaxed)
             if count > 0 { result[outcome] = count }
         }
