@@ -38,7 +38,7 @@ CANDIDATE_DENY_LIST = 0  # --candidate-deny-list N: the candidate's listener den
 CANDIDATE_LOG_LEVEL = None  # --candidate-log-level LEVEL: the candidate's [log] level
 PROBE = None  # --probe BIN: bench/kernel_probe's relay, measured as rows probe-kernel and probe-splice
 PROBE_OBJECT = None  # its BPF object
-PROBES = ("probe-kernel", "probe-kernel-skb", "probe-splice")
+PROBES = ("probe-kernel", "probe-kernel-skb", "probe-kernel-park", "probe-splice")
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 ROWS = ("direct", "haproxy", "nginx", "tailgate")
 TAILGATES = ("tailgate", "candidate")   # rows run by a tailgate binary, with the same configuration
@@ -87,7 +87,9 @@ def parse_args():
     p.add_argument("--probe", metavar="BIN",
                    help="also measure bench/kernel_probe's relay (built by bench/kernel_probe/build) as rows probe-kernel "
                         "(bytes moved by a sockmap stream-verdict program), probe-kernel-skb (the same program attached "
-                        "as an skb verdict) and probe-splice (the same relay with splice)")
+                        "as an skb verdict), probe-kernel-park (park.bpf.o: the redirect with a bound on what is queued toward the "
+                        "peer, past which the sender's bytes are parked and delivered by user space) and probe-splice (the same "
+                        "relay with splice)")
     p.add_argument("--probe-object", metavar="OBJ", help="the probe's BPF object (default: relay.bpf.o beside BIN)")
     p.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs (printed path)")
@@ -106,9 +108,8 @@ def parse_args():
     if args.probe:
         args.probe = os.path.abspath(args.probe)
         args.probe_object = os.path.abspath(args.probe_object or os.path.join(os.path.dirname(args.probe), "relay.bpf.o"))
-        for row in PROBES:
-            if row not in args.only:
-                args.only.append(row)
+        if not set(PROBES) & set(args.only):  # no probe row named: all of them
+            args.only.extend(PROBES)
     unknown = set(args.only) - set(ROWS) - ({"candidate"} if args.candidate else set()) - (set(PROBES) if args.probe else set())
     if unknown:
         p.error(f"unknown rows: {', '.join(sorted(unknown))}")
@@ -529,7 +530,8 @@ def start_proxy(procs, kind, workdir, backend_ports, nofile):
     if kind in PROBES:
         # Everything to backend A's PROXY-protocol listen; no port 80.
         conf = os.path.join(prefix, "probe.args")
-        argv = [PROBE, str(port), str(backend_ports["a"]["pp"]), kind.split("-", 1)[1], PROBE_OBJECT]
+        program = os.path.join(os.path.dirname(PROBE_OBJECT), "park.bpf.o") if kind == "probe-kernel-park" else PROBE_OBJECT
+        argv = [PROBE, str(port), str(backend_ports["a"]["pp"]), kind.split("-", 1)[1], program]
         with open(conf, "w") as f:
             f.write(" ".join(argv) + "\n")
         proc = procs.start(kind, argv, logfile)

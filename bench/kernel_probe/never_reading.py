@@ -4,7 +4,9 @@ bench/kernel_probe's relay in each mode. Prints, every second, how many bytes th
 kernel's TCP memory (/proc/net/sockstat, pages). A relay that holds backpressure stops both within a few
 MiB; one that does not lets them grow for as long as the client writes.
 
-usage: never_reading.py PROBE OBJECT [SECONDS]"""
+usage: never_reading.py PROBE OBJECT [SECONDS [MODE...]]
+
+kernel-park loads park.bpf.o from OBJECT's directory."""
 import os
 import select
 import socket
@@ -40,12 +42,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-for mode in ("splice", "kernel", "kernel-parser", "kernel-skb"):
+modes = sys.argv[4:] or ("splice", "kernel", "kernel-parser", "kernel-skb", "kernel-park")
+for mode in modes:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     port = free_port()
-    relay = subprocess.Popen([probe, str(port), str(server.getsockname()[1]), mode, obj], stderr=subprocess.DEVNULL)
+    program = os.path.join(os.path.dirname(obj), "park.bpf.o") if mode == "kernel-park" else obj
+    relay = subprocess.Popen([probe, str(port), str(server.getsockname()[1]), mode, program])
     time.sleep(0.5)
     client = socket.create_connection(("127.0.0.1", port))
     client.sendall(b"hello")                  # the "ClientHello": starts the relay

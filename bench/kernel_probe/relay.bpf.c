@@ -1,14 +1,6 @@
 // The kernel half of the relay probe: a socket's incoming bytes go straight to its peer's send queue.
 // Sockets are keyed by their socket cookie; `peers` maps a cookie to its peer's.
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
-struct {
-    __uint(type, BPF_MAP_TYPE_SOCKHASH);
-    __uint(max_entries, 65536);
-    __type(key, __u64);
-    __type(value, __u64);
-} sockets SEC(".maps");
+#include "sockets.bpf.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
