@@ -10,6 +10,7 @@ struct ProxyPlan: Sendable {
     struct Server: Sendable {
         let written: Endpoint
         let address: SocketAddress?
+        var backup = false
     }
 
     let configuration: TailgateConfiguration
@@ -34,22 +35,25 @@ struct ProxyPlan: Sendable {
         var servers: [String: [Server]] = [:]
         for (name, upstream) in configuration.upstreams {
             var addresses: [SocketAddress] = []
+            var backups: [SocketAddress] = []
             var entries: [Server] = []
-            for server in upstream.servers {
+            for (server, isBackup) in upstream.servers.map({ ($0, false) }) + upstream.backup.map({ ($0, true) }) {
                 let address: SocketAddress?
                 switch server.value {
                 case .address(let literal): address = literal
                 case .hostname(let host, let port): address = names[ResolvedNames.Name(host: host, port: port)]
                 }
-                entries.append(Server(written: server.value, address: address))
-                if let address, !addresses.contains(address) { addresses.append(address) }
+                entries.append(Server(written: server.value, address: address, backup: isBackup))
+                // A name may resolve to an address another entry has: it is used once, in its first role.
+                guard let address, !addresses.contains(address), !backups.contains(address) else { continue }
+                if isBackup { backups.append(address) } else { addresses.append(address) }
             }
             servers[name] = entries
             if upstream.check.kind == .tls, let caFile = upstream.check.caFile, let problem = TrustFile.problem(caFile.value) {
                 errors.append(ConfigurationError(file: file, position: caFile.position, keyPath: "upstreams.\(name).check_ca", message: problem))
             }
             pools[name] = UpstreamPool(
-                name: name, servers: addresses, sendProxy: upstream.sendProxy,
+                name: name, servers: addresses, backup: backups, sendProxy: upstream.sendProxy,
                 connectTimeout: upstream.connectTimeout, idleTimeout: upstream.idleTimeout, failTimeout: upstream.failTimeout,
                 usage: usage, health: health, metrics: metrics
             )
@@ -80,14 +84,15 @@ struct ProxyPlan: Sendable {
     /// One warning per server whose name has no address, at the line that names it.
     static func unresolvedWarnings(_ configuration: TailgateConfiguration, names: ResolvedNames, file: String) -> [ConfigurationError] {
         var warnings: [ConfigurationError] = []
-        for (name, upstream) in configuration.upstreams.sorted(by: { $0.key < $1.key }) {
-            for (index, server) in upstream.servers.enumerated() {
+        for (upstreamName, upstream) in configuration.upstreams.sorted(by: { $0.key < $1.key }) {
+            let written = upstream.servers.enumerated().map { ($1, "servers[\($0)]") } + upstream.backup.enumerated().map { ($1, "backup[\($0)]") }
+            for (server, key) in written {
                 guard case .hostname(let host, let port) = server.value else { continue }
-                let key = ResolvedNames.Name(host: host, port: port)
-                guard names[key] == nil else { continue }
-                let reason = names.failures[key] ?? "no address"
+                let name = ResolvedNames.Name(host: host, port: port)
+                guard names[name] == nil else { continue }
+                let reason = names.failures[name] ?? "no address"
                 warnings.append(ConfigurationError(
-                    file: file, position: server.position, keyPath: "upstreams.\(name).servers[\(index)]",
+                    file: file, position: server.position, keyPath: "upstreams.\(upstreamName).\(key)",
                     message: "warning: cannot resolve \"\(host)\" (\(reason)); the server is down until it resolves, tried again every 2 s"
                 ))
             }
@@ -95,8 +100,8 @@ struct ProxyPlan: Sendable {
         return warnings
     }
 
-    /// The resolved addresses of an upstream's servers.
+    /// The resolved addresses of an upstream's servers, backups last.
     func servers(of upstream: String) -> [SocketAddress] {
-        pools[upstream]?.servers ?? []
+        pools[upstream]?.allServers ?? []
     }
 }

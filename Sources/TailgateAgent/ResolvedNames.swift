@@ -27,7 +27,7 @@ struct ResolvedNames: Sendable, Equatable {
     static func names(in configuration: TailgateConfiguration) -> [Name] {
         var names: Set<Name> = []
         for upstream in configuration.upstreams.values {
-            for server in upstream.servers {
+            for server in upstream.allServers {
                 if case .hostname(let host, let port) = server.value { names.insert(Name(host: host, port: port)) }
             }
         }

@@ -68,8 +68,11 @@ enum StatusPage {
         }
         for upstream in status.upstreams {
             let failing = upstream.servers.filter { $0.severity == 0 }
+            let primaries = upstream.servers.filter { !$0.backup }
             if !failing.isEmpty, failing.count == upstream.servers.count {
                 problems.append(Problem(severity: "bad", html: "Every server of upstream <b>\(escape(upstream.name))</b> is down."))
+            } else if !primaries.isEmpty, primaries.count < upstream.servers.count, primaries.allSatisfy({ $0.severity <= 1 }) {
+                problems.append(Problem(severity: "bad", html: "No server of upstream <b>\(escape(upstream.name))</b> can be used (down or skipped): its backup servers serve."))
             }
             for server in failing {
                 let why = server.resolveError ?? server.lastCheck?.result ?? server.state
@@ -132,7 +135,8 @@ enum StatusPage {
                 let path = "upstreams/#\(upstreamIndex)/servers/#\(serverIndex)"
                 html += "<tr><td data-label=\"Upstream\"><div><b>\(escape(upstream.name))</b><br><span class=\"muted\">check \(escape(upstream.check))"
                 html += upstream.sendProxy == "none" ? "" : ", PROXY \(escape(upstream.sendProxy))"
-                html += "</span></div></td><td data-label=\"Server\"><div><code>\(escape(server.address))</code></div></td>"
+                html += "</span></div></td><td data-label=\"Server\"><div><code>\(escape(server.address))</code>"
+                html += server.backup ? " <span class=\"muted\">backup</span></div></td>" : "</div></td>"
                 html += "<td data-label=\"State\"><div><span class=\"st \(escape(server.state))\">\(escape(server.state))</span></div></td>"
                 if let error = server.resolveError {
                     html += "<td data-label=\"Last check\"><div>\(escape(error))</div></td>"

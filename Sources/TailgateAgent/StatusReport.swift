@@ -29,6 +29,7 @@ enum StatusReport {
             "{\"name\":\(q(upstream.name)),\"send_proxy\":\(q(upstream.sendProxy)),\"check\":\(q(upstream.check)),\"servers\":"
                 + list(upstream.servers.map { server in
                     var json = "{\"address\":\(q(server.address)),\"state\":\(q(server.state)),\"active_connections\":\(server.active)"
+                    if server.backup { json += ",\"backup\":true" }
                     if let check = server.lastCheck {
                         json += ",\"last_check\":{\"time\":\(q(check.time)),\"ok\":\(check.ok),\"result\":\(q(check.result)),\"duration_ms\":\(check.durationMilliseconds)}"
                     }
@@ -84,7 +85,7 @@ enum StatusReport {
         text += "\nUPSTREAM        SERVER                  STATE      ACTIVE  CERT EXPIRES  LAST CHECK\n"
         for upstream in status.upstreams {
             for server in upstream.servers {
-                text += pad(upstream.name, 16) + pad(server.address, 24) + pad(server.state, 11) + pad("\(server.active)", 8)
+                text += pad(upstream.name, 16) + pad(server.address + (server.backup ? " (backup)" : ""), 24) + pad(server.state, 11) + pad("\(server.active)", 8)
                     + pad(server.certificateNotAfter.map(Timestamp.date) ?? "-", 14) + (server.resolveError ?? server.lastCheck?.result ?? "-") + "\n"
             }
         }

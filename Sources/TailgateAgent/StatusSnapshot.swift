@@ -40,6 +40,8 @@ struct StatusSnapshot: Sendable {
         var lastCheck: (time: String, ok: Bool, result: String, durationMilliseconds: Int64)?
         var certificateNotAfter: Int64?
         var resolveError: String?
+        /// A `backup` server: used only when no other server can be.
+        var backup = false
 
         /// Whole days until the certificate expires (negative once it has).
         func certificateDays(now: Int64) -> Int64? {
@@ -183,6 +185,7 @@ struct StatusSnapshot: Sendable {
                     address: address.endpointDescription, state: state, active: usage[address] ?? 0, bytes: bytes[address] ?? 0,
                     certificateNotAfter: check?.lastResult?.certificateNotAfter
                 )
+                server.backup = plan?.pools[name]?.isBackup(address) ?? false
                 if let result = check?.lastResult {
                     server.lastCheck = (check?.lastCheck ?? "", result.isHealthy, result.summary, result.duration.wholeMilliseconds)
                 }
@@ -193,7 +196,8 @@ struct StatusSnapshot: Sendable {
                 guard case .hostname(let host, let port) = entry.written else { continue }
                 servers.append(Server(
                     address: entry.written.description, state: "unresolved", active: 0, bytes: 0,
-                    resolveError: plan?.names.failures[ResolvedNames.Name(host: host, port: port)] ?? "not resolved yet"
+                    resolveError: plan?.names.failures[ResolvedNames.Name(host: host, port: port)] ?? "not resolved yet",
+                    backup: entry.backup
                 ))
             }
             snapshot.upstreams.append(Upstream(name: name, sendProxy: upstream.sendProxy.rawValue, check: upstream.check.kind.rawValue, servers: servers))

@@ -318,7 +318,7 @@ actor Supervisor {
     /// configuration and which came back.
     private func announceServerChanges(from old: ProxyPlan?, to new: ProxyPlan) {
         func addresses(_ plan: ProxyPlan?) -> Set<SocketAddress> {
-            Set(plan?.pools.values.flatMap(\.servers) ?? [])
+            Set(plan?.pools.values.flatMap(\.allServers) ?? [])
         }
         let before = addresses(old), after = addresses(new)
         parts.usage.serversChanged(left: before.subtracting(after), present: after)

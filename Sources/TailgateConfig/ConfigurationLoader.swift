@@ -9,7 +9,7 @@ public enum ConfigurationLoader {
         "deny", "redirect", "max_connections_per_source", "connection_rate_per_source", "source_prefix_ipv4", "source_prefix_ipv6", "ban",
     ]
     static let upstreamKeys = [
-        "servers", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
+        "servers", "backup", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
     ]
 
     /// Parses and validates; `file` is used in error locations only (this module does no I/O). List files
@@ -164,6 +164,12 @@ public enum ConfigurationLoader {
             check: readCheck(&reader, errors: errors)
         )
         upstream.failTimeout = reader.duration("fail_timeout", minimum: .zero) ?? upstream.failTimeout
+        upstream.backup = reader.array("backup", of: "\"address:port\" strings") { value, path -> Located<Endpoint>? in
+            parseEndpoint(value, path: path, errors: errors, allowHostname: true)
+        } ?? []
+        for (index, server) in upstream.backup.enumerated() where upstream.servers.contains(where: { $0.value == server.value }) {
+            errors.add("\(server.value) is already in 'servers'; a server is either a backup or not", at: server.position, path: reader.keyPath("backup") + "[\(index)]")
+        }
         reader.reportUnknownKeys(expected: upstreamKeys)
         return upstream
     }

@@ -101,6 +101,12 @@ public struct UpstreamConfiguration: Sendable {
     /// How long new connections skip a server after a connect to it failed (zero: never).
     public var failTimeout: Duration = ConfigurationDefaults.failTimeout
     public var check: UpstreamCheckConfiguration
+    /// Servers tried only after every one of `servers` is down, skipped or has failed this connection's
+    /// connect (nginx's and HAProxy's `backup`).
+    public var backup: [Located<Endpoint>] = []
+
+    /// `servers`, then `backup`: every server the upstream may connect to or check.
+    public var allServers: [Located<Endpoint>] { servers + backup }
 }
 
 /// The `[log]` table.

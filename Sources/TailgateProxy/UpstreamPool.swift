@@ -4,10 +4,12 @@ import Prometheus
 import Synchronization
 import TailgateConfig
 
-/// The servers of one upstream with addresses resolved, and the round-robin position shared by all event loops.
+/// The servers of one upstream with addresses resolved, and the round-robin positions shared by all event loops.
 public final class UpstreamPool: Sendable {
     public let name: String
     public let servers: [SocketAddress]
+    /// Tried after every one of `servers` (see `candidates`).
+    public let backup: [SocketAddress]
     public let sendProxy: ProxyProtocolMode
     public let connectTimeout: TimeAmount
     public let idleTimeout: TimeAmount
@@ -20,18 +22,20 @@ public final class UpstreamPool: Sendable {
     /// Connect times of this upstream, looked up once rather than per connection.
     let connectHistogram: DurationHistogram
     private let cursor = Atomic<Int>(0)
+    private let backupCursor = Atomic<Int>(0)
 
     public init(
-        name: String, servers: [SocketAddress], sendProxy: ProxyProtocolMode, connectTimeout: Duration, idleTimeout: Duration,
-        failTimeout: Duration = .zero, usage: ServerUsage, health: ServerHealthBoard, metrics: ProxyMetrics
+        name: String, servers: [SocketAddress], backup: [SocketAddress] = [], sendProxy: ProxyProtocolMode, connectTimeout: Duration,
+        idleTimeout: Duration, failTimeout: Duration = .zero, usage: ServerUsage, health: ServerHealthBoard, metrics: ProxyMetrics
     ) {
         self.usage = usage
         self.health = health
         self.metrics = metrics
-        metrics.initialize(upstream: name, servers: servers.map(\.endpointDescription))
+        metrics.initialize(upstream: name, servers: (servers + backup).map(\.endpointDescription))
         self.connectHistogram = metrics.connectHistogram(upstream: name)
         self.name = name
         self.servers = servers
+        self.backup = backup
         self.sendProxy = sendProxy
         self.connectTimeout = .milliseconds(connectTimeout.wholeMilliseconds)
         self.idleTimeout = .milliseconds(idleTimeout.wholeMilliseconds)
@@ -54,25 +58,46 @@ public final class UpstreamPool: Sendable {
         health.clearFailure(upstream: name, server: server)
     }
 
+    /// Every server, backups last.
+    public var allServers: [SocketAddress] { backup.isEmpty ? servers : servers + backup }
+
+    /// Whether `server` is one of the backups.
+    public func isBackup(_ server: SocketAddress) -> Bool { backup.contains(server) }
+
     /// The servers a new connection tries, in order: round robin over those not marked down by active
-    /// checks nor skipped after a failed connect; when every server is, all of them (better a try than a
-    /// certain failure). None while no server's name has resolved yet.
+    /// checks nor skipped after a failed connect, then the backups that are not, round robin among
+    /// themselves (so a backup serves when every server is down, skipped, or fails this very connect, as
+    /// nginx's and HAProxy's `backup` do). When every server and backup is down or skipped, all of them,
+    /// servers first (better a try than a certain failure). None while no name has resolved yet.
     func candidates() -> (servers: [SocketAddress], allDown: Bool) {
-        if servers.isEmpty { return ([], true) }
-        if servers.count == 1, !health.isDown(upstream: name, server: servers[0]) {
+        if servers.isEmpty && backup.isEmpty { return ([], true) }
+        if backup.isEmpty, servers.count == 1, !health.isDown(upstream: name, server: servers[0]) {
             return (servers, false)
         }
-        let ticket = cursor.add(1, ordering: .relaxed).oldValue
-        let start = Int(UInt(bitPattern: ticket) % UInt(servers.count))
+        let start = Self.nextStart(cursor, count: servers.count)
+        let backupStart = Self.nextStart(backupCursor, count: backup.count)
         var ordered: [SocketAddress] = []
-        ordered.reserveCapacity(servers.count)
+        ordered.reserveCapacity(servers.count + backup.count)
         for offset in 0..<servers.count {
             let server = servers[(start + offset) % servers.count]
             if !health.isDown(upstream: name, server: server) { ordered.append(server) }
         }
+        for offset in 0..<backup.count {
+            let server = backup[(backupStart + offset) % backup.count]
+            if !health.isDown(upstream: name, server: server) { ordered.append(server) }
+        }
         if ordered.isEmpty {
-            return ((0..<servers.count).map { servers[(start + $0) % servers.count] }, true)
+            ordered = (0..<servers.count).map { servers[(start + $0) % servers.count] }
+            ordered += (0..<backup.count).map { backup[(backupStart + $0) % backup.count] }
+            return (ordered, true)
         }
         return (ordered, false)
+    }
+
+    /// The next round-robin start among `count` servers (0 for one or none: no atomic add).
+    private static func nextStart(_ cursor: borrowing Atomic<Int>, count: Int) -> Int {
+        guard count > 1 else { return 0 }
+        let ticket = cursor.add(1, ordering: .relaxed).oldValue
+        return Int(UInt(bitPattern: ticket) % UInt(count))
     }
 }

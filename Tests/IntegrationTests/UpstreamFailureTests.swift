@@ -57,6 +57,43 @@ struct UpstreamFailureTests {
         #expect(Poll.until(timeout: 5) { hole.pendingConnects == 0 }, "a connect to the black hole outlived connect_timeout")
     }
 
+    /// A backup server carries the upstream only when no other server can: the connection that finds the
+    /// server gone is carried by the backup at once (the client never sees the failure), new connections go
+    /// straight to it while the server is skipped, and the status says which server is the backup and that
+    /// it is serving.
+    @Test func aBackupServerServesOnlyWhenNoOtherServerCan() throws {
+        let sandbox = try Sandbox("backup-server")
+        defer { sandbox.tearDown() }
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
+        let primary = try NginxUpstream.start("primary", in: sandbox)
+        let spare = try NginxUpstream.start("spare", in: sandbox)
+        let (port, healthPort) = (TestPort.free(), TestPort.free())
+        let tailgate = try TailgateInstance.start(config: TailgateInstance.healthConfig(
+            port: port, healthPort: healthPort, upstream: "app", servers: ["127.0.0.1:\(primary.plainPort)"],
+            settings: "backup = [\"127.0.0.1:\(spare.plainPort)\"]\nfail_timeout = \"1h\""
+        ), in: sandbox)
+        for _ in 0..<3 { #expect(curl(sandbox, host: "app.example.com", port: port).output == "primary  app.example.com\n") }
+        _ = primary.process.stop()
+        for _ in 0..<3 { #expect(curl(sandbox, host: "app.example.com", port: port).output == "spare  app.example.com\n") }
+        #expect(Poll.until(timeout: 5) { tailgate.connectionLines.count == 6 })
+        let lines = tailgate.connectionLines
+        #expect(lines.filter { $0.contains("server=127.0.0.1:\(primary.plainPort) ") }.count == 3, "\(lines)")
+        #expect(lines.filter { $0.contains("server=127.0.0.1:\(spare.plainPort) ") && $0.contains("outcome=closed") }.count == 3, "\(lines)")
+        // One failed connect (the connection that found the server gone, and went on to the backup); then
+        // the server was skipped and new connections went to the backup first.
+        let metrics = HealthIntegrationTests.parsedMetrics(healthPort).samples
+        #expect(metrics["tailgate_upstream_connect_failures_total{server=\"127.0.0.1:\(primary.plainPort)\",upstream=\"app\"}"] == 1)
+        #expect(metrics["tailgate_upstream_connect_failures_total{server=\"127.0.0.1:\(spare.plainPort)\",upstream=\"app\"}"] == 0)
+        let status = HealthIntegrationTests.http(healthPort, "/status").body
+        #expect(status.contains("{\"address\":\"127.0.0.1:\(spare.plainPort)\",\"state\":\"unchecked\",\"active_connections\":0,\"backup\":true,"), "\(status)")
+        #expect(status.contains("{\"address\":\"127.0.0.1:\(primary.plainPort)\",\"state\":\"skipped\",\"active_connections\":0,\"certificate_not_after\""), "\(status)")
+        let text = Command.run(Sandbox.tailgateBinary, ["status", "--health", "127.0.0.1:\(healthPort)"]).output
+        #expect(text.contains("127.0.0.1:\(spare.plainPort) (backup)"), "\(text)")
+        let page = HealthIntegrationTests.http(healthPort, "/status?format=html").body
+        #expect(page.contains("No server of upstream <b>app</b> can be used (down or skipped): its backup servers serve."), "\(page)")
+        #expect(page.contains("<code>127.0.0.1:\(spare.plainPort)</code> <span class=\"muted\">backup</span>"), "\(page)")
+    }
+
     /// A reload that turns fail_timeout off ends the skipping at once.
     @Test func aReloadThatTurnsFailTimeoutOffEndsTheSkipping() throws {
         let sandbox = try Sandbox("fail-timeout-off")

@@ -337,6 +337,26 @@ func errors(_ text: String) -> [String] {
     ])
 }
 
+@Test func backupServersAreReadAndMayNotRepeatAServer() throws {
+    let config = try ConfigurationLoader.load(text: """
+        [listeners.a]
+        bind = ["127.0.0.1:1"]
+        default = "u"
+        [upstreams.u]
+        servers = ["127.0.0.1:2"]
+        backup = ["127.0.0.1:3", "Spare.Internal:443"]
+        """, file: "t.toml")
+    let upstream = try #require(config.upstreams["u"])
+    #expect(upstream.backup.map(\.value.description) == ["127.0.0.1:3", "spare.internal:443"])
+    #expect(upstream.allServers.map(\.value.description) == ["127.0.0.1:2", "127.0.0.1:3", "spare.internal:443"])
+    #expect(try ConfigurationLoader.load(text: "[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n", file: "t.toml")
+        .upstreams["u"]?.backup.isEmpty == true)
+    #expect(errors("[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\nbackup = [\"127.0.0.1:3\", \"127.0.0.1:2\"]\n") == [
+        "t.toml:6:26: upstreams.u.backup[1]: 127.0.0.1:2 is already in 'servers'; a server is either a backup or not",
+    ])
+    #expect(errors("[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\nbackup = \"127.0.0.1:3\"\n").count == 1)
+}
+
 @Test func whatIsValidButProbablyNotMeantIsAWarning() throws {
     let config = try ConfigurationLoader.load(text: """
         [listeners.a]
