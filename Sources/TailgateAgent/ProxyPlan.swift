@@ -49,7 +49,7 @@ struct ProxyPlan: Sendable {
                 if isBackup { backups.append(address) } else { addresses.append(address) }
             }
             servers[name] = entries
-            if upstream.check.kind == .tls, let caFile = upstream.check.caFile, let problem = TrustFile.problem(caFile.value) {
+            if upstream.check.kind.usesTLS, let caFile = upstream.check.caFile, let problem = TrustFile.problem(caFile.value) {
                 errors.append(ConfigurationError(file: file, position: caFile.position, keyPath: "upstreams.\(name).check_ca", message: problem))
             }
             pools[name] = UpstreamPool(

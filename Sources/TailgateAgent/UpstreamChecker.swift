@@ -72,12 +72,14 @@ final class UpstreamChecker: Sendable {
     }
 
     private func check(_ name: String, _ upstream: UpstreamConfiguration, _ server: SocketAddress) async {
-        let request = ProbeRequest(
-            kind: upstream.check.kind == .tls ? .tls : .tcp, server: server, timeout: upstream.check.timeout,
+        var request = ProbeRequest(
+            kind: upstream.check.kind.usesTLS ? .tls : .tcp, server: server, timeout: upstream.check.timeout,
             serverName: upstream.check.serverName, caFile: upstream.check.caFile?.value,
             preamble: upstream.sendProxy == .v2 ? .v2 : upstream.sendProxy == .v1 ? .v1 : ProbeRequest.ProxyPreamble.none
         )
-        let result = (try? await pool.runIfActive { UpstreamProbe.run(request) })
+        request.httpPath = upstream.check.kind == .https ? upstream.check.path : nil
+        let prepared = request
+        let result = (try? await pool.runIfActive { UpstreamProbe.run(prepared) })
             ?? ProbeResult(failure: .network("checker stopped"), duration: .zero, certificateNotAfter: nil)
         record(result, upstream: name, server: server, check: upstream.check)
     }

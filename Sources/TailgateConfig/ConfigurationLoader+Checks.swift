@@ -18,10 +18,21 @@ extension ConfigurationLoader {
             // Relative to the working directory, which is / under systemd: say so rather than guess.
             errors.add("\"\(caFile.value)\" is not an absolute path", at: caFile.position, path: reader.keyPath("check_ca"))
         }
-        if check.kind != .tls {
+        if let path = reader.string("check_path") {
+            // A path as a request target: no spaces or controls (they would break the request line), not empty.
+            if path.value.hasPrefix("/"), path.value.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) {
+                check.path = path.value
+            } else {
+                errors.add("\"\(path.value)\" is not a path: it must start with / and hold no spaces", at: path.position, path: reader.keyPath("check_path"))
+            }
+            if check.kind != .https {
+                errors.warn("has no effect unless check = \"https\"", at: path.position, path: reader.keyPath("check_path"))
+            }
+        }
+        if !check.kind.usesTLS {
             for key in ["check_sni", "check_ca"] {
                 if let value = reader.table[key] {
-                    errors.warn("has no effect unless check = \"tls\"", at: value.position, path: reader.keyPath(key))
+                    errors.warn("has no effect unless check = \"tls\" or \"https\"", at: value.position, path: reader.keyPath(key))
                 }
             }
         }
@@ -35,7 +46,7 @@ extension ConfigurationLoader {
     static func applyCheckServerNames(
         _ upstreams: inout [String: UpstreamConfiguration], listeners: [ListenerConfiguration], document: TOMLTable, errors: ErrorCollector
     ) {
-        for (name, upstream) in upstreams where upstream.check.kind == .tls && upstream.check.serverName == nil {
+        for (name, upstream) in upstreams where upstream.check.kind.usesTLS && upstream.check.serverName == nil {
             let exact = listeners.lazy.flatMap(\.routeList).compactMap { route -> String? in
                 guard route.upstream == name, case .exact(let host) = route.pattern else { return nil }
                 return host
@@ -46,7 +57,7 @@ extension ConfigurationLoader {
             }
             let position = document["upstreams"]?.table?[name]?.table?["check"]?.position ?? document.position
             errors.add(
-                "a \"tls\" check verifies the certificate's name, and no exact route points here to take it from: set check_sni",
+                "a \"\(upstream.check.kind.rawValue)\" check verifies the certificate's name, and no exact route points here to take it from: set check_sni",
                 at: position, path: "upstreams.\(name).check"
             )
         }

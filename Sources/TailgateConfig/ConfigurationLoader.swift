@@ -9,7 +9,7 @@ public enum ConfigurationLoader {
         "deny", "redirect", "max_connections_per_source", "connection_rate_per_source", "source_prefix_ipv4", "source_prefix_ipv6", "ban",
     ]
     static let upstreamKeys = [
-        "servers", "backup", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "rise", "fall",
+        "servers", "backup", "send_proxy", "connect_timeout", "idle_timeout", "fail_timeout", "check", "check_interval", "check_timeout", "check_sni", "check_ca", "check_path", "rise", "fall",
     ]
 
     /// Parses and validates; `file` is used in error locations only (this module does no I/O). List files

@@ -7,8 +7,15 @@ public struct HealthConfiguration: Sendable {
 
 /// How an upstream's servers are checked (`check*`, `rise`, `fall` in `[upstreams.NAME]`).
 public struct UpstreamCheckConfiguration: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable { case none, tcp, tls }
+    public enum Kind: String, Sendable, CaseIterable {
+        case none, tcp, tls, https
+
+        /// Whether the check runs a TLS handshake (and verifies the certificate).
+        public var usesTLS: Bool { self == .tls || self == .https }
+    }
     public var kind: Kind = .none
+    /// The path an `https` check asks for (`check_path`).
+    public var path = "/"
     public var interval: Duration = .seconds(10)
     public var timeout: Duration = .seconds(2)
     /// SNI and the name the certificate must carry; by default the first exact route name that points here.

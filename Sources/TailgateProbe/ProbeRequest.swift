@@ -36,6 +36,9 @@ public struct ProbeRequest: Sendable {
     public var caFile: String?
     /// The PROXY protocol header to send first, for both kinds.
     public var preamble: ProxyPreamble
+    /// For `.tls`: after the handshake, ask for this path (`GET`, `Host` the server name) and be healthy
+    /// only on a 2xx or 3xx answer. nil stops at the handshake.
+    public var httpPath: String?
 
     /// A check of `server` within `timeout`; see the properties for the rest.
     public init(

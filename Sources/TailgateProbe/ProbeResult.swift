@@ -22,6 +22,10 @@ public struct ProbeResult: Sendable, Equatable {
         /// The certificate is not for the requested server name (`X509_V_ERR_HOSTNAME_MISMATCH`,
         /// or `X509_V_ERR_IP_ADDRESS_MISMATCH` for an IP address).
         case hostnameMismatch
+        /// An `https` check was answered with this status (not 2xx or 3xx).
+        case httpStatus(Int)
+        /// An `https` check got no HTTP answer it could read; why.
+        case httpResponse(String)
     }
 
     /// Why the check failed; nil when the upstream is healthy.
@@ -55,6 +59,8 @@ public struct ProbeResult: Sendable, Equatable {
         case .certificateNotYetValid: return "certificate not yet valid"
         case .certificateUntrusted(let reason): return "certificate not trusted: \(reason)"
         case .hostnameMismatch: return "certificate is for another name"
+        case .httpStatus(let status): return "HTTP status \(status)"
+        case .httpResponse(let reason): return "no HTTP answer: \(reason)"
         }
     }
 }

@@ -87,6 +87,43 @@ final class TLSClientConnection {
         }
     }
 
+    /// Encrypts and sends `bytes` on a connection whose handshake completed, by `deadline`.
+    func write(_ bytes: [UInt8], deadline: ProbeDeadline) throws(ProbeError) {
+        ERR_clear_error()
+        let written = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32(clamping: $0.count)) }
+        // Memory BIOs take everything at once: a short or failed write is an error, not a wait.
+        guard written == Int32(bytes.count) else {
+            throw ProbeError(.httpResponse("cannot send the request: \(OpenSSLErrorQueue.takeReason())"))
+        }
+        try flush(deadline: deadline)
+    }
+
+    /// Some decrypted bytes from the server, waiting for them at most until `deadline`; empty once the
+    /// server has closed (with a close_notify or without).
+    func read(deadline: ProbeDeadline) throws(ProbeError) -> [UInt8] {
+        var plain = [UInt8](repeating: 0, count: 4096)
+        var wire = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            ERR_clear_error()
+            let count = plain.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32(clamping: $0.count)) }
+            if count > 0 { return Array(plain.prefix(Int(count))) }
+            switch SSL_get_error(ssl, count) {
+            case SSL_ERROR_WANT_READ:
+                try flush(deadline: deadline)
+                let received = try socket.receive(into: &wire, deadline: deadline)
+                guard received > 0 else { return [] }
+                let buffered = wire.withUnsafeBytes { BIO_write(incoming, $0.baseAddress, Int32(received)) }
+                guard buffered == Int32(received) else {
+                    throw ProbeError(.httpResponse("cannot buffer the server's bytes: \(OpenSSLErrorQueue.takeReason())"))
+                }
+            case SSL_ERROR_ZERO_RETURN:
+                return []
+            default:
+                throw ProbeError(.httpResponse(OpenSSLErrorQueue.takeReason()))
+            }
+        }
+    }
+
     /// Sends a close_notify if it fits in the socket's buffer and closes without waiting for
     /// the server's; for a connection whose handshake completed.
     func close() {

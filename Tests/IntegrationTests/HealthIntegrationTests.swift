@@ -51,6 +51,29 @@ struct HealthIntegrationTests {
         return (result.status == 0, samples, result.output)
     }
 
+    /// An `https` check asks nginx for a path through the PROXY preamble and TLS: up on 200, down on 404
+    /// with the status as the reason, and up again when a reload points it back.
+    @Test func anHTTPSCheckMarksAServerDownOnAnErrorStatus() throws {
+        let sandbox = try Sandbox("https-check")
+        defer { sandbox.tearDown() }
+        try sandbox.certificates.issue("server", dnsNames: ["app.example.com"])
+        let app = try NginxUpstream.start("app", in: sandbox)
+        let port = TestPort.free(), healthPort = TestPort.free()
+        func config(_ path: String) -> String {
+            Self.checkedConfig(port: port, health: healthPort, app: app, in: sandbox, interval: "200ms")
+                .replacingOccurrences(of: "check = \"tls\"", with: "check = \"https\"\ncheck_path = \"\(path)\"\nrise = 1\nfall = 1")
+        }
+        let tailgate = try TailgateInstance.start(config: config("/"), in: sandbox)
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.contains("\"state\":\"up\"") })
+        #expect(Self.http(healthPort, "/status").body.contains("\"check\":\"https\""))
+        #expect(try tailgate.reload(config("/files/not-there")))
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.contains("\"result\":\"HTTP status 404\"") },
+                "\(Self.http(healthPort, "/status").body)")
+        #expect(Self.http(healthPort, "/status").body.contains("\"state\":\"down\""))
+        #expect(try tailgate.reload(config("/")))
+        #expect(Poll.until(timeout: 10) { Self.http(healthPort, "/status").body.contains("\"state\":\"up\"") })
+    }
+
     @Test func endpointsAnswerAndMetricsParseAndMoveWithTraffic() throws {
         let sandbox = try Sandbox("health")
         defer { sandbox.tearDown() }

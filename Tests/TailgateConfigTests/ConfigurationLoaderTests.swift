@@ -357,6 +357,30 @@ func errors(_ text: String) -> [String] {
     #expect(errors("[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\nbackup = \"127.0.0.1:3\"\n").count == 1)
 }
 
+@Test func anHTTPSCheckTakesAPathAndItsNameLikeATLSCheck() throws {
+    func load(_ extra: String) throws -> UpstreamCheckConfiguration? {
+        try ConfigurationLoader.load(text: """
+            [listeners.a]
+            bind = ["127.0.0.1:1"]
+            [listeners.a.routes]
+            "app.example.com" = "u"
+            [upstreams.u]
+            servers = ["127.0.0.1:2"]
+            \(extra)
+            """, file: "t.toml").upstreams["u"]?.check
+    }
+    let plain = try #require(try load("check = \"https\""))
+    #expect(plain.kind == .https && plain.path == "/" && plain.serverName == "app.example.com" && plain.kind.usesTLS)
+    #expect(try load("check = \"https\"\ncheck_path = \"/healthz?full=1\"")?.path == "/healthz?full=1")
+    let base = "[listeners.a]\nbind = [\"127.0.0.1:1\"]\ndefault = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:2\"]\n"
+    #expect(errors(base + "check = \"https\"\ncheck_sni = \"app.example.com\"\ncheck_path = \"healthz\"\n") == [
+        "t.toml:8:14: upstreams.u.check_path: \"healthz\" is not a path: it must start with / and hold no spaces",
+    ])
+    #expect(errors(base + "check = \"https\"\n").first?.contains("a \"https\" check verifies the certificate's name") == true)
+    let warned = try ConfigurationLoader.load(text: base + "check = \"tls\"\ncheck_sni = \"app.example.com\"\ncheck_path = \"/x\"\n", file: "t.toml")
+    #expect(warned.warnings.map(\.description) == ["t.toml:8:14: upstreams.u.check_path: warning: has no effect unless check = \"https\""])
+}
+
 @Test func whatIsValidButProbablyNotMeantIsAWarning() throws {
     let config = try ConfigurationLoader.load(text: """
         [listeners.a]
@@ -378,7 +402,7 @@ func errors(_ text: String) -> [String] {
         """, file: "t.toml")
     #expect(config.warnings.map(\.description) == [
         "t.toml:5:1: listeners.a.routes.\"10.0.0.1\": warning: clients never send an IP address as SNI (RFC 6066), so this route never matches",
-        "t.toml:9:13: upstreams.u.check_sni: warning: has no effect unless check = \"tls\"",
+        "t.toml:9:13: upstreams.u.check_sni: warning: has no effect unless check = \"tls\" or \"https\"",
         "t.toml:11:9: firewall.allow: warning: no tailnet source is allowed: only trusted_interfaces reach the restricted ports",
     ])
     let empty = try ConfigurationLoader.load(text: "[firewall]\n", file: "t.toml")
