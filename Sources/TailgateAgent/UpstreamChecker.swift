@@ -72,14 +72,13 @@ final class UpstreamChecker: Sendable {
     }
 
     private func check(_ name: String, _ upstream: UpstreamConfiguration, _ server: SocketAddress) async {
-        var request = ProbeRequest(
+        let request = ProbeRequest(
             kind: upstream.check.kind.usesTLS ? .tls : .tcp, server: server, timeout: upstream.check.timeout,
             serverName: upstream.check.serverName, caFile: upstream.check.caFile?.value,
-            preamble: upstream.sendProxy == .v2 ? .v2 : upstream.sendProxy == .v1 ? .v1 : ProbeRequest.ProxyPreamble.none
+            preamble: upstream.sendProxy == .v2 ? .v2 : upstream.sendProxy == .v1 ? .v1 : ProbeRequest.ProxyPreamble.none,
+            httpPath: upstream.check.kind == .https ? upstream.check.path : nil
         )
-        request.httpPath = upstream.check.kind == .https ? upstream.check.path : nil
-        let prepared = request
-        let result = (try? await pool.runIfActive { UpstreamProbe.run(prepared) })
+        let result = (try? await pool.runIfActive { UpstreamProbe.run(request) })
             ?? ProbeResult(failure: .network("checker stopped"), duration: .zero, certificateNotAfter: nil)
         record(result, upstream: name, server: server, check: upstream.check)
     }

@@ -47,7 +47,8 @@ public struct ProbeRequest: Sendable {
         timeout: Duration,
         serverName: String? = nil,
         caFile: String? = nil,
-        preamble: ProxyPreamble = .none
+        preamble: ProxyPreamble = .none,
+        httpPath: String? = nil
     ) {
         self.kind = kind
         self.server = server
@@ -55,5 +56,6 @@ public struct ProbeRequest: Sendable {
         self.serverName = serverName
         self.caFile = caFile
         self.preamble = preamble
+        self.httpPath = httpPath
     }
 }

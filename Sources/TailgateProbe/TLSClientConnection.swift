@@ -63,12 +63,8 @@ final class TLSClientConnection {
                     try flush(deadline: deadline)
                     return
                 case SSL_ERROR_WANT_READ:
-                    try flush(deadline: deadline)
-                    let count = try socket.receive(into: &buffer, deadline: deadline)
-                    guard count > 0 else { throw ProbeError(.handshake("connection closed by the server")) }
-                    let written = buffer.withUnsafeBytes { BIO_write(incoming, $0.baseAddress, Int32(count)) }
-                    guard written == Int32(count) else {
-                        throw ProbeError(.handshake("cannot buffer the server's bytes: \(OpenSSLErrorQueue.takeReason())"))
+                    guard try receive(into: &buffer, deadline: deadline, failure: ProbeResult.Failure.handshake) else {
+                        throw ProbeError(.handshake("connection closed by the server"))
                     }
                 case SSL_ERROR_SSL:
                     let reason = OpenSSLErrorQueue.takeReason()
@@ -109,19 +105,28 @@ final class TLSClientConnection {
             if count > 0 { return Array(plain.prefix(Int(count))) }
             switch SSL_get_error(ssl, count) {
             case SSL_ERROR_WANT_READ:
-                try flush(deadline: deadline)
-                let received = try socket.receive(into: &wire, deadline: deadline)
-                guard received > 0 else { return [] }
-                let buffered = wire.withUnsafeBytes { BIO_write(incoming, $0.baseAddress, Int32(received)) }
-                guard buffered == Int32(received) else {
-                    throw ProbeError(.httpResponse("cannot buffer the server's bytes: \(OpenSSLErrorQueue.takeReason())"))
-                }
+                guard try receive(into: &wire, deadline: deadline, failure: ProbeResult.Failure.httpResponse) else { return [] }
             case SSL_ERROR_ZERO_RETURN:
                 return []
             default:
                 throw ProbeError(.httpResponse(OpenSSLErrorQueue.takeReason()))
             }
         }
+    }
+
+    /// What OpenSSL waits for: sends what it wrote, then moves the server's next bytes into it. False
+    /// when the server has closed; `failure` words an error of OpenSSL's buffering.
+    private func receive(
+        into buffer: inout [UInt8], deadline: ProbeDeadline, failure: (String) -> ProbeResult.Failure
+    ) throws(ProbeError) -> Bool {
+        try flush(deadline: deadline)
+        let count = try socket.receive(into: &buffer, deadline: deadline)
+        guard count > 0 else { return false }
+        let written = buffer.withUnsafeBytes { BIO_write(incoming, $0.baseAddress, Int32(count)) }
+        guard written == Int32(count) else {
+            throw ProbeError(failure("cannot buffer the server's bytes: \(OpenSSLErrorQueue.takeReason())"))
+        }
+        return true
     }
 
     /// Sends a close_notify if it fits in the socket's buffer and closes without waiting for

@@ -27,12 +27,7 @@ public enum UpstreamProbe {
             let notAfter = connection.certificateNotAfter
             // The request only to a server whose certificate passed: an answer from another does not count.
             if failure == nil, let path = request.httpPath {
-                do throws(ProbeError) {
-                    failure = try Self.exchange(path: path, host: request.serverName ?? request.server.ipAddress ?? "localhost", over: connection, deadline: deadline)
-                } catch {
-                    connection.close()
-                    return ProbeResult(failure: error.failure, duration: deadline.elapsed, certificateNotAfter: notAfter)
-                }
+                failure = Self.exchange(path: path, host: request.serverName ?? request.server.ipAddress ?? "localhost", over: connection, deadline: deadline)
             }
             connection.close()
             return ProbeResult(failure: failure, duration: deadline.elapsed, certificateNotAfter: notAfter)
@@ -41,18 +36,23 @@ public enum UpstreamProbe {
         }
     }
 
-    /// Sends `GET path` and reads the status line: nil for 2xx and 3xx, else why not.
-    static func exchange(path: String, host: String, over connection: TLSClientConnection, deadline: ProbeDeadline) throws(ProbeError) -> ProbeResult.Failure? {
+    /// Sends `GET path` and reads the status line: nil for 2xx and 3xx, else why not (a timeout or a
+    /// network error included).
+    static func exchange(path: String, host: String, over connection: TLSClientConnection, deadline: ProbeDeadline) -> ProbeResult.Failure? {
         let authority = host.contains(":") ? "[\(host)]" : host
-        try connection.write(Array("GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: tailgate-check\r\nAccept: */*\r\nConnection: close\r\n\r\n".utf8), deadline: deadline)
-        var head: [UInt8] = []
-        while !head.contains(0x0A) {
-            let bytes = try connection.read(deadline: deadline)
-            guard !bytes.isEmpty else { return .httpResponse(head.isEmpty ? "the server closed without answering" : "the answer ended in its status line") }
-            head += bytes
-            guard head.count <= 8192 else { return .httpResponse("no status line in the first 8 KiB") }
+        do throws(ProbeError) {
+            try connection.write(Array("GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: tailgate-check\r\nAccept: */*\r\nConnection: close\r\n\r\n".utf8), deadline: deadline)
+            var head: [UInt8] = []
+            while !head.contains(0x0A) {
+                let bytes = try connection.read(deadline: deadline)
+                guard !bytes.isEmpty else { return .httpResponse(head.isEmpty ? "the server closed without answering" : "the answer ended in its status line") }
+                head += bytes
+                guard head.count <= 8192 else { return .httpResponse("no status line in the first 8 KiB") }
+            }
+            return statusFailure(head)
+        } catch {
+            return error.failure
         }
-        return statusFailure(head)
     }
 
     /// nil when `head` starts with an HTTP/1.x status line of 2xx or 3xx; else why not.

@@ -78,20 +78,23 @@ public final class UpstreamPool: Sendable {
         let backupStart = Self.nextStart(backupCursor, count: backup.count)
         var ordered: [SocketAddress] = []
         ordered.reserveCapacity(servers.count + backup.count)
-        for offset in 0..<servers.count {
-            let server = servers[(start + offset) % servers.count]
-            if !health.isDown(upstream: name, server: server) { ordered.append(server) }
-        }
-        for offset in 0..<backup.count {
-            let server = backup[(backupStart + offset) % backup.count]
-            if !health.isDown(upstream: name, server: server) { ordered.append(server) }
-        }
+        append(servers, from: start, to: &ordered, skippingDown: true)
+        append(backup, from: backupStart, to: &ordered, skippingDown: true)
         if ordered.isEmpty {
-            ordered = (0..<servers.count).map { servers[(start + $0) % servers.count] }
-            ordered += (0..<backup.count).map { backup[(backupStart + $0) % backup.count] }
+            append(servers, from: start, to: &ordered, skippingDown: false)
+            append(backup, from: backupStart, to: &ordered, skippingDown: false)
             return (ordered, true)
         }
         return (ordered, false)
+    }
+
+    /// Appends `list` starting at `start` and wrapping round, without the servers that are down when
+    /// `skippingDown`.
+    private func append(_ list: [SocketAddress], from start: Int, to ordered: inout [SocketAddress], skippingDown: Bool) {
+        for offset in 0..<list.count {
+            let server = list[(start + offset) % list.count]
+            if !skippingDown || !health.isDown(upstream: name, server: server) { ordered.append(server) }
+        }
     }
 
     /// The next round-robin start among `count` servers (0 for one or none: no atomic add).

@@ -9,18 +9,17 @@ import Testing
         let bed = try TestBed()
         // `openssl s_server -www` answers every GET with "HTTP/1.0 200 ok".
         let server = try bed.startTLSServer(certificate: "app")
-        var request = ProbeRequest(kind: .tls, server: server, timeout: .seconds(5), serverName: "app.example.test", caFile: bed.path("ca.crt"))
-        request.httpPath = "/healthz"
-        let result = UpstreamProbe.run(request)
+        let result = UpstreamProbe.run(ProbeRequest(
+            kind: .tls, server: server, timeout: .seconds(5), serverName: "app.example.test", caFile: bed.path("ca.crt"), httpPath: "/healthz"
+        ))
         #expect(result.failure == nil, "\(result.summary)")
         #expect(result.certificateNotAfter == TestBed.appNotAfter)
     }
 
     @Test func aCertificateThatFailsIsReportedBeforeAnyRequest() throws {
         let bed = try TestBed()
-        var request = ProbeRequest(kind: .tls, server: try bed.startTLSServer(certificate: "expired"), timeout: .seconds(5),
-                                   serverName: "app.example.test", caFile: bed.path("ca.crt"))
-        request.httpPath = "/"
+        let request = ProbeRequest(kind: .tls, server: try bed.startTLSServer(certificate: "expired"), timeout: .seconds(5),
+                                   serverName: "app.example.test", caFile: bed.path("ca.crt"), httpPath: "/")
         #expect(UpstreamProbe.run(request).failure == .certificateExpired)
     }
 

@@ -242,19 +242,7 @@ static int pump(int from, int to, int *pipe)
     }
 }
 
-// kernel-park mode. Every byte ever queued on `fd` for sending: acknowledged plus still in its send queue
-// (read in that order, so an acknowledgement between the two reads makes the sum smaller, never larger).
-static uint64_t queued_total(int fd)
-{
-    struct tcp_info info;
-    socklen_t len = sizeof info;
-    memset(&info, 0, sizeof info);
-    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
-    int outq = 0;
-    ioctl(fd, SIOCOUTQ, &outq);
-    return info.tcpi_bytes_acked + (uint64_t)outq;
-}
-
+// kernel-park mode. Every byte of `fd`'s that the peer acknowledged.
 static uint64_t acked_total(int fd)
 {
     struct tcp_info info;
@@ -262,6 +250,16 @@ static uint64_t acked_total(int fd)
     memset(&info, 0, sizeof info);
     getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
     return info.tcpi_bytes_acked;
+}
+
+// kernel-park mode. Every byte ever queued on `fd` for sending: acknowledged plus still in its send queue
+// (read in that order, so an acknowledgement between the two reads makes the sum smaller, never larger).
+static uint64_t queued_total(int fd)
+{
+    uint64_t acked = acked_total(fd);
+    int outq = 0;
+    ioctl(fd, SIOCOUTQ, &outq);
+    return acked + (uint64_t)outq;
 }
 
 static void want_retry(struct conn *c)
